@@ -1,0 +1,114 @@
+"""Tollgate: a self-serve billing portal in front of Stripe."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from app.config import REPO_ROOT, Config
+from app.extensions import csrf, db, limiter, login_manager, migrate
+
+__all__ = ["create_app"]
+
+# Vendored front-end files; the version is in the file name so an upgrade is a visible change.
+STATIC_ASSETS = {"htmx": "htmx-2.0.11.min.js", "pico": "pico-2.1.1.min.css"}
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the application; ``config`` replaces the environment (tests pass their own)."""
+    app = Flask(
+        __name__,
+        template_folder=str(REPO_ROOT / "templates"),
+        static_folder=str(REPO_ROOT / "static"),
+        instance_path=os.environ.get("TOLLGATE_INSTANCE_PATH") or str(REPO_ROOT / "instance"),
+    )
+    app.config.from_object(Config)
+    if config is None:
+        app.config.update(Config.from_environ(Path(app.instance_path), os.environ))
+    else:
+        app.config.update(config)
+    app.config["STRIPE_SANDBOX"] = not app.config["STRIPE_SECRET_KEY"]
+    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+
+    load_plan_catalog(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_commands(app)
+    register_error_handlers(app)
+    register_template_helpers(app)
+    return app
+
+
+def load_plan_catalog(app: Flask) -> None:
+    """Load plans.toml once; a mistake in it stops start-up with the plan and field named."""
+    from app.catalog import load_catalog
+
+    app.extensions["tollgate.catalog"] = load_catalog(app.config["TOLLGATE_PLANS"])
+
+
+def register_extensions(app: Flask) -> None:
+    """Bind the extensions created in app/extensions.py."""
+    from app.accounts.models import User
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(REPO_ROOT / "migrations"))
+    csrf.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "accounts.login"
+    login_manager.login_message = "Log in to see that page."
+    login_manager.login_message_category = "info"
+
+    @login_manager.user_loader
+    def load_user(user_id: str) -> User | None:
+        return db.session.get(User, int(user_id))
+
+
+@event.listens_for(Engine, "connect")
+def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    # Webhooks, pages and API calls write at once even on one dev server: WAL lets readers
+    # go on during a write, and the busy timeout makes a writer wait instead of failing.
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+
+def register_blueprints(app: Flask) -> None:
+    """Mount each domain's routes."""
+    from app.accounts.routes import bp as accounts_bp
+    from app.billing.routes import bp as billing_bp
+
+    app.register_blueprint(accounts_bp)
+    app.register_blueprint(billing_bp)
+
+
+def register_commands(app: Flask) -> None:
+    """Add Tollgate's ``flask ...`` commands."""
+    from app.catalog.cli import catalog_cli
+
+    app.cli.add_command(catalog_cli)
+
+
+def register_error_handlers(app: Flask) -> None:
+    """404, 500 and friends in the site's layout, JSON under /api/."""
+    from app.errors import register_error_handlers as register
+
+    register(app)
+
+
+def register_template_helpers(app: Flask) -> None:
+    """Values every template may use."""
+
+    @app.context_processor
+    def inject_layout_values() -> dict[str, Any]:
+        return {"sandbox_mode": app.config["STRIPE_SANDBOX"], "assets": STATIC_ASSETS}

@@ -1,0 +1,1 @@
+"""Sign-up, log-in, users and the customers they act for."""

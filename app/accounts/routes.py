@@ -1,0 +1,134 @@
+"""Sign-up, log-in and log-out pages."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_login import current_user, login_required, login_user, logout_user
+from sqlalchemy.exc import IntegrityError
+from werkzeug.wrappers import Response as BaseResponse
+
+from app.accounts import services
+from app.accounts.forms import LoginForm, SignupForm
+from app.catalog import current_catalog
+from app.extensions import db, limiter
+
+bp = Blueprint("accounts", __name__)
+
+# Remembers the plan a buyer picked on the pricing page across sign-up and log-in.
+CHOSEN_PLAN_KEY = "chosen_plan"
+
+
+def _login_address() -> str:
+    return "login:" + services.normalize_email(request.form.get("email", ""))
+
+
+def _failed_login(response: BaseResponse) -> bool:
+    # Only failures count toward the limit, so a person who logs in often is never slowed down.
+    return response.status_code == 401
+
+
+def _safe_next(target: str | None) -> str:
+    """Where to go after logging in: only a path on this site, never another host."""
+    parts = urlsplit(target or "")
+    if target and not parts.scheme and not parts.netloc and target.startswith("/"):
+        return target
+    return url_for("billing.account")
+
+
+def _remember_plan(plan_key: str | None) -> None:
+    if not plan_key:
+        return
+    if current_catalog().plan(plan_key) is None:
+        abort(
+            404, description=f"There is no plan called “{plan_key}”. Pick one on the pricing page."
+        )
+    session[CHOSEN_PLAN_KEY] = plan_key
+
+
+@bp.route("/signup", methods=["GET", "POST"])
+def signup() -> str | BaseResponse | tuple[str, int]:
+    """Create an account; a plan chosen on the pricing page comes along."""
+    if current_user.is_authenticated:
+        return redirect(url_for("billing.account"))
+    form = SignupForm()
+    if request.method == "GET":
+        form.plan.data = request.args.get("plan", "")
+    _remember_plan(form.plan.data)
+    if not form.validate_on_submit():
+        return _signup_page(form)
+    try:
+        user = services.register(form.email.data, form.password.data)
+        db.session.commit()
+    except services.WeakPassword as exc:
+        form.password.errors.append(str(exc))
+        return _signup_page(form)
+    except (services.EmailTaken, IntegrityError):
+        db.session.rollback()
+        form.email.errors.append("An account with this email already exists. Log in instead.")
+        return _signup_page(form)
+    login_user(user)
+    flash("Welcome to Tollgate! Your account is ready.", "success")
+    return redirect(url_for("billing.account"))
+
+
+def _signup_page(form: SignupForm) -> tuple[str, int]:
+    chosen_plan = current_catalog().plan(session.get(CHOSEN_PLAN_KEY, ""))
+    page = render_template("accounts/signup.html", form=form, chosen_plan=chosen_plan)
+    return page, 400 if form.errors else 200
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(
+    lambda: str(current_app.config["LOGIN_LIMIT_PER_IP"]),
+    methods=["POST"],
+    deduct_when=_failed_login,
+    scope="login-ip",
+)
+@limiter.limit(
+    lambda: str(current_app.config["LOGIN_LIMIT_PER_ADDRESS"]),
+    key_func=_login_address,
+    methods=["POST"],
+    deduct_when=_failed_login,
+    scope="login-address",
+)
+def login() -> str | BaseResponse | tuple[str, int]:
+    """Log in with email and password."""
+    if current_user.is_authenticated:
+        return redirect(url_for("billing.account"))
+    form = LoginForm()
+    if request.method == "GET":
+        form.next.data = request.args.get("next", "")
+        _remember_plan(request.args.get("plan"))
+    if not form.validate_on_submit():
+        return render_template("accounts/login.html", form=form), 400 if form.errors else 200
+    user = services.authenticate(form.email.data, form.password.data)
+    if user is None:
+        db.session.rollback()
+        form.password.errors.append("That email and password do not match an account.")
+        return render_template("accounts/login.html", form=form), 401
+    db.session.commit()
+    login_user(user)
+    return redirect(_safe_next(form.next.data))
+
+
+@bp.route("/logout", methods=["POST"])
+@login_required
+def logout() -> Response | BaseResponse:
+    """Log out and go back to the pricing page."""
+    logout_user()
+    session.pop(CHOSEN_PLAN_KEY, None)
+    flash("You are logged out.", "info")
+    return redirect(url_for("billing.pricing"))

@@ -1,0 +1,63 @@
+"""Creating accounts and checking credentials; callers commit."""
+
+from __future__ import annotations
+
+import secrets
+
+from sqlalchemy import func, select
+
+from app.accounts.models import Customer, User
+from app.accounts.passwords import hash_password, needs_rehash, password_problem, verify_password
+from app.extensions import db
+
+
+class AccountError(Exception):
+    """A sign-up that cannot go ahead; the message is shown to the person signing up."""
+
+
+class EmailTaken(AccountError):
+    """An account with this email address exists already."""
+
+
+class WeakPassword(AccountError):
+    """The password breaks one of the rules in ``password_problem``."""
+
+
+def normalize_email(email: str) -> str:
+    """Emails compare case-insensitively and without surrounding spaces."""
+    return email.strip().lower()
+
+
+def new_reference_id() -> str:
+    """A customerReferenceId for a customer that signed up by itself."""
+    return f"tg_{secrets.token_hex(10)}"
+
+
+def find_user(email: str) -> User | None:
+    """The user with this email address, if any."""
+    return db.session.scalar(select(User).where(func.lower(User.email) == normalize_email(email)))
+
+
+def register(email: str, password: str) -> User:
+    """Create a user and its customer record."""
+    email = normalize_email(email)
+    problem = password_problem(password, email)
+    if problem:
+        raise WeakPassword(problem)
+    if find_user(email) is not None:
+        raise EmailTaken("An account with this email already exists. Log in instead.")
+    customer = Customer(reference_id=new_reference_id(), email=email)
+    user = User(email=email, password_hash=hash_password(password), customer=customer)
+    db.session.add_all([customer, user])
+    db.session.flush()
+    return user
+
+
+def authenticate(email: str, password: str) -> User | None:
+    """The user whose credentials these are, or None; upgrades an outdated hash on the way."""
+    user = find_user(email)
+    if not verify_password(user.password_hash if user else None, password) or user is None:
+        return None
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    return user

@@ -1,0 +1,1 @@
+"""Billing: the Stripe gateway, checkout, plan changes; the pricing and account pages."""

@@ -1,0 +1,42 @@
+"""The pricing page and the customer's account page."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, make_response, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from werkzeug.wrappers import Response
+
+from app.billing.pricing import INTERVALS, plan_cards
+from app.catalog import current_catalog
+
+bp = Blueprint("billing", __name__)
+
+
+@bp.route("/")
+def index() -> Response:
+    """The home page is the pricing page."""
+    return redirect(url_for("billing.pricing"))
+
+
+@bp.route("/pricing")
+def pricing() -> Response:
+    """Plans side by side; the interval toggle swaps the cards with htmx or reloads without it."""
+    interval = request.args.get("interval", "month")
+    if interval not in INTERVALS:
+        abort(400, description=f"Unknown billing interval “{interval}”: choose month or year.")
+    cards = plan_cards(current_catalog(), interval)
+    # A history restore after a cache miss asks for the whole page, even though htmx sent it.
+    is_fragment = request.headers.get("HX-Request") == "true" and not request.headers.get(
+        "HX-History-Restore-Request"
+    )
+    template = "billing/_pricing_table.html" if is_fragment else "billing/pricing.html"
+    response = make_response(render_template(template, cards=cards, interval=interval))
+    response.vary.add("HX-Request")
+    return response
+
+
+@bp.route("/account")
+@login_required
+def account() -> str:
+    """The logged-in customer's own account."""
+    return render_template("billing/account.html", customer=current_user.customer)

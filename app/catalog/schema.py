@@ -1,0 +1,103 @@
+"""The shape of plans.toml, validated field by field with pydantic."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Key = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+Currency = Annotated[str, StringConstraints(pattern=r"^[a-z]{3}$")]
+Interval = Literal["month", "year"]
+Billing = Literal["in_advance", "in_arrears"]
+Rollover = Literal["none", "full", "capped", "expire"]
+PositiveInt = Annotated[int, Field(gt=0)]
+
+# Stripe refuses trials longer than two years (subscription_data.trial_period_days <= 730).
+MAX_TRIAL_DAYS = 730
+
+
+class _Strict(BaseModel):
+    # A misspelt field must stop start-up rather than be silently ignored.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class FeatureDefinition(_Strict):
+    """A capability a plan can grant: on/off (``boolean``) or counted in units (``metered``)."""
+
+    name: str
+    kind: Literal["boolean", "metered"]
+    unit: str = "unit"
+    unit_plural: str | None = None
+
+    @property
+    def units(self) -> str:
+        """The unit's plural, for sentences like "1,000 messages"."""
+        return self.unit_plural or f"{self.unit}s"
+
+
+class MeteredAllowance(_Strict):
+    """How much of a metered feature a plan gives each period, and what happens beyond it."""
+
+    unlimited: bool = False
+    included: Annotated[int, Field(ge=0)] = 0
+    limit: PositiveInt | None = None
+    overage_price: PositiveInt | None = None
+    overage_per: PositiveInt = 1
+
+    @property
+    def billable_overage(self) -> bool:
+        """Whether units past the allowance and credits are billed through a Stripe Meter."""
+        return self.overage_price is not None
+
+
+class CreditGrant(_Strict):
+    """Credits granted into a pool every paid period, drawn down by the features listed."""
+
+    pool: Key
+    denomination: Key
+    amount: PositiveInt
+    features: Annotated[list[Key], Field(min_length=1)]
+    rollover: Rollover = "none"
+    rollover_cap: PositiveInt | None = None
+    expire_after_periods: PositiveInt | None = None
+
+
+class Plan(_Strict):
+    """One price point: a tier at an interval, with its features, credits and trial."""
+
+    key: Key
+    name: str
+    tier: Key
+    interval: Interval
+    price: Annotated[int, Field(ge=0)]
+    currency: Currency
+    billing: Billing = "in_advance"
+    trial_days: Annotated[int, Field(ge=0, le=MAX_TRIAL_DAYS)] = 0
+    trial_requires_card: bool = True
+    description: str = ""
+    highlight: bool = False
+    features: dict[Key, bool | MeteredAllowance] = Field(default_factory=dict)
+    credits: list[CreditGrant] = Field(default_factory=list)
+
+    @property
+    def is_free(self) -> bool:
+        """A plan with no price never goes through Checkout."""
+        return self.price == 0
+
+
+class Catalog(_Strict):
+    """Every feature and plan, and the order of the tiers from lowest to highest."""
+
+    currency: Currency
+    tiers: Annotated[list[Key], Field(min_length=1)]
+    features: dict[Key, FeatureDefinition] = Field(default_factory=dict)
+    plans: Annotated[dict[Key, Plan], Field(min_length=1)]
+
+    def plan(self, key: str) -> Plan | None:
+        """The plan with this key, or None."""
+        return self.plans.get(key)
+
+    def tier_rank(self, plan: Plan) -> int:
+        """Where the plan's tier stands: higher is a bigger plan."""
+        return self.tiers.index(plan.tier)

@@ -1,0 +1,70 @@
+"""Configuration read from the environment, in one place."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def database_url(raw: str | None, instance_path: Path) -> str:
+    """Return a SQLAlchemy URL: SQLite under instance/ by default, psycopg 3 for PostgreSQL."""
+    if not raw:
+        return f"sqlite:///{instance_path / 'tollgate.sqlite3'}"
+    # Hosting platforms hand out postgres:// and postgresql:// URLs; SQLAlchemy would pick psycopg2.
+    for prefix in ("postgres://", "postgresql://"):
+        if raw.startswith(prefix):
+            return "postgresql+psycopg://" + raw[len(prefix) :]
+    return raw
+
+
+def local_secret_key(instance_path: Path) -> str:
+    """Read the secret key generated for this checkout, creating it on first use."""
+    key_file = instance_path / "secret_key"
+    if not key_file.exists():
+        instance_path.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(secrets.token_hex(32))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+class Config:
+    """Defaults; ``from_environ`` reads the deployment's settings over them.
+
+    Secrets (``SECRET_KEY``, Stripe keys) have no default here: a local run generates its own
+    secret key, and without Stripe keys Tollgate runs against its sandbox.
+    """
+
+    TOLLGATE_PLANS = str(REPO_ROOT / "plans.toml")
+    STRIPE_SECRET_KEY: str | None = None
+    STRIPE_WEBHOOK_SECRET: str | None = None
+    STRIPE_API_BASE: str | None = None
+    RATELIMIT_STORAGE_URI = "memory://"
+    RATELIMIT_HEADERS_ENABLED = True
+    LOGIN_LIMIT_PER_ADDRESS = "5 per minute"
+    LOGIN_LIMIT_PER_IP = "20 per minute"
+    SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict[str, Any]] = {"pool_pre_ping": True}
+    WTF_CSRF_TIME_LIMIT = None
+
+    @staticmethod
+    def from_environ(instance_path: Path, environ: Mapping[str, str]) -> dict[str, Any]:
+        """The settings that the environment gives, with the local fallbacks filled in."""
+        settings: dict[str, Any] = {
+            "SECRET_KEY": environ.get("SECRET_KEY") or local_secret_key(instance_path),
+            "SQLALCHEMY_DATABASE_URI": database_url(environ.get("DATABASE_URL"), instance_path),
+        }
+        for name in (
+            "TOLLGATE_PLANS",
+            "STRIPE_SECRET_KEY",
+            "STRIPE_WEBHOOK_SECRET",
+            "STRIPE_API_BASE",
+            "RATELIMIT_STORAGE_URI",
+            "LOGIN_LIMIT_PER_ADDRESS",
+            "LOGIN_LIMIT_PER_IP",
+        ):
+            if environ.get(name):
+                settings[name] = environ[name]
+        return settings

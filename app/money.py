@@ -1,0 +1,31 @@
+"""Amounts in minor units, shown the way a buyer reads them."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from babel.numbers import format_currency, format_decimal, get_currency_precision
+
+LOCALE = "en_US"
+
+
+def to_major(amount: int, currency: str) -> Decimal:
+    """Minor units (cents, or yen which have none) as a decimal amount of the currency."""
+    return Decimal(amount).scaleb(-get_currency_precision(currency.upper()))
+
+
+def format_money(amount: int, currency: str) -> str:
+    """``4900, "usd"`` gives ``$49``; cents are shown only when there are some."""
+    major = to_major(amount, currency)
+    whole = major == major.to_integral_value()
+    pattern = "¤#,##0" if whole else None
+    return str(
+        format_currency(
+            major, currency.upper(), format=pattern, locale=LOCALE, currency_digits=not whole
+        )
+    )
+
+
+def format_count(count: int) -> str:
+    """``1000000`` gives ``1,000,000``."""
+    return str(format_decimal(count, locale=LOCALE))

@@ -1,0 +1,125 @@
+"""Fixtures: an app per test on a fresh database (SQLite, and PostgreSQL when configured)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import text
+
+from app import create_app
+from app.extensions import db
+from tests.apps import app_config, migrate_to_head
+from tests.databases import POSTGRES_HOWTO, postgres_admin_url, postgres_database
+from tests.web import WebClient, serve
+
+
+def pytest_report_header() -> str:
+    """Say at the top of the run which databases the suite runs on."""
+    if postgres_admin_url():
+        return "databases: SQLite and PostgreSQL (TEST_DATABASE_URL)"
+    return f"databases: SQLite only. {POSTGRES_HOWTO}"
+
+
+@dataclass
+class MigratedDatabase:
+    """A database at the latest migration, from which each test gets a clean copy."""
+
+    backend: str
+    url: str
+
+    def fresh_url(self, tmp_path: Path) -> str:
+        """A URL of a database with the schema and no rows, for one test."""
+        if self.backend == "sqlite":
+            template = Path(self.url.removeprefix("sqlite:///"))
+            copy = tmp_path / "tollgate.sqlite3"
+            shutil.copyfile(template, copy)
+            return f"sqlite:///{copy}"
+        return self.url
+
+    def clean(self, app: Flask) -> None:
+        """Remove what the test wrote (PostgreSQL is shared by the run's tests)."""
+        with app.app_context():
+            if self.backend == "postgresql":
+                tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
+                with db.engine.begin() as connection:
+                    connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            db.engine.dispose()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every database test on each configured backend."""
+    backends = ["sqlite", "postgresql"] if postgres_admin_url() else ["sqlite"]
+    if "migrated_database" in metafunc.fixturenames:
+        metafunc.parametrize("migrated_database", backends, indirect=True, scope="session")
+    if "empty_database_url" in metafunc.fixturenames:
+        metafunc.parametrize("empty_database_url", backends, indirect=True)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """One line, at the end, for a run without PostgreSQL."""
+    if not postgres_admin_url():
+        terminalreporter.write_line(POSTGRES_HOWTO, yellow=True)
+
+
+@pytest.fixture(scope="session")
+def migrated_database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MigratedDatabase]:
+    """The run's database for each backend, migrated once."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'template.sqlite3'}"
+        migrate_to_head(url)
+        yield MigratedDatabase("sqlite", url)
+        return
+    with postgres_database(str(postgres_admin_url()), "run") as url:
+        migrate_to_head(url)
+        yield MigratedDatabase("postgresql", url)
+
+
+@pytest.fixture
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database with nothing in it, not even tables."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+        return
+    with postgres_database(str(postgres_admin_url()), "empty") as url:
+        yield url
+
+
+@pytest.fixture
+def app(
+    migrated_database: MigratedDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Flask]:
+    """The application on a clean database of the current backend."""
+    monkeypatch.setenv("TOLLGATE_INSTANCE_PATH", str(tmp_path / "instance"))
+    application = create_app(app_config(migrated_database.fresh_url(tmp_path)))
+    yield application
+    migrated_database.clean(application)
+
+
+@pytest.fixture
+def server(app: Flask) -> Iterator[str]:
+    """The app served over real HTTP; yields its base URL."""
+    with serve(app) as base_url:
+        yield base_url
+
+
+@pytest.fixture
+def client(server: str) -> Iterator[WebClient]:
+    """An HTTP client for the served app that keeps cookies like a browser."""
+    with WebClient(base_url=server, follow_redirects=False, timeout=10) as web_client:
+        yield web_client
+
+
+@pytest.fixture
+def logged_in(client: WebClient) -> WebClient:
+    """A client with a freshly signed-up customer, logged in."""
+    response = client.sign_up("ada@example.com")
+    assert response.status_code == 302, response.text
+    return client

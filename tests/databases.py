@@ -1,0 +1,38 @@
+"""Throwaway databases for a test run: SQLite files, and PostgreSQL databases of the run's own."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+POSTGRES_HOWTO = (
+    "PostgreSQL runs skipped: set TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres "
+    "to run every database test on PostgreSQL too"
+)
+
+
+def postgres_admin_url() -> str | None:
+    """The server to create test databases on, from TEST_DATABASE_URL."""
+    return os.environ.get("TEST_DATABASE_URL") or None
+
+
+@contextmanager
+def postgres_database(admin_url: str, label: str) -> Iterator[str]:
+    """Create a database that only this run uses, yield its SQLAlchemy URL, then drop it."""
+    name = f"tollgate_{label}_{uuid.uuid4().hex[:10]}"
+    url = make_url(admin_url).set(drivername="postgresql")
+    conninfo = url.render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.set(drivername="postgresql+psycopg", database=name).render_as_string(
+            hide_password=False
+        )
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
