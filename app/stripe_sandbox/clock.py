@@ -1,0 +1,114 @@
+"""Moving a clock: every step that falls due is processed in time order.
+
+Objects on a test clock move only with that clock; the rest follow the global sandbox clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .context import DAY, Ctx, snapshot
+from .resources.common import change
+from .resources.lifecycle import (
+    attempt_payment,
+    cancel_subscription,
+    create_invoice,
+    finalize_and_pay,
+    schedule_finalization,
+)
+from .resources.periods import cycle_line, next_period_end
+from .resources.schedules import apply_schedule
+from .resources.subscriptions import period_end
+
+Step = tuple[int, int, Callable[[Ctx, dict[str, Any]], Any], str]
+# Stripe sends customer.subscription.trial_will_end three days before a trial ends.
+TRIAL_WILL_END_NOTICE = 3 * DAY
+_LIVE_STATUSES = ("trialing", "active", "past_due", "unpaid")
+
+
+def advance(ctx: Ctx, clock_id: str | None, target: int) -> None:
+    """Process, in time order, everything on this clock that falls due up to `target`."""
+    try:
+        while True:
+            due = [s for s in _steps(ctx, clock_id) if s[0] <= target]
+            if not due:
+                return
+            when, _, action, object_id = min(due, key=lambda s: (s[0], s[1]))
+            ctx.pinned[clock_id] = when
+            action(ctx, ctx.store.get(object_id) or {})
+    finally:
+        ctx.pinned.pop(clock_id, None)
+
+
+def _steps(ctx: Ctx, clock_id: str | None) -> Iterator[Step]:
+    # The second element orders steps due at the same second: invoices settle before the
+    # subscription they belong to moves on.
+    for invoice in ctx.store.all("invoice"):
+        if invoice["test_clock"] != clock_id:
+            continue
+        if invoice["status"] == "draft" and invoice["automatically_finalizes_at"]:
+            yield invoice["automatically_finalizes_at"], 0, finalize_and_pay, invoice["id"]
+        if invoice["status"] == "open" and invoice["next_payment_attempt"]:
+            yield invoice["next_payment_attempt"], 1, attempt_payment, invoice["id"]
+    for sub in ctx.store.all("subscription"):
+        if sub["test_clock"] != clock_id or sub["status"] not in _LIVE_STATUSES:
+            continue
+        if sub["status"] == "trialing" and not sub.get("_trial_will_end_sent"):
+            yield sub["trial_end"] - TRIAL_WILL_END_NOTICE, 2, _trial_will_end, sub["id"]
+        yield period_end(sub), 3, _end_period, sub["id"]
+
+
+def _trial_will_end(ctx: Ctx, sub: dict[str, Any]) -> None:
+    sub["_trial_will_end_sent"] = True
+    ctx.save(sub)
+    ctx.emit("customer.subscription.trial_will_end", sub)
+
+
+def _end_period(ctx: Ctx, sub: dict[str, Any]) -> None:
+    if sub["cancel_at_period_end"] or (sub["cancel_at"] and sub["cancel_at"] <= period_end(sub)):
+        cancel_subscription(ctx, sub, "cancellation_requested")
+        return
+    if sub["schedule"]:
+        apply_schedule(ctx, sub)
+        sub = ctx.fetch("subscription", sub["id"])
+        if sub["status"] == "canceled":
+            return
+    if sub["status"] == "trialing" and not _payment_method(ctx, sub):
+        # trial_settings.end_behavior.missing_payment_method decides (docs: "Use trial
+        # periods" > "Create free trials without payment").
+        behaviour = sub["trial_settings"]["end_behavior"]["missing_payment_method"]
+        if behaviour == "cancel":
+            cancel_subscription(ctx, sub, "cancellation_requested")
+            return
+        if behaviour == "pause":
+            change(ctx, sub, "customer.subscription.updated", status="paused")
+            return
+    _renew(ctx, sub)
+
+
+def _payment_method(ctx: Ctx, sub: dict[str, Any]) -> str | None:
+    customer = ctx.fetch("customer", sub["customer"])
+    method = sub["default_payment_method"] or customer["invoice_settings"]["default_payment_method"]
+    return str(method) if method else None
+
+
+def _renew(ctx: Ctx, sub: dict[str, Any]) -> None:
+    before = snapshot(sub)
+    start, end = sub["items"]["data"][0]["current_period_start"], period_end(sub)
+    new_end = next_period_end(
+        sub["billing_cycle_anchor"], sub["items"]["data"][0]["price"]["recurring"], end
+    )
+    for item in sub["items"]["data"]:
+        item.update(current_period_start=end, current_period_end=new_end)
+    if sub["status"] == "trialing":
+        sub["status"] = "active"
+    lines = sub.pop("_pending_lines", []) + [
+        cycle_line(ctx, item, (end, new_end), sub["customer"], (start, end))
+        for item in sub["items"]["data"]
+    ]
+    ctx.save(sub)
+    ctx.emit("customer.subscription.updated", sub, before)
+    # A cycle invoice's period is the one that just ended (its usage is billed in arrears).
+    invoice = create_invoice(ctx, sub, "subscription_cycle", lines, (start, end))
+    schedule_finalization(ctx, invoice)

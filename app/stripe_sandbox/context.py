@@ -1,0 +1,111 @@
+"""What a resource handler sees: the store, the clocks and the event log of one request."""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any
+
+import stripe
+
+from .errors import no_such
+from .store import Store, new_id
+
+API_VERSION: str = stripe.api_version
+# Trials, periods and dunning are counted in days of the sandbox clock.
+DAY = 86400
+_CLOCK_OFFSET_KEY = "clock_offset"
+
+
+def public(obj: dict[str, Any]) -> dict[str, Any]:
+    """The object as the API shows it: private `_bookkeeping` keys removed."""
+    return {k: v for k, v in obj.items() if not k.startswith("_")}
+
+
+def global_now(store: Store) -> int:
+    """Real time plus the offset that `Sandbox.advance` has accumulated."""
+    return int(time.time()) + int(store.meta(_CLOCK_OFFSET_KEY, "0"))
+
+
+def shift_global_clock(store: Store, seconds: int) -> None:
+    """Move the global clock forward for good."""
+    offset = int(store.meta(_CLOCK_OFFSET_KEY, "0")) + seconds
+    store.set_meta(_CLOCK_OFFSET_KEY, str(offset))
+
+
+class Ctx:
+    """One unit of work: a request, a hosted-page action or a clock step."""
+
+    def __init__(
+        self,
+        store: Store,
+        base_url: str,
+        request_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> None:
+        self.store = store
+        self.base_url = base_url
+        self.request = {"id": request_id, "idempotency_key": idempotency_key}
+        # While a clock advances, its time is pinned to the step being processed.
+        self.pinned: dict[str | None, int] = {}
+
+    def now(self, clock_id: str | None = None) -> int:
+        """Time on a test clock (frozen) or on the global sandbox clock."""
+        if clock_id in self.pinned:
+            return self.pinned[clock_id]
+        if clock_id is None:
+            return global_now(self.store)
+        return int(self.fetch("test_helpers.test_clock", clock_id)["frozen_time"])
+
+    def fetch(self, object_type: str, object_id: str, param: str = "id") -> dict[str, Any]:
+        """A stored object of the given type, or Stripe's 404."""
+        obj = self.store.get(object_id) if isinstance(object_id, str) else None
+        if obj is None or obj["object"] != object_type or obj.get("deleted"):
+            raise no_such(object_type.rsplit(".", 1)[-1].replace("_", " "), str(object_id), param)
+        return obj
+
+    def save(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Persist an object and return it."""
+        return self.store.put(obj)
+
+    def emit(
+        self,
+        event_type: str,
+        obj: dict[str, Any],
+        previous: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Record an event about `obj` and queue it for every endpoint that wants it."""
+        data: dict[str, Any] = {"object": copy.deepcopy(public(obj))}
+        if previous is not None:
+            data["previous_attributes"] = _changed(previous, obj)
+        endpoints = [
+            e
+            for e in self.store.all("webhook_endpoint")
+            if e["status"] == "enabled"
+            and ("*" in e["enabled_events"] or event_type in e["enabled_events"])
+        ]
+        event = {
+            "id": new_id("evt"),
+            "object": "event",
+            "api_version": API_VERSION,
+            "created": self.now(obj.get("test_clock")),
+            "data": data,
+            "livemode": False,
+            "pending_webhooks": len(endpoints),
+            "request": dict(self.request),
+            "type": event_type,
+        }
+        self.save(event)
+        for endpoint in endpoints:
+            self.store.queue_delivery(str(event["id"]), endpoint["id"], time.time())
+        return event
+
+
+def _changed(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    # Stripe's previous_attributes holds the old value of each top-level field that changed.
+    return {k: v for k, v in public(before).items() if after.get(k) != v}
+
+
+def snapshot(obj: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy to diff against after a change (for `previous_attributes`)."""
+    return copy.deepcopy(obj)

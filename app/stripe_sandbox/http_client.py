@@ -1,0 +1,70 @@
+"""A `stripe.HTTPClient` that hands the SDK's requests to a Sandbox in process, no sockets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from io import BytesIO
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import stripe
+
+if TYPE_CHECKING:
+    from .sandbox import Sandbox
+
+
+class CaseInsensitiveHeaders(Mapping[str, str]):
+    """Response headers looked up without regard to case, as real HTTP clients do."""
+
+    def __init__(self, headers: Mapping[str, str]) -> None:
+        self._items = {k.lower(): (k, v) for k, v in headers.items()}
+
+    def __getitem__(self, name: str) -> str:
+        return self._items[name.lower()][1]
+
+    def __iter__(self) -> Iterator[str]:
+        return (original for original, _ in self._items.values())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class SandboxHTTPClient(stripe.HTTPClient):
+    """Use with `stripe.StripeClient(api_key=..., http_client=SandboxHTTPClient(sandbox))`."""
+
+    name = "stripe_sandbox"
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        super().__init__()
+        self.sandbox = sandbox
+
+    def request(  # type: ignore[override]  # the base declares a private `_usage` kwarg
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None,
+        post_data: Any = None,
+    ) -> tuple[str, int, Mapping[str, str]]:
+        """Serve one SDK request from the sandbox."""
+        parts = urlsplit(url)
+        if isinstance(post_data, bytes):
+            post_data = post_data.decode()
+        status, response_headers, body = self.sandbox.handle(
+            method.upper(), parts.path, headers or {}, post_data, parts.query
+        )
+        # The SDK reads headers such as `request-id` case-insensitively.
+        return body.decode(), status, CaseInsensitiveHeaders(response_headers)
+
+    def request_stream(  # type: ignore[override]
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None,
+        post_data: Any = None,
+    ) -> tuple[Any, int, Mapping[str, str]]:
+        """Streaming variant (used for file downloads): the body as a byte stream."""
+        content, status, response_headers = self.request(method, url, headers, post_data)
+        return BytesIO(content.encode()), status, response_headers
+
+    def close(self) -> None:
+        """Nothing to release: there is no connection."""

@@ -1,0 +1,160 @@
+"""Billing meters, meter events and the customer portal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import stripe.params.billing as bsp
+import stripe.params.billing_portal as psp
+
+from ..context import DAY, Ctx
+from ..errors import StripeError
+from ..router import Route
+from ..store import new_id
+from .catalog import update_customer
+from .common import lister, refuse_unsupported, retrieve, skeleton
+from .lifecycle import attempt_payment
+from .payments import attach_card
+from .subscriptions import update as update_subscription
+
+# Meter events may be at most 35 days old (docs: "Record usage with the API").
+_MAX_EVENT_AGE = 35 * DAY
+
+
+def create_meter(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
+    """POST /v1/billing/meters."""
+    refuse_unsupported(
+        params,
+        ("display_name", "event_name", "default_aggregation", "customer_mapping", "value_settings"),
+    )
+    meter = skeleton("billing.meter", new_id("mtr_test", 24), ctx.now(), "event_time_window")
+    del meter["metadata"]  # meters have no metadata
+    meter.update(
+        display_name=params["display_name"],
+        event_name=params["event_name"],
+        default_aggregation=params["default_aggregation"],
+        status="active",
+        customer_mapping=params.get(
+            "customer_mapping", {"event_payload_key": "stripe_customer_id", "type": "by_id"}
+        ),
+        value_settings=params.get("value_settings", {"event_payload_key": "value"}),
+        status_transitions={"deactivated_at": None},
+        updated=meter["created"],
+    )
+    if meter["default_aggregation"]["formula"] != "sum":
+        raise StripeError(
+            "The Stripe sandbox aggregates meters with formula=sum only.",
+            param="default_aggregation[formula]",
+        )
+    return ctx.save(meter)
+
+
+def create_meter_event(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
+    """POST /v1/billing/meter_events."""
+    meter = next(
+        (
+            m
+            for m in ctx.store.all("billing.meter")
+            if m["event_name"] == params["event_name"] and m["status"] == "active"
+        ),
+        None,
+    )
+    if meter is None:
+        raise StripeError(
+            f"No active meter found for event_name '{params['event_name']}'.", param="event_name"
+        )
+    customer_id = params["payload"].get(meter["customer_mapping"]["event_payload_key"])
+    if customer_id is None:
+        raise StripeError("The payload is missing the meter's customer key.", param="payload")
+    customer = ctx.fetch("customer", customer_id, "payload")
+    now = ctx.now(customer["test_clock"])
+    timestamp = params.get("timestamp", now)
+    if not now - _MAX_EVENT_AGE <= timestamp <= now + 300:
+        raise StripeError(
+            "Timestamp must be within the past 35 calendar days or up to 5 minutes in the future.",
+            param="timestamp",
+        )
+    identifier = params.get("identifier") or new_id("mev", 20)
+    # Stripe enforces identifier uniqueness for at least 24 h but validates meter events
+    # asynchronously: a repeat is accepted and then not counted, so report it, don't fail it.
+    duplicate = any(e["identifier"] == identifier for e in ctx.store.all("billing.meter_event"))
+    event = {
+        "id": new_id("mev", 24),
+        "object": "billing.meter_event",
+        "created": now,
+        "event_name": params["event_name"],
+        "identifier": identifier,
+        "livemode": False,
+        "payload": params["payload"],
+        "timestamp": timestamp,
+        "_duplicate": duplicate,
+    }
+    return ctx.save(event)
+
+
+def create_portal_session(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
+    """POST /v1/billing_portal/sessions."""
+    refuse_unsupported(params, ("customer", "return_url", "locale"))
+    customer = ctx.fetch("customer", params.get("customer", ""), "customer")
+    session = skeleton(
+        "billing_portal.session",
+        new_id("bps", 24),
+        ctx.now(customer["test_clock"]),
+        "flow on_behalf_of customer_account",
+    )
+    del session["metadata"]
+    session.update(
+        configuration="bpc_sandbox_default",
+        customer=customer["id"],
+        locale=params.get("locale"),
+        return_url=params.get("return_url"),
+        url=f"{ctx.base_url}/sandbox/portal/{session['id']}",
+    )
+    return ctx.save(session)
+
+
+def portal_subscriptions(ctx: Ctx, portal_id: str) -> list[dict[str, Any]]:
+    """The customer's subscriptions that the portal page lists."""
+    session = ctx.fetch("billing_portal.session", portal_id)
+    return [
+        s
+        for s in ctx.store.all("subscription")
+        if s["customer"] == session["customer"] and s["status"] != "canceled"
+    ]
+
+
+def portal_change_card(ctx: Ctx, portal_id: str, number: str, expiry: str) -> None:
+    """Portal: a new default card for the customer and its subscriptions; retry what's due."""
+    session = ctx.fetch("billing_portal.session", portal_id)
+    customer = ctx.fetch("customer", session["customer"])
+    method = attach_card(ctx, customer, number, expiry)["id"]
+    update_customer(ctx, {"invoice_settings": {"default_payment_method": method}}, customer["id"])
+    for sub in portal_subscriptions(ctx, portal_id):
+        update_subscription(ctx, {"default_payment_method": method}, sub["id"])
+        for invoice in ctx.store.all("invoice"):
+            if (
+                invoice["status"] == "open"
+                and invoice["parent"]["subscription_details"]["subscription"] == sub["id"]
+            ):
+                attempt_payment(ctx, invoice)
+
+
+def portal_set_cancel(ctx: Ctx, portal_id: str, sub_id: str, cancel: bool) -> None:
+    """Portal: cancel at period end, or take that back."""
+    if sub_id not in {s["id"] for s in portal_subscriptions(ctx, portal_id)}:
+        raise StripeError("This subscription does not belong to the portal's customer.")
+    update_subscription(ctx, {"cancel_at_period_end": cancel}, sub_id)
+
+
+ROUTES = [
+    Route("POST", "/v1/billing/meters", bsp.MeterCreateParams, create_meter),
+    Route(
+        "GET",
+        "/v1/billing/meters",
+        bsp.MeterListParams,
+        lister("billing.meter", "/v1/billing/meters", "status"),
+    ),
+    Route("GET", "/v1/billing/meters/{}", bsp.MeterRetrieveParams, retrieve("billing.meter")),
+    Route("POST", "/v1/billing/meter_events", bsp.MeterEventCreateParams, create_meter_event),
+    Route("POST", "/v1/billing_portal/sessions", psp.SessionCreateParams, create_portal_session),
+]

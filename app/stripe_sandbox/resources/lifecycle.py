@@ -1,0 +1,211 @@
+"""The billing state machine: invoices are created, finalized and paid or dunned; subscriptions
+move between trialing, active, past_due and canceled with the events Stripe sends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..context import DAY, Ctx
+from ..store import new_id
+from .common import change, skeleton
+from .payments import charge
+
+# Renewal invoices stay draft for an hour before Stripe finalizes and charges them.
+FINALIZE_DELAY = 3600
+# A custom retry schedule like Stripe's recommended default: retry 3, 5 and 7 days after the
+# first failure, then cancel the subscription (Billing > Revenue recovery > Retries).
+RETRY_DAYS = (3, 5, 7)
+
+_INVOICE_NULLS = (
+    "account_name account_tax_ids application custom_fields customer_address customer_name "
+    "customer_phone customer_shipping default_payment_method default_source description "
+    "due_date effective_at ending_balance footer from_invoice hosted_invoice_url invoice_pdf "
+    "last_finalization_error latest_revision next_payment_attempt number on_behalf_of "
+    "receipt_number shipping_cost shipping_details statement_descriptor subscription "
+    "webhooks_delivered_at automatically_finalizes_at customer_account"
+)
+
+
+def create_invoice(
+    ctx: Ctx,
+    sub: dict[str, Any],
+    billing_reason: str,
+    lines: list[dict[str, Any]],
+    period: tuple[int, int],
+    *,
+    preview: bool = False,
+) -> dict[str, Any]:
+    """A draft invoice for a subscription (saved with `invoice.created` unless a preview)."""
+    customer = ctx.fetch("customer", sub["customer"])
+    now = ctx.now(sub["test_clock"])
+    invoice_id = "upcoming_" + new_id("in", 24) if preview else new_id("in", 24)
+    invoice = skeleton("invoice", invoice_id, now, _INVOICE_NULLS)
+    for item in lines:
+        item["invoice"] = None if preview else invoice_id
+    total = sum(item["amount"] for item in lines)
+    invoice.update(
+        account_country="US",
+        amount_due=total,
+        amount_paid=0,
+        amount_remaining=total,
+        amount_overpaid=0,
+        amount_shipping=0,
+        attempt_count=0,
+        attempted=False,
+        auto_advance=not preview,
+        billing_reason=billing_reason,
+        collection_method="charge_automatically",
+        currency=sub["currency"],
+        customer=customer["id"],
+        customer_email=customer["email"],
+        customer_tax_exempt="none",
+        customer_tax_ids=[],
+        default_tax_rates=[],
+        discounts=[],
+        automatic_tax={
+            "enabled": False,
+            "liability": None,
+            "status": None,
+            "disabled_reason": None,
+            "provider": None,
+        },
+        issuer={"type": "self"},
+        payment_settings={
+            "default_mandate": None,
+            "payment_method_options": None,
+            "payment_method_types": None,
+        },
+        lines={
+            "object": "list",
+            "data": lines,
+            "has_more": False,
+            "url": f"/v1/invoices/{invoice_id}/lines",
+        },
+        parent={
+            "type": "subscription_details",
+            "quote_details": None,
+            "subscription_details": {"metadata": sub["metadata"], "subscription": sub["id"]},
+        },
+        period_start=period[0],
+        period_end=period[1],
+        post_payment_credit_notes_amount=0,
+        pre_payment_credit_notes_amount=0,
+        rendering=None,
+        starting_balance=0,
+        status="draft",
+        status_transitions={
+            "finalized_at": None,
+            "marked_uncollectible_at": None,
+            "paid_at": None,
+            "voided_at": None,
+        },
+        subtotal=total,
+        subtotal_excluding_tax=total,
+        test_clock=sub["test_clock"],
+        total=total,
+        total_discount_amounts=[],
+        total_excluding_tax=total,
+        total_pretax_credit_amounts=[],
+        total_taxes=[],
+    )
+    if preview:
+        return invoice
+    ctx.save(invoice)
+    ctx.emit("invoice.created", invoice)
+    # Stripe sends no subscription event for latest_invoice alone.
+    sub["latest_invoice"] = invoice["id"]
+    ctx.save(sub)
+    return invoice
+
+
+def schedule_finalization(ctx: Ctx, invoice: dict[str, Any]) -> None:
+    """Leave a renewal invoice draft for an hour, as Stripe does, so it can still be edited."""
+    invoice["automatically_finalizes_at"] = invoice["created"] + FINALIZE_DELAY
+    ctx.save(invoice)
+
+
+def finalize_and_pay(ctx: Ctx, invoice: dict[str, Any]) -> bool:
+    """Finalize a draft (`invoice.finalized`), then attempt payment. True if it is paid."""
+    now = ctx.now(invoice["test_clock"])
+    customer = ctx.fetch("customer", invoice["customer"])
+    sequence = customer["next_invoice_sequence"]
+    customer["next_invoice_sequence"] = sequence + 1
+    ctx.save(customer)
+    hosted = f"{ctx.base_url}/sandbox/invoices/{invoice['id']}"
+    change(
+        ctx,
+        invoice,
+        "invoice.finalized",
+        status="open",
+        automatically_finalizes_at=None,
+        number=f"{customer['invoice_prefix']}-{sequence:04d}",
+        effective_at=now,
+        hosted_invoice_url=hosted,
+        invoice_pdf=f"{hosted}/pdf",
+        status_transitions={**invoice["status_transitions"], "finalized_at": now},
+    )
+    return attempt_payment(ctx, invoice)
+
+
+def attempt_payment(ctx: Ctx, invoice: dict[str, Any]) -> bool:
+    """Charge an open invoice; on failure schedule the next retry or end the subscription."""
+    sub = ctx.fetch("subscription", invoice["parent"]["subscription_details"]["subscription"])
+    now = ctx.now(invoice["test_clock"])
+    customer = ctx.fetch("customer", invoice["customer"])
+    method = sub["default_payment_method"] or customer["invoice_settings"]["default_payment_method"]
+    decline = charge(ctx, method, invoice["amount_due"])
+    attempted = invoice["amount_due"] > 0
+    if decline is None:
+        change(
+            ctx,
+            invoice,
+            "invoice.paid",
+            status="paid",
+            attempted=attempted,
+            attempt_count=invoice["attempt_count"] + attempted,
+            amount_paid=invoice["amount_due"],
+            amount_remaining=0,
+            next_payment_attempt=None,
+            status_transitions={**invoice["status_transitions"], "paid_at": now},
+        )
+        ctx.emit("invoice.payment_succeeded", invoice)
+        if sub["status"] in ("past_due", "incomplete", "unpaid"):
+            change(ctx, sub, "customer.subscription.updated", status="active")
+        return True
+    first_failure = invoice.get("_first_failure_at") or now
+    retries_used = invoice["attempt_count"]
+    next_attempt = (
+        first_failure + RETRY_DAYS[retries_used] * DAY if retries_used < len(RETRY_DAYS) else None
+    )
+    invoice["_first_failure_at"] = first_failure
+    change(
+        ctx,
+        invoice,
+        "invoice.payment_failed",
+        attempted=True,
+        attempt_count=retries_used + 1,
+        next_payment_attempt=next_attempt,
+        last_finalization_error=None,
+    )
+    if next_attempt is None and sub["status"] not in ("incomplete",):
+        cancel_subscription(ctx, sub, "payment_failed")
+    elif sub["status"] in ("active", "trialing"):
+        change(ctx, sub, "customer.subscription.updated", status="past_due")
+    return False
+
+
+def cancel_subscription(ctx: Ctx, sub: dict[str, Any], reason: str) -> dict[str, Any]:
+    """End a subscription now: `customer.subscription.deleted`."""
+    now = ctx.now(sub["test_clock"])
+    if sub["schedule"]:
+        schedule = ctx.fetch("subscription_schedule", sub["schedule"])
+        change(ctx, schedule, "subscription_schedule.canceled", status="canceled", canceled_at=now)
+    sub.update(
+        status="canceled",
+        canceled_at=sub["canceled_at"] or now,
+        ended_at=now,
+        cancellation_details={**sub["cancellation_details"], "reason": reason},
+    )
+    ctx.save(sub)
+    ctx.emit("customer.subscription.deleted", sub)
+    return sub

@@ -1,0 +1,181 @@
+"""Billing periods, usage and proration arithmetic, and invoice line items."""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from ..context import Ctx
+from ..store import new_id
+
+# Stripe writes quantities on invoice lines with a multiplication sign ("2 x Pro").
+TIMES = "\u00d7"
+_FIXED_SECONDS = {"day": 86400, "week": 7 * 86400}
+
+
+def period_boundary(anchor: int, interval: str, count: int, n: int) -> int:
+    """The n-th period boundary after `anchor`: months keep the anchor day, clamped (Jan 31 →
+    Feb 28 → Mar 31), as Stripe's billing_cycle_anchor does."""
+    if interval in _FIXED_SECONDS:
+        return anchor + n * count * _FIXED_SECONDS[interval]
+    start = dt.datetime.fromtimestamp(anchor, dt.UTC)
+    months = n * count * (12 if interval == "year" else 1)
+    year, month = divmod(start.month - 1 + months, 12)
+    year += start.year
+    day = min(start.day, calendar.monthrange(year, month + 1)[1])
+    return int(start.replace(year=year, month=month + 1, day=day).timestamp())
+
+
+def next_period_end(anchor: int, recurring: dict[str, Any], after: int) -> int:
+    """The first boundary strictly after `after`."""
+    n = 1
+    while (
+        end := period_boundary(anchor, recurring["interval"], recurring["interval_count"], n)
+    ) <= after:
+        n += 1
+    return end
+
+
+def usage(ctx: Ctx, customer_id: str, meter_id: str, start: int, end: int) -> Decimal:
+    """Sum of a customer's meter event values with a timestamp in [start, end)."""
+    meter = ctx.fetch("billing.meter", meter_id)
+    customer_key = meter["customer_mapping"]["event_payload_key"]
+    value_key = meter["value_settings"]["event_payload_key"]
+    total = Decimal(0)
+    for event in ctx.store.all("billing.meter_event"):
+        if (
+            event["event_name"] == meter["event_name"]
+            and not event.get("_duplicate")
+            and event["payload"].get(customer_key) == customer_id
+            and start <= event["timestamp"] < end
+        ):
+            total += Decimal(event["payload"].get(value_key, "0"))
+    return total
+
+
+def line(
+    ctx: Ctx,
+    item: dict[str, Any],
+    amount: int,
+    period: tuple[int, int],
+    description: str,
+    *,
+    quantity: int | None,
+    proration: bool = False,
+) -> dict[str, Any]:
+    """An invoice line for a subscription item, shaped as in API 2025-03-31 and later."""
+    return {
+        "id": new_id("il", 24),
+        "object": "line_item",
+        "amount": amount,
+        "currency": item["price"]["currency"],
+        "description": description,
+        "discount_amounts": [],
+        "discountable": True,
+        "discounts": [],
+        "invoice": None,
+        "livemode": False,
+        "metadata": {},
+        "period": {"start": period[0], "end": period[1]},
+        "quantity": quantity,
+        "quantity_decimal": None if quantity is None else str(quantity),
+        "subscription": item["subscription"],
+        "pretax_credit_amounts": [],
+        "taxes": [],
+        "subtotal": amount,
+        "pricing": {
+            "type": "price_details",
+            "unit_amount_decimal": item["price"]["unit_amount_decimal"],
+            "price_details": {"price": item["price"]["id"], "product": item["price"]["product"]},
+        },
+        "parent": {
+            "type": "subscription_item_details",
+            "invoice_item_details": None,
+            "subscription_item_details": {
+                "invoice_item": None,
+                "proration": proration,
+                "proration_details": {"credited_items": None},
+                "subscription": item["subscription"],
+                "subscription_item": item["id"],
+            },
+        },
+    }
+
+
+def product_name(ctx: Ctx, price: dict[str, Any]) -> str:
+    """The name shown on invoices and hosted pages for a price."""
+    product = ctx.store.get(price["product"])
+    return str(product["name"] if product else price["product"])
+
+
+def cycle_line(
+    ctx: Ctx,
+    item: dict[str, Any],
+    period: tuple[int, int],
+    customer_id: str,
+    usage_period: tuple[int, int] | None = None,
+    *,
+    trial: bool = False,
+) -> dict[str, Any]:
+    """The line an item adds to a period's invoice: licensed in advance for `period`, metered
+    in arrears for `usage_period` (the period that just ended)."""
+    price, name = item["price"], product_name(ctx, item["price"])
+    if price["recurring"]["usage_type"] == "metered":
+        billed = usage_period or period
+        used = usage(ctx, customer_id, price["recurring"]["meter"], *billed)
+        amount = _round(used * price["unit_amount"])
+        quantity = int(used.to_integral_value(ROUND_HALF_UP))
+        return line(ctx, item, amount, billed, f"{quantity} {TIMES} {name}", quantity=quantity)
+    quantity = item["quantity"]
+    if trial:
+        return line(ctx, item, 0, period, f"Trial period for {name}", quantity=quantity)
+    return line(
+        ctx,
+        item,
+        price["unit_amount"] * quantity,
+        period,
+        f"{quantity} {TIMES} {name}",
+        quantity=quantity,
+    )
+
+
+def proration_lines(
+    ctx: Ctx,
+    old_item: dict[str, Any],
+    new_item: dict[str, Any],
+    at: int,
+) -> list[dict[str, Any]]:
+    """Credit for the unused time on the old price and charge for the rest on the new one."""
+    start, end = old_item["current_period_start"], old_item["current_period_end"]
+    if old_item["price"]["recurring"]["usage_type"] == "metered" or not start <= at < end:
+        return []
+    fraction = Decimal(end - at) / Decimal(end - start)
+    when = dt.datetime.fromtimestamp(at, dt.UTC).strftime("%d %b %Y")
+    old_total = old_item["price"]["unit_amount"] * old_item["quantity"]
+    new_total = new_item["price"]["unit_amount"] * new_item["quantity"]
+    return [
+        line(
+            ctx,
+            old_item,
+            -_round(old_total * fraction),
+            (at, end),
+            f"Unused time on {product_name(ctx, old_item['price'])} after {when}",
+            quantity=old_item["quantity"],
+            proration=True,
+        ),
+        line(
+            ctx,
+            new_item,
+            _round(new_total * fraction),
+            (at, end),
+            f"Remaining time on {product_name(ctx, new_item['price'])} after {when}",
+            quantity=new_item["quantity"],
+            proration=True,
+        ),
+    ]
+
+
+def _round(amount: Decimal) -> int:
+    return int(amount.quantize(Decimal(1), ROUND_HALF_UP))

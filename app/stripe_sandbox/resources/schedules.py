@@ -1,0 +1,259 @@
+"""Subscription schedules: phases that change a subscription's prices at a phase boundary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import stripe.params as sp
+
+from ..context import Ctx, snapshot
+from ..errors import StripeError
+from ..router import Route
+from ..store import new_id
+from .common import assign, change, lister, refuse_unsupported, retrieve, skeleton
+from .lifecycle import cancel_subscription
+from .periods import period_boundary
+
+_NULLS = "application canceled_at completed_at released_at released_subscription customer_account"
+
+
+def _current_end(sub: dict[str, Any]) -> int:
+    return int(min(i["current_period_end"] for i in sub["items"]["data"]))
+
+
+def create(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
+    """POST /v1/subscription_schedules from_subscription (the only form the sandbox models)."""
+    refuse_unsupported(params, ("from_subscription", "metadata"))
+    if "from_subscription" not in params:
+        raise StripeError(
+            "The Stripe sandbox creates schedules from_subscription only.",
+            code="parameter_missing",
+            param="from_subscription",
+        )
+    sub = ctx.fetch("subscription", params["from_subscription"], "from_subscription")
+    if sub["schedule"]:
+        raise StripeError(
+            f"The subscription {sub['id']} is already attached to a schedule.",
+            param="from_subscription",
+        )
+    first = sub["items"]["data"][0]
+    schedule = skeleton(
+        "subscription_schedule", new_id("sub_sched", 24), ctx.now(sub["test_clock"]), _NULLS
+    )
+    schedule.update(
+        customer=sub["customer"],
+        end_behavior="release",
+        status="active",
+        subscription=sub["id"],
+        test_clock=sub["test_clock"],
+        billing_mode=sub["billing_mode"],
+        default_settings={
+            "billing_cycle_anchor": "automatic",
+            "collection_method": "charge_automatically",
+        },
+        phases=[
+            _phase(
+                sub["items"]["data"],
+                first["current_period_start"],
+                first["current_period_end"],
+                "create_prorations",
+            )
+        ],
+    )
+    assign(schedule, params, ("metadata",))
+    _set_current_phase(schedule, ctx.now(sub["test_clock"]))
+    ctx.save(schedule)
+    ctx.emit("subscription_schedule.created", schedule)
+    change(ctx, sub, "customer.subscription.updated", schedule=schedule["id"])
+    return schedule
+
+
+def _phase(items: list[dict[str, Any]], start: int, end: int, proration: str) -> dict[str, Any]:
+    return {
+        "add_invoice_items": [],
+        "application_fee_percent": None,
+        "billing_cycle_anchor": None,
+        "collection_method": None,
+        "currency": items[0]["price"]["currency"],
+        "default_payment_method": None,
+        "default_tax_rates": [],
+        "description": None,
+        "discounts": [],
+        "end_date": end,
+        "invoice_settings": None,
+        "metadata": {},
+        "on_behalf_of": None,
+        "proration_behavior": proration,
+        "start_date": start,
+        "transfer_data": None,
+        "trial_end": None,
+        "billing_thresholds": None,
+        "items": [
+            {
+                "price": i["price"]["id"],
+                "quantity": i["quantity"],
+                "discounts": [],
+                "metadata": {},
+                "tax_rates": [],
+                "plan": i["price"]["id"],
+                "billing_thresholds": None,
+            }
+            for i in items
+        ],
+    }
+
+
+def _set_current_phase(schedule: dict[str, Any], now: int) -> None:
+    current = next((p for p in schedule["phases"] if p["start_date"] <= now < p["end_date"]), None)
+    schedule["current_phase"] = current and {
+        "start_date": current["start_date"],
+        "end_date": current["end_date"],
+    }
+
+
+def update(ctx: Ctx, params: dict[str, Any], schedule_id: str) -> dict[str, Any]:
+    """POST /v1/subscription_schedules/{id}: replace the phases."""
+    refuse_unsupported(params, ("phases", "end_behavior", "metadata", "proration_behavior"))
+    schedule = _active(ctx, schedule_id)
+    sub = ctx.fetch("subscription", schedule["subscription"])
+    updated = snapshot(schedule)
+    if "phases" in params:
+        updated["phases"] = _phases(ctx, sub, params["phases"])
+    assign(updated, params, ("end_behavior", "metadata"))
+    _set_current_phase(updated, ctx.now(sub["test_clock"]))
+    return change(ctx, schedule, "subscription_schedule.updated", **updated)
+
+
+def _phases(ctx: Ctx, sub: dict[str, Any], sent: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    phases = []
+    start = sub["items"]["data"][0]["current_period_start"]
+    for n, spec in enumerate(sent):
+        refuse_unsupported(
+            spec, ("items", "start_date", "end_date", "duration", "proration_behavior", "metadata")
+        )
+        start = _timestamp(ctx, sub, spec.get("start_date", start))
+        prices = [
+            ctx.fetch("price", i["price"], f"phases[{n}][items][{k}][price]")
+            for k, i in enumerate(spec.get("items", []))
+        ]
+        if not prices:
+            raise StripeError(
+                "Each phase needs items.", code="parameter_missing", param=f"phases[{n}][items]"
+            )
+        duration = spec.get("duration") or {
+            "interval": prices[0]["recurring"]["interval"],
+            "interval_count": prices[0]["recurring"]["interval_count"],
+        }
+        end = spec.get("end_date") or period_boundary(
+            start, duration["interval"], duration.get("interval_count", 1), 1
+        )
+        items = [
+            {"price": p, "quantity": i.get("quantity", 1)}
+            for p, i in zip(prices, spec["items"], strict=True)
+        ]
+        phase = _phase(
+            items,
+            start,
+            _timestamp(ctx, sub, end),
+            spec.get("proration_behavior", "create_prorations"),
+        )
+        phases.append(phase)
+        start = phase["end_date"]
+    return phases
+
+
+def _timestamp(ctx: Ctx, sub: dict[str, Any], value: int | str) -> int:
+    return ctx.now(sub["test_clock"]) if value == "now" else int(value)
+
+
+def apply_schedule(ctx: Ctx, sub: dict[str, Any]) -> None:
+    """At a period end: start the phase beginning now, or end the schedule after its last."""
+    schedule = ctx.fetch("subscription_schedule", sub["schedule"])
+    at = _current_end(sub)
+    upcoming = next((p for p in schedule["phases"] if p["start_date"] == at), None)
+    if upcoming is not None:
+        sub = ctx.fetch("subscription", sub["id"])
+        before = snapshot(sub)
+        for item, spec in zip(sub["items"]["data"], upcoming["items"], strict=False):
+            price = ctx.fetch("price", spec["price"])
+            item.update(price=price, quantity=spec["quantity"])
+        ctx.save(sub)
+        ctx.emit("customer.subscription.updated", sub, before)
+        _set_current_phase(schedule, at)
+        change(
+            ctx, schedule, "subscription_schedule.updated", current_phase=schedule["current_phase"]
+        )
+    elif at >= schedule["phases"][-1]["end_date"]:
+        if schedule["end_behavior"] == "cancel":
+            change(ctx, sub, "customer.subscription.updated", cancel_at_period_end=True)
+        _release(ctx, schedule, "subscription_schedule.completed")
+
+
+def _release(ctx: Ctx, schedule: dict[str, Any], event_type: str) -> dict[str, Any]:
+    sub = ctx.fetch("subscription", schedule["subscription"])
+    now = ctx.now(sub["test_clock"])
+    change(ctx, sub, "customer.subscription.updated", schedule=None)
+    released = event_type == "subscription_schedule.released"
+    return change(
+        ctx,
+        schedule,
+        event_type,
+        current_phase=None,
+        status="released" if released else "completed",
+        released_at=now if released else None,
+        completed_at=None if released else now,
+        released_subscription=sub["id"] if released else None,
+    )
+
+
+def _active(ctx: Ctx, schedule_id: str) -> dict[str, Any]:
+    schedule = ctx.fetch("subscription_schedule", schedule_id)
+    if schedule["status"] not in ("active", "not_started"):
+        raise StripeError(
+            f"You cannot update a subscription schedule that is currently in "
+            f"the `{schedule['status']}` status."
+        )
+    return schedule
+
+
+def release(ctx: Ctx, params: dict[str, Any], schedule_id: str) -> dict[str, Any]:
+    """POST /v1/subscription_schedules/{id}/release: keep the subscription, drop the plan."""
+    refuse_unsupported(params, ())
+    return _release(ctx, _active(ctx, schedule_id), "subscription_schedule.released")
+
+
+def cancel(ctx: Ctx, params: dict[str, Any], schedule_id: str) -> dict[str, Any]:
+    """POST /v1/subscription_schedules/{id}/cancel: also cancels the subscription now."""
+    refuse_unsupported(params, ())
+    schedule = _active(ctx, schedule_id)
+    cancel_subscription(
+        ctx, ctx.fetch("subscription", schedule["subscription"]), "cancellation_requested"
+    )
+    return ctx.fetch("subscription_schedule", schedule_id)
+
+
+ROUTES = [
+    Route("POST", "/v1/subscription_schedules", sp.SubscriptionScheduleCreateParams, create),
+    Route(
+        "GET",
+        "/v1/subscription_schedules",
+        sp.SubscriptionScheduleListParams,
+        lister("subscription_schedule", "/v1/subscription_schedules", "customer"),
+    ),
+    Route(
+        "GET",
+        "/v1/subscription_schedules/{}",
+        sp.SubscriptionScheduleRetrieveParams,
+        retrieve("subscription_schedule"),
+    ),
+    Route("POST", "/v1/subscription_schedules/{}", sp.SubscriptionScheduleUpdateParams, update),
+    Route(
+        "POST",
+        "/v1/subscription_schedules/{}/release",
+        sp.SubscriptionScheduleReleaseParams,
+        release,
+    ),
+    Route(
+        "POST", "/v1/subscription_schedules/{}/cancel", sp.SubscriptionScheduleCancelParams, cancel
+    ),
+]

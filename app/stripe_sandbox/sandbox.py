@@ -1,0 +1,110 @@
+"""The Sandbox: Stripe's v1 API, its clock and its webhook queue, over one SQLite file."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from . import clock, webhooks
+from .api import EXPANSIONS, ROUTES
+from .context import Ctx, global_now, shift_global_clock
+from .router import Router
+from .store import Store
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Sandbox:
+    """An offline, stateful stand-in for the part of Stripe that Tollgate uses."""
+
+    def __init__(self, db_path: str, base_url: str = "http://127.0.0.1:5000") -> None:
+        self.store = Store(db_path)
+        self.base_url = base_url.rstrip("/")
+        # The dev server is threaded and webhook delivery runs in its own thread.
+        self._lock = threading.RLock()
+        self._router = Router(ROUTES, EXPANSIONS)
+        self._thread: threading.Thread | None = None
+
+    def handle(
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        body: str | bytes | None,
+        query: str = "",
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Serve one Stripe v1 API request; returns (status, headers, JSON body)."""
+        text = body.decode() if isinstance(body, bytes) else body or ""
+        full_path = f"{path}?{query}" if query else path
+        with self._lock:
+            return self._router.dispatch(
+                self.store, self.base_url, method.upper(), full_path, headers, text
+            )
+
+    def run(self, action: Callable[..., T], *args: Any) -> T:
+        """Run `action(ctx, *args)` as one transaction (hosted pages, CLI)."""
+        with self._lock, self.store.transaction():
+            return action(Ctx(self.store, self.base_url), *args)
+
+    def now(self) -> int:
+        """The global sandbox clock in unix seconds."""
+        with self._lock:
+            return global_now(self.store)
+
+    def advance(self, seconds: int) -> None:
+        """Move the global clock forward, processing everything that falls due on the way."""
+        if seconds < 0:
+            raise ValueError("the sandbox clock only moves forward")
+        with self._lock, self.store.transaction():
+            ctx = Ctx(self.store, self.base_url)
+            clock.advance(ctx, None, global_now(self.store) + seconds)
+            shift_global_clock(self.store, seconds)
+
+    def pending_deliveries(self) -> list[webhooks.Delivery]:
+        """Webhook deliveries not yet acknowledged with a 2xx."""
+        with self._lock:
+            return webhooks.pending(self.store, due_only=False)
+
+    def deliver_pending(
+        self,
+        post: webhooks.Post | None = None,
+        *,
+        shuffle: bool = False,
+        duplicate: bool = False,
+        rng: random.Random | None = None,
+        due_only: bool = False,
+    ) -> int:
+        """Post queued webhooks; failures stay queued. Returns the number delivered."""
+        with self._lock:
+            deliveries = webhooks.pending(self.store, due_only)
+        # Posting happens outside the lock: the receiver may call the API back.
+        outcome = webhooks.send(
+            deliveries,
+            post or webhooks.post_over_http,
+            shuffle=shuffle,
+            duplicate=duplicate,
+            rng=rng or random.Random(),  # noqa: S311 - ordering, not secrecy
+        )
+        with self._lock, self.store.transaction():
+            return webhooks.record(self.store, deliveries, outcome)
+
+    def start_delivery_thread(self, interval: float = 0.5) -> None:
+        """Dev mode: process what real time made due and deliver webhooks, in the background."""
+        if self._thread is not None:
+            return
+
+        def loop() -> None:
+            stop = threading.Event()
+            while not stop.wait(interval):
+                try:
+                    self.advance(0)
+                    self.deliver_pending(due_only=True)
+                except Exception:  # keep the thread alive; the next tick retries
+                    log.exception("stripe sandbox background tick failed")
+
+        self._thread = threading.Thread(target=loop, name="stripe-sandbox", daemon=True)
+        self._thread.start()

@@ -1,0 +1,131 @@
+"""SQLite persistence: each Stripe object is a JSON row; plus clock, idempotency, deliveries."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import string
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS objects (
+    id TEXT PRIMARY KEY, type TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS objects_type_seq ON objects (type, seq);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS idempotency (
+    key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, status INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, endpoint_id TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, next_attempt REAL NOT NULL,
+    delivered INTEGER NOT NULL DEFAULT 0);
+"""
+
+_ID_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_id(prefix: str, length: int = 24) -> str:
+    """A Stripe-looking id such as `cus_Qx3...`."""
+    return prefix + "_" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
+
+
+class Store:
+    """Objects keyed by id, listed newest first; callers serialise access with one lock."""
+
+    def __init__(self, path: str) -> None:
+        self._db = sqlite3.connect(path, check_same_thread=False)
+        self._db.executescript(_SCHEMA)
+        self._db.commit()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Commit on success; roll back (objects and events) on an exception unless it is marked
+        `keep_changes`."""
+        try:
+            yield
+        except BaseException as exc:
+            if getattr(exc, "keep_changes", False):
+                self._db.commit()
+            else:
+                self._db.rollback()
+            raise
+        self._db.commit()
+
+    def get(self, object_id: str) -> dict[str, Any] | None:
+        """The stored object, or None."""
+        row = self._db.execute("SELECT data FROM objects WHERE id = ?", (object_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Insert or replace; an object keeps its list position across updates."""
+        data = json.dumps(obj)
+        updated = self._db.execute(
+            "UPDATE objects SET data = ? WHERE id = ?", (data, obj["id"])
+        ).rowcount
+        if not updated:
+            self._db.execute(
+                "INSERT INTO objects (id, type, seq, data) VALUES (?, ?, "
+                "(SELECT COALESCE(MAX(seq), 0) + 1 FROM objects), ?)",
+                (obj["id"], obj["object"], data),
+            )
+        return obj
+
+    def delete(self, object_id: str) -> None:
+        """Forget an object."""
+        self._db.execute("DELETE FROM objects WHERE id = ?", (object_id,))
+
+    def all(self, object_type: str) -> list[dict[str, Any]]:
+        """Every object of a type, newest first as Stripe lists them."""
+        rows = self._db.execute(
+            "SELECT data FROM objects WHERE type = ? ORDER BY seq DESC", (object_type,)
+        )
+        return [json.loads(r[0]) for r in rows]
+
+    def meta(self, key: str, default: str) -> str:
+        """A persisted setting such as the clock offset."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Persist a setting."""
+        self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def idempotent_result(self, key: str) -> tuple[str, int, bytes] | None:
+        """(fingerprint, status, body) of the first request made with this key."""
+        row = self._db.execute(
+            "SELECT fingerprint, status, body FROM idempotency WHERE key = ?", (key,)
+        ).fetchone()
+        return (row[0], row[1], row[2].encode()) if row else None
+
+    def save_idempotent_result(self, key: str, fingerprint: str, status: int, body: bytes) -> None:
+        """Remember a response so a retry with the same key replays it."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)",
+            (key, fingerprint, status, body.decode()),
+        )
+
+    def queue_delivery(self, event_id: str, endpoint_id: str, at: float) -> None:
+        """Schedule one webhook delivery attempt."""
+        self._db.execute(
+            "INSERT INTO deliveries (event_id, endpoint_id, next_attempt) VALUES (?, ?, ?)",
+            (event_id, endpoint_id, at),
+        )
+
+    def pending_deliveries(self, due_before: float | None) -> list[tuple[int, str, str, int]]:
+        """(id, event_id, endpoint_id, attempts) of undelivered rows, oldest first."""
+        rows = self._db.execute(
+            "SELECT id, event_id, endpoint_id, attempts FROM deliveries WHERE delivered = 0 "
+            "AND (? IS NULL OR next_attempt <= ?) ORDER BY id",
+            (due_before, due_before),
+        )
+        return [tuple(r) for r in rows]
+
+    def record_delivery(self, delivery_id: int, delivered: bool, next_attempt: float) -> None:
+        """Mark a delivery done, or count a failed attempt and schedule the next."""
+        self._db.execute(
+            "UPDATE deliveries SET delivered = ?, attempts = attempts + 1, next_attempt = ? "
+            "WHERE id = ?",
+            (int(delivered), next_attempt, delivery_id),
+        )

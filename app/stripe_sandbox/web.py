@@ -1,0 +1,129 @@
+"""The blueprint: the API over HTTP and Stripe-hosted pages (Checkout, portal, invoices)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, abort, redirect, render_template, request
+from werkzeug.wrappers.response import Response as BaseResponse
+
+from .cli import register_commands
+from .context import Ctx
+from .errors import StripeError
+from .resources import billing, checkout
+from .sandbox import Sandbox
+
+_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£"}
+
+
+def money(amount: int, currency: str) -> str:
+    """Minor units as a price label, e.g. 1500 usd → $15.00."""
+    symbol = _SYMBOLS.get(currency, currency.upper() + " ")
+    sign = "-" if amount < 0 else ""
+    return f"{sign}{symbol}{abs(amount) / 100:,.2f}"
+
+
+def create_blueprint(sandbox: Sandbox) -> Blueprint:
+    """The `stripe_sandbox` blueprint, mounted at /sandbox, with the `flask sandbox` commands."""
+    bp = Blueprint(
+        "stripe_sandbox",
+        __name__,
+        url_prefix="/sandbox",
+        template_folder="templates",
+        cli_group="sandbox",
+    )
+    register_commands(bp)
+
+    @bp.route("/v1/<path:path>", methods=["GET", "POST", "DELETE"])
+    def api(path: str) -> Response:
+        status, headers, body = sandbox.handle(
+            request.method,
+            f"/v1/{path}",
+            dict(request.headers),
+            request.get_data(),
+            request.query_string.decode(),
+        )
+        return Response(body, status=status, headers=headers)
+
+    def load(action: Any, *args: Any) -> Any:
+        try:
+            return sandbox.run(action, *args)
+        except StripeError as exc:
+            abort(404 if exc.status == 404 else 400, exc.message)
+
+    @bp.route("/checkout/<session_id>", methods=["GET", "POST"])
+    def checkout_page(session_id: str) -> BaseResponse | tuple[str, int]:
+        error = None
+        if request.method == "POST":
+            form = request.form
+            try:
+                target = sandbox.run(
+                    checkout.pay,
+                    session_id,
+                    form.get("email", ""),
+                    form.get("card_number", ""),
+                    form.get("expiry", ""),
+                )
+                return redirect(target, code=303)
+            except StripeError as exc:
+                error = exc.message
+        session, items = load(_checkout_view, session_id)
+        return render_template(
+            "stripe_sandbox/checkout.html", session=session, items=items, error=error, money=money
+        ), 402 if error else 200
+
+    @bp.route("/portal/<portal_id>", methods=["GET", "POST"])
+    def portal_page(portal_id: str) -> tuple[str, int]:
+        error = notice = None
+        if request.method == "POST":
+            form = request.form
+            try:
+                if form.get("action") == "card":
+                    sandbox.run(
+                        billing.portal_change_card,
+                        portal_id,
+                        form.get("card_number", ""),
+                        form.get("expiry", ""),
+                    )
+                    notice = "Your payment method was updated."
+                else:
+                    sandbox.run(
+                        billing.portal_set_cancel,
+                        portal_id,
+                        form.get("subscription", ""),
+                        form.get("action") == "cancel",
+                    )
+                    notice = "Your subscription was updated."
+            except StripeError as exc:
+                error = exc.message
+        session, subscriptions = load(_portal_view, portal_id)
+        return render_template(
+            "stripe_sandbox/portal.html",
+            session=session,
+            subscriptions=subscriptions,
+            error=error,
+            notice=notice,
+            money=money,
+        ), 402 if error else 200
+
+    @bp.route("/invoices/<invoice_id>")
+    @bp.route("/invoices/<invoice_id>/pdf", endpoint="invoice_pdf")
+    def invoice_page(invoice_id: str) -> str:
+        invoice = load(lambda ctx, i: ctx.fetch("invoice", i), invoice_id)
+        return render_template("stripe_sandbox/invoice.html", invoice=invoice, money=money)
+
+    return bp
+
+
+def _checkout_view(ctx: Ctx, session_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    session = ctx.fetch("checkout.session", session_id)
+    items = checkout.line_items(ctx, session)["data"]
+    return session, items
+
+
+def _portal_view(ctx: Ctx, portal_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    session = ctx.fetch("billing_portal.session", portal_id)
+    customer = ctx.fetch("customer", session["customer"])
+    method_id = customer["invoice_settings"]["default_payment_method"]
+    session = {**session, "card": ctx.store.get(method_id) if method_id else None}
+    return session, billing.portal_subscriptions(ctx, portal_id)
