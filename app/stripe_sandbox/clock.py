@@ -9,17 +9,18 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .context import DAY, Ctx, snapshot
+from .resources.changes import period_end
 from .resources.common import change
 from .resources.lifecycle import (
     attempt_payment,
     cancel_subscription,
     create_invoice,
+    expire_pending_update,
     finalize_and_pay,
     schedule_finalization,
 )
 from .resources.periods import cycle_line, next_period_end
 from .resources.schedules import apply_schedule
-from .resources.subscriptions import period_end
 
 Step = tuple[int, int, Callable[[Ctx, dict[str, Any]], Any], str]
 # Stripe sends customer.subscription.trial_will_end three days before a trial ends.
@@ -56,6 +57,8 @@ def _steps(ctx: Ctx, clock_id: str | None) -> Iterator[Step]:
             continue
         if sub["status"] == "trialing" and not sub.get("_trial_will_end_sent"):
             yield sub["trial_end"] - TRIAL_WILL_END_NOTICE, 2, _trial_will_end, sub["id"]
+        if sub["pending_update"]:
+            yield sub["pending_update"]["expires_at"], 2, expire_pending_update, sub["id"]
         yield period_end(sub), 3, _end_period, sub["id"]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from flask import Blueprint, Response, abort, redirect, render_template, request
@@ -16,11 +17,14 @@ from .sandbox import Sandbox
 _SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£"}
 
 
-def money(amount: int, currency: str) -> str:
-    """Minor units as a price label, e.g. 1500 usd → $15.00."""
+def money(amount: int | str, currency: str) -> str:
+    """Minor units as a price label, e.g. 1500 usd → $15.00; sub-cent unit prices
+    ("0.002") keep their digits → $0.00002."""
     symbol = _SYMBOLS.get(currency, currency.upper() + " ")
-    sign = "-" if amount < 0 else ""
-    return f"{sign}{symbol}{abs(amount) / 100:,.2f}"
+    value = Decimal(amount) / 100
+    sign = "-" if value < 0 else ""
+    digits = max(2, -value.normalize().as_tuple().exponent)  # type: ignore[operator]
+    return f"{sign}{symbol}{abs(value):,.{digits}f}"
 
 
 def create_blueprint(sandbox: Sandbox) -> Blueprint:

@@ -136,3 +136,67 @@ def pay(server: Server, session: stripe.checkout.Session, card: str) -> Page:
         session.url,
         {"email": "ada@example.com", "card_number": card, "expiry": "12 / 34", "cvc": "123"},
     )
+
+
+def subscribe(
+    client: stripe.StripeClient, server: Server, *prices: str, customer: str | None = None
+) -> stripe.Subscription:
+    """Subscribe through the hosted Checkout page with the 4242 card."""
+    params: stripe.params.checkout.SessionCreateParams = {
+        "mode": "subscription",
+        "line_items": [{"price": p} for p in prices],
+        "success_url": "http://app.test/ok",
+        "cancel_url": "http://app.test/no",
+    }
+    if customer:
+        params["customer"] = customer
+    session = client.v1.checkout.sessions.create(params=params)
+    assert pay(server, session, "4242 4242 4242 4242").status == 303
+    completed = client.v1.checkout.sessions.retrieve(session.id)
+    return client.v1.subscriptions.retrieve(completed.subscription)
+
+
+def set_card(client: stripe.StripeClient, server: Server, customer: str, number: str) -> None:
+    """Make a test card the customer's default, as the hosted portal does."""
+    portal = client.v1.billing_portal.sessions.create(params={"customer": customer})
+    page = server.post_form(portal.url, {"action": "card", "card_number": number})
+    assert f"Visa ending in {number[-4:]}" in page.body
+
+
+def recurring_price(
+    client: stripe.StripeClient,
+    name: str,
+    amount: int | str,
+    interval: str = "month",
+    meter: str | None = None,
+) -> stripe.Price:
+    """A recurring price: an int is unit_amount, a str is unit_amount_decimal; a meter makes
+    it metered."""
+    params: stripe.params.PriceCreateParams = {
+        "currency": "usd",
+        "product_data": {"name": name},
+        "recurring": {"interval": interval},  # type: ignore[typeddict-item]
+    }
+    if isinstance(amount, int):
+        params["unit_amount"] = amount
+    else:
+        params["unit_amount_decimal"] = amount
+    if meter:
+        params["recurring"] = {"interval": interval, "usage_type": "metered", "meter": meter}  # type: ignore[typeddict-item]
+    return client.v1.prices.create(params=params)
+
+
+def record_usage(client: stripe.StripeClient, customer: str, value: str, **extra: object) -> None:
+    """One meter event for the `api_call` meter of the catalog fixture."""
+    client.v1.billing.meter_events.create(
+        params={
+            "event_name": "api_call",
+            "payload": {"stripe_customer_id": customer, "value": value},
+            **extra,  # type: ignore[typeddict-item]
+        }
+    )
+
+
+def invoices_of(client: stripe.StripeClient, sub_id: str) -> list[stripe.Invoice]:
+    """A subscription's invoices, oldest first."""
+    return list(client.v1.invoices.list(params={"subscription": sub_id}).data)[::-1]

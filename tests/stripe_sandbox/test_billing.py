@@ -6,41 +6,19 @@ import stripe
 
 from app.stripe_sandbox import Sandbox
 
-from .conftest import Catalog, Server, pay
+from .conftest import Catalog, Server, invoices_of, subscribe
 
 DAY = 86400
-
-
-def _subscribe(
-    client: stripe.StripeClient, server: Server, *prices: str, customer: str | None = None
-) -> stripe.Subscription:
-    """Subscribe through the hosted Checkout page with the 4242 card."""
-    params: stripe.params.checkout.SessionCreateParams = {
-        "mode": "subscription",
-        "line_items": [{"price": p} for p in prices],
-        "success_url": "http://app.test/ok",
-        "cancel_url": "http://app.test/no",
-    }
-    if customer:
-        params["customer"] = customer
-    session = client.v1.checkout.sessions.create(params=params)
-    assert pay(server, session, "4242 4242 4242 4242").status == 303
-    completed = client.v1.checkout.sessions.retrieve(session.id)
-    return client.v1.subscriptions.retrieve(completed.subscription)
-
-
-def _invoices(client: stripe.StripeClient, sub_id: str) -> list[stripe.Invoice]:
-    return list(client.v1.invoices.list(params={"subscription": sub_id}).data)[::-1]
 
 
 def test_renewal_moves_item_period_and_pays_an_hour_later(
     client: stripe.StripeClient, server: Server, catalog: Catalog, sandbox: Sandbox
 ) -> None:
-    sub = _subscribe(client, server, catalog.monthly.id)
+    sub = subscribe(client, server, catalog.monthly.id)
     item = sub["items"].data[0]
     until_renewal = item.current_period_end - sandbox.now()
     sandbox.advance(until_renewal + 60)
-    renewal = _invoices(client, sub.id)[-1]
+    renewal = invoices_of(client, sub.id)[-1]
     assert (renewal.billing_reason, renewal.status) == ("subscription_cycle", "draft")
     sandbox.advance(3600)
     renewed = client.v1.subscriptions.retrieve(sub.id)
@@ -52,9 +30,9 @@ def test_renewal_moves_item_period_and_pays_an_hour_later(
 def test_advancing_65_days_crosses_two_renewals(
     client: stripe.StripeClient, server: Server, catalog: Catalog, sandbox: Sandbox
 ) -> None:
-    sub = _subscribe(client, server, catalog.monthly.id)
+    sub = subscribe(client, server, catalog.monthly.id)
     sandbox.advance(65 * DAY)
-    reasons = [(i.billing_reason, i.status, i.amount_paid) for i in _invoices(client, sub.id)]
+    reasons = [(i.billing_reason, i.status, i.amount_paid) for i in invoices_of(client, sub.id)]
     assert reasons == [
         ("subscription_create", "paid", 1500),
         ("subscription_cycle", "paid", 1500),
@@ -65,7 +43,7 @@ def test_advancing_65_days_crosses_two_renewals(
 def test_metered_usage_is_billed_on_the_renewal_invoice(
     client: stripe.StripeClient, server: Server, catalog: Catalog, sandbox: Sandbox
 ) -> None:
-    sub = _subscribe(client, server, catalog.monthly.id, catalog.usage.id)
+    sub = subscribe(client, server, catalog.monthly.id, catalog.usage.id)
     for n, value in enumerate(("120", "80")):
         client.v1.billing.meter_events.create(
             params={
@@ -83,7 +61,7 @@ def test_metered_usage_is_billed_on_the_renewal_invoice(
         }
     )
     sandbox.advance(31 * DAY + 3600)
-    renewal = _invoices(client, sub.id)[-1]
+    renewal = invoices_of(client, sub.id)[-1]
     usage_line = next(
         line
         for line in renewal.lines.data
@@ -96,7 +74,7 @@ def test_metered_usage_is_billed_on_the_renewal_invoice(
 def test_upgrade_always_invoice_charges_the_previewed_proration(
     client: stripe.StripeClient, server: Server, catalog: Catalog, sandbox: Sandbox
 ) -> None:
-    sub = _subscribe(client, server, catalog.monthly.id)
+    sub = subscribe(client, server, catalog.monthly.id)
     team = client.v1.prices.create(
         params={
             "currency": "usd",
@@ -116,7 +94,7 @@ def test_upgrade_always_invoice_charges_the_previewed_proration(
     )
     assert 0 < preview.amount_due < 4500 - 1500
     client.v1.subscriptions.update(sub.id, params=change)  # type: ignore[arg-type]
-    invoice = _invoices(client, sub.id)[-1]
+    invoice = invoices_of(client, sub.id)[-1]
     assert invoice.billing_reason == "subscription_update"
     assert invoice.amount_paid == preview.amount_due
     assert client.v1.subscriptions.retrieve(sub.id)["items"].data[0].price.id == team.id
@@ -125,13 +103,13 @@ def test_upgrade_always_invoice_charges_the_previewed_proration(
 def test_cancel_at_period_end_keeps_access_until_period_end(
     client: stripe.StripeClient, server: Server, catalog: Catalog, sandbox: Sandbox
 ) -> None:
-    sub = _subscribe(client, server, catalog.monthly.id)
+    sub = subscribe(client, server, catalog.monthly.id)
     marked = client.v1.subscriptions.update(sub.id, params={"cancel_at_period_end": True})
     assert (marked.status, marked.cancel_at) == ("active", sub["items"].data[0].current_period_end)
     sandbox.advance(31 * DAY)
     ended = client.v1.subscriptions.retrieve(sub.id)
     assert ended.status == "canceled"
-    assert len(_invoices(client, sub.id)) == 1
+    assert len(invoices_of(client, sub.id)) == 1
     event = client.v1.events.list(params={"type": "customer.subscription.updated"}).data[0]
     assert event.data.previous_attributes["cancel_at_period_end"] is False
 
@@ -139,7 +117,7 @@ def test_cancel_at_period_end_keeps_access_until_period_end(
 def test_cancel_now_deletes_at_once(
     client: stripe.StripeClient, server: Server, catalog: Catalog
 ) -> None:
-    sub = _subscribe(client, server, catalog.monthly.id)
+    sub = subscribe(client, server, catalog.monthly.id)
     assert client.v1.subscriptions.cancel(sub.id).status == "canceled"
     deleted = client.v1.events.list(params={"type": "customer.subscription.deleted"}).data
     assert [e.data.object.id for e in deleted] == [sub.id]
@@ -157,7 +135,7 @@ def test_schedule_downgrades_at_period_end(
             "product_data": {"name": "Team"},
         }
     )
-    sub = _subscribe(client, server, team.id)
+    sub = subscribe(client, server, team.id)
     schedule = client.v1.subscription_schedules.create(params={"from_subscription": sub.id})
     current = schedule.phases[0]
     client.v1.subscription_schedules.update(
@@ -178,7 +156,7 @@ def test_schedule_downgrades_at_period_end(
     assert client.v1.subscriptions.retrieve(sub.id)["items"].data[0].price.id == (
         catalog.monthly.id
     )
-    assert _invoices(client, sub.id)[-1].amount_paid == 1500
+    assert invoices_of(client, sub.id)[-1].amount_paid == 1500
     sandbox.advance(31 * DAY)
     assert client.v1.subscription_schedules.retrieve(schedule.id).status == "completed"
     assert client.v1.subscriptions.retrieve(sub.id).schedule is None
@@ -189,11 +167,11 @@ def test_test_clock_moves_only_its_own_customers(
 ) -> None:
     clock = client.v1.test_helpers.test_clocks.create(params={"frozen_time": sandbox.now()})
     customer = client.v1.customers.create(params={"test_clock": clock.id})
-    on_clock = _subscribe(client, server, catalog.monthly.id, customer=customer.id)
-    elsewhere = _subscribe(client, server, catalog.monthly.id)
+    on_clock = subscribe(client, server, catalog.monthly.id, customer=customer.id)
+    elsewhere = subscribe(client, server, catalog.monthly.id)
     advanced = client.v1.test_helpers.test_clocks.advance(
         clock.id, params={"frozen_time": clock.frozen_time + 32 * DAY}
     )
     assert advanced.status == "ready"
-    assert len(_invoices(client, on_clock.id)) == 2
-    assert len(_invoices(client, elsewhere.id)) == 1
+    assert len(invoices_of(client, on_clock.id)) == 2
+    assert len(invoices_of(client, elsewhere.id)) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import stripe.params as sp
@@ -45,6 +46,7 @@ _PRODUCT_FIELDS = (
     "unit_label",
     "url",
 )
+_MAX_DECIMALS = 12
 _PRICE_UPDATE_FIELDS = ("active", "lookup_key", "metadata", "nickname", "tax_behavior")
 
 
@@ -144,7 +146,7 @@ def create_price(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
         ctx.now(),
         "custom_unit_amount lookup_key nickname tiers_mode transform_quantity",
     )
-    unit_amount = params.get("unit_amount", 0)
+    unit_amount, unit_amount_decimal = _unit_amount(params)
     price.update(
         active=params.get("active", True),
         billing_scheme="per_unit",
@@ -153,7 +155,8 @@ def create_price(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
         recurring=_recurring(ctx, params.get("recurring")),
         tax_behavior=params.get("tax_behavior", "unspecified"),
         unit_amount=unit_amount,
-        unit_amount_decimal=str(unit_amount),
+        unit_amount_decimal=unit_amount_decimal,
+        transform_quantity=params.get("transform_quantity"),
     )
     price["type"] = "recurring" if price["recurring"] else "one_time"
     assign(price, params, ("metadata", "nickname"))
@@ -161,6 +164,29 @@ def create_price(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
     ctx.save(price)
     ctx.emit("price.created", price)
     return price
+
+
+def _unit_amount(params: dict[str, Any]) -> tuple[int | None, str]:
+    # unit_amount_decimal is in minor units with at most 12 decimals; unit_amount mirrors it
+    # only when it is a whole number of cents (API reference: Price object).
+    if "unit_amount" in params and "unit_amount_decimal" in params:
+        raise StripeError(
+            "You may only specify one of these parameters: unit_amount, unit_amount_decimal.",
+            param="unit_amount_decimal",
+        )
+    if "unit_amount_decimal" not in params:
+        amount = params.get("unit_amount", 0)
+        return amount, str(amount)
+    sent = params["unit_amount_decimal"]
+    value = Decimal(sent)
+    if value < 0 or -value.as_tuple().exponent > _MAX_DECIMALS:  # type: ignore[operator]
+        raise StripeError(
+            f"Invalid decimal: {sent}. Use a non-negative amount with at most "
+            f"{_MAX_DECIMALS} decimal places.",
+            param="unit_amount_decimal",
+        )
+    whole = value == value.to_integral_value()
+    return (int(value) if whole else None), (str(int(value)) if whole else format(value, "f"))
 
 
 def _recurring(ctx: Ctx, sent: dict[str, Any] | None) -> dict[str, Any] | None:

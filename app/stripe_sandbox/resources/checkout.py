@@ -14,7 +14,8 @@ from ..store import new_id
 from .catalog import create_customer, update_customer
 from .common import change, lister, refuse_unsupported, retrieve, skeleton
 from .payments import FAILS_CHARGES, attach_card, card_behaviour
-from .subscriptions import start_subscription
+from .periods import price_amount
+from .start import start_subscription
 
 _SUPPORTED = (
     "mode",
@@ -67,7 +68,7 @@ def create(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
         0
         if trial
         else sum(
-            p["unit_amount"] * i.get("quantity", 1)
+            price_amount(p, i.get("quantity", 1))
             for p, i in zip(prices, params["line_items"], strict=True)
             if p["recurring"] and p["recurring"]["usage_type"] == "licensed"
         )
@@ -115,7 +116,7 @@ def line_items(ctx: Ctx, session: dict[str, Any]) -> dict[str, Any]:
         price = ctx.fetch("price", spec["price"])
         quantity = spec.get("quantity", 1)
         product = ctx.store.get(price["product"]) or {}
-        amount = price["unit_amount"] * quantity
+        amount = price_amount(price, quantity)
         items.append(
             {
                 "id": f"li_{session['id'][8:30]}{n}",

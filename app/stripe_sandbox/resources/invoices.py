@@ -7,13 +7,13 @@ from typing import Any
 import stripe.params as sp
 
 from ..context import Ctx
-from ..errors import StripeError, card_declined
+from ..errors import StripeError
 from ..listing import matching, paginate
 from ..router import Route
+from .changes import period_end, plan_change
 from .common import refuse_unsupported, retrieve
 from .lifecycle import attempt_payment, create_invoice, finalize_and_pay
-from .periods import cycle_line, next_period_end, proration_lines
-from .subscriptions import period_end, planned_items
+from .periods import cycle_line, next_period_end
 
 
 def subscription_of(invoice: dict[str, Any]) -> str | None:
@@ -45,12 +45,11 @@ def pay(ctx: Ctx, params: dict[str, Any], invoice_id: str) -> dict[str, Any]:
     invoice = ctx.fetch("invoice", invoice_id)
     if invoice["status"] not in ("draft", "open"):
         raise StripeError("Invoice is already paid.", code="invoice_not_open")
-    paid = (finalize_and_pay if invoice["status"] == "draft" else attempt_payment)(ctx, invoice)
-    if not paid:
-        # The failed attempt stays recorded (events, dunning) while the call reports a card error.
-        error = card_declined("Your card was declined.", "generic_decline")
-        error.keep_changes = True
-        raise error
+    decline = (finalize_and_pay if invoice["status"] == "draft" else attempt_payment)(ctx, invoice)
+    if decline is not None:
+        # The failed attempt stays recorded (events, dunning) while the call reports the error.
+        decline.keep_changes = True
+        raise decline
     return ctx.fetch("invoice", invoice_id)
 
 
@@ -67,24 +66,22 @@ def create_preview(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
     details = params.get("subscription_details", {})
     refuse_unsupported(details, ("items", "proration_date", "proration_behavior"))
     now = ctx.now(sub["test_clock"])
-    pairs = planned_items(ctx, sub, details.get("items", []))
-    at = details.get("proration_date", now)
-    prorations = [line for old, new in pairs for line in proration_lines(ctx, old, new, at)]
     behavior = details.get("proration_behavior", "create_prorations")
-    if behavior == "always_invoice" and prorations:
-        start = min(line["period"]["start"] for line in prorations)
+    planned = plan_change(
+        ctx, sub, details.get("items", []), details.get("proration_date", now), behavior
+    )
+    if planned.invoice_lines is not None:
         return create_invoice(
-            ctx, sub, "subscription_update", prorations, (start, period_end(sub)), preview=True
+            ctx, sub, "subscription_update", planned.invoice_lines, planned.period, preview=True
         )
     # Otherwise the preview is the next renewal, carrying any prorations created now.
-    replaced = {new["id"]: new for _, new in pairs}
-    items = [replaced.get(i["id"], i) for i in sub["items"]["data"]]
+    items = planned.items
     start = period_end(sub)
     end = next_period_end(sub["billing_cycle_anchor"], items[0]["price"]["recurring"], start)
-    pending = sub.get("_pending_lines", []) + (prorations if behavior != "none" else [])
-    usage_period = (min(i["current_period_start"] for i in items), start)
+    pending = sub.get("_pending_lines", []) + (planned.prorations if behavior != "none" else [])
     lines = pending + [
-        cycle_line(ctx, i, (start, end), sub["customer"], usage_period) for i in items
+        cycle_line(ctx, i, (start, end), sub["customer"], (i["current_period_start"], start))
+        for i in items
     ]
     return create_invoice(ctx, sub, "subscription_cycle", lines, (start, end), preview=True)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..context import DAY, Ctx
+from ..context import DAY, Ctx, snapshot
+from ..errors import StripeError
 from ..store import new_id
 from .common import change, skeleton
 from .payments import charge
@@ -15,6 +16,9 @@ FINALIZE_DELAY = 3600
 # A custom retry schedule like Stripe's recommended default: retry 3, 5 and 7 days after the
 # first failure, then cancel the subscription (Billing > Revenue recovery > Retries).
 RETRY_DAYS = (3, 5, 7)
+# An update waiting for its invoice to be paid expires after 23 hours (docs: "Pending updates
+# reference" > expiration).
+PENDING_UPDATE_LIFETIME = 23 * 3600
 
 _INVOICE_NULLS = (
     "account_name account_tax_ids application custom_fields customer_address customer_name "
@@ -43,11 +47,12 @@ def create_invoice(
     for item in lines:
         item["invoice"] = None if preview else invoice_id
     total = sum(item["amount"] for item in lines)
+    # A negative total (credits beyond charges) is not charged: amount_due stays 0.
     invoice.update(
         account_country="US",
-        amount_due=total,
+        amount_due=max(total, 0),
         amount_paid=0,
-        amount_remaining=total,
+        amount_remaining=max(total, 0),
         amount_overpaid=0,
         amount_shipping=0,
         attempt_count=0,
@@ -124,8 +129,11 @@ def schedule_finalization(ctx: Ctx, invoice: dict[str, Any]) -> None:
     ctx.save(invoice)
 
 
-def finalize_and_pay(ctx: Ctx, invoice: dict[str, Any]) -> bool:
-    """Finalize a draft (`invoice.finalized`), then attempt payment. True if it is paid."""
+def finalize_and_pay(
+    ctx: Ctx, invoice: dict[str, Any], *, attempt: bool = True
+) -> StripeError | None:
+    """Finalize a draft (`invoice.finalized`), then attempt payment unless told not to.
+    Returns the decline, or None once paid (or left open when not attempted)."""
     now = ctx.now(invoice["test_clock"])
     customer = ctx.fetch("customer", invoice["customer"])
     sequence = customer["next_invoice_sequence"]
@@ -144,11 +152,12 @@ def finalize_and_pay(ctx: Ctx, invoice: dict[str, Any]) -> bool:
         invoice_pdf=f"{hosted}/pdf",
         status_transitions={**invoice["status_transitions"], "finalized_at": now},
     )
-    return attempt_payment(ctx, invoice)
+    return attempt_payment(ctx, invoice) if attempt else None
 
 
-def attempt_payment(ctx: Ctx, invoice: dict[str, Any]) -> bool:
-    """Charge an open invoice; on failure schedule the next retry or end the subscription."""
+def attempt_payment(ctx: Ctx, invoice: dict[str, Any]) -> StripeError | None:
+    """Charge an open invoice; on failure schedule the next retry or end the subscription.
+    Returns the decline, or None once paid."""
     sub = ctx.fetch("subscription", invoice["parent"]["subscription_details"]["subscription"])
     now = ctx.now(invoice["test_clock"])
     customer = ctx.fetch("customer", invoice["customer"])
@@ -169,9 +178,11 @@ def attempt_payment(ctx: Ctx, invoice: dict[str, Any]) -> bool:
             status_transitions={**invoice["status_transitions"], "paid_at": now},
         )
         ctx.emit("invoice.payment_succeeded", invoice)
-        if sub["status"] in ("past_due", "incomplete", "unpaid"):
+        if _pending_invoice(sub, invoice):
+            _apply_pending_update(ctx, sub)
+        elif sub["status"] in ("past_due", "incomplete", "unpaid"):
             change(ctx, sub, "customer.subscription.updated", status="active")
-        return True
+        return None
     first_failure = invoice.get("_first_failure_at") or now
     retries_used = invoice["attempt_count"]
     next_attempt = (
@@ -187,11 +198,38 @@ def attempt_payment(ctx: Ctx, invoice: dict[str, Any]) -> bool:
         next_payment_attempt=next_attempt,
         last_finalization_error=None,
     )
-    if next_attempt is None and sub["status"] not in ("incomplete",):
+    if _pending_invoice(sub, invoice):
+        pass  # the subscription carries on as if the pending update had not been asked for
+    elif next_attempt is None and sub["status"] not in ("incomplete",):
         cancel_subscription(ctx, sub, "payment_failed")
     elif sub["status"] in ("active", "trialing"):
         change(ctx, sub, "customer.subscription.updated", status="past_due")
-    return False
+    return decline
+
+
+def _pending_invoice(sub: dict[str, Any], invoice: dict[str, Any]) -> bool:
+    pending = sub.get("_pending_change")
+    return bool(pending and pending["invoice"] == invoice["id"])
+
+
+def _apply_pending_update(ctx: Ctx, sub: dict[str, Any]) -> None:
+    # Once the invoice is paid the pending changes apply and pending_update clears.
+    before = snapshot(sub)
+    pending = sub.pop("_pending_change")
+    sub["items"]["data"] = pending["items"]
+    sub["billing_cycle_anchor"] = pending["anchor"] or sub["billing_cycle_anchor"]
+    sub.update(pending_update=None)
+    sub.pop("_pending_lines", None)
+    ctx.save(sub)
+    ctx.emit("customer.subscription.updated", sub, before)
+
+
+def expire_pending_update(ctx: Ctx, sub: dict[str, Any]) -> None:
+    """Discard a pending update whose invoice was not paid in time."""
+    sub.pop("_pending_change", None)
+    sub["pending_update"] = None
+    ctx.save(sub)
+    ctx.emit("customer.subscription.pending_update_expired", sub)
 
 
 def cancel_subscription(ctx: Ctx, sub: dict[str, Any], reason: str) -> dict[str, Any]:

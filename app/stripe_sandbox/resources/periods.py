@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any
 
 from ..context import Ctx
@@ -110,6 +110,27 @@ def product_name(ctx: Ctx, price: dict[str, Any]) -> str:
     return str(product["name"] if product else price["product"])
 
 
+def unit_amount(price: dict[str, Any]) -> Decimal:
+    """A price's unit amount in minor units, fractions of a cent included."""
+    return Decimal(price["unit_amount_decimal"])
+
+
+def price_amount(price: dict[str, Any], quantity: Decimal | int) -> int:
+    """Quantity times unit amount in minor units, after the price's transform_quantity, rounded
+    half up at the line as Stripe bills fractional-cent prices (to the nearest cent)."""
+    return _round(billed_quantity(price, Decimal(quantity)) * unit_amount(price))
+
+
+def billed_quantity(price: dict[str, Any], quantity: Decimal) -> Decimal:
+    """The quantity a price bills: transform_quantity divides it and rounds up or down
+    (docs: "Usage-based billing" > "Transform quantities")."""
+    transform = price.get("transform_quantity")
+    if not transform:
+        return quantity
+    mode = ROUND_CEILING if transform["round"] == "up" else ROUND_FLOOR
+    return (quantity / Decimal(transform["divide_by"])).to_integral_value(mode)
+
+
 def cycle_line(
     ctx: Ctx,
     item: dict[str, Any],
@@ -122,59 +143,70 @@ def cycle_line(
     """The line an item adds to a period's invoice: licensed in advance for `period`, metered
     in arrears for `usage_period` (the period that just ended)."""
     price, name = item["price"], product_name(ctx, item["price"])
-    if price["recurring"]["usage_type"] == "metered":
+    if is_metered(item):
         billed = usage_period or period
         used = usage(ctx, customer_id, price["recurring"]["meter"], *billed)
-        amount = _round(used * price["unit_amount"])
         quantity = int(used.to_integral_value(ROUND_HALF_UP))
-        return line(ctx, item, amount, billed, f"{quantity} {TIMES} {name}", quantity=quantity)
+        return line(
+            ctx,
+            item,
+            price_amount(price, used),
+            billed,
+            f"{quantity} {TIMES} {name}",
+            quantity=quantity,
+        )
     quantity = item["quantity"]
     if trial:
         return line(ctx, item, 0, period, f"Trial period for {name}", quantity=quantity)
     return line(
         ctx,
         item,
-        price["unit_amount"] * quantity,
+        price_amount(price, quantity),
         period,
         f"{quantity} {TIMES} {name}",
         quantity=quantity,
     )
 
 
+def is_metered(item: dict[str, Any]) -> bool:
+    """Metered items are billed in arrears from meter usage, never prorated."""
+    return bool(item["price"]["recurring"]["usage_type"] == "metered")
+
+
 def proration_lines(
     ctx: Ctx,
-    old_item: dict[str, Any],
-    new_item: dict[str, Any],
+    old_item: dict[str, Any] | None,
+    new_item: dict[str, Any] | None,
     at: int,
+    period: tuple[int, int],
 ) -> list[dict[str, Any]]:
-    """Credit for the unused time on the old price and charge for the rest on the new one."""
-    start, end = old_item["current_period_start"], old_item["current_period_end"]
-    if old_item["price"]["recurring"]["usage_type"] == "metered" or not start <= at < end:
+    """Credit for the unused time of `period` on the old item (if any) and a charge for the
+    rest of it on the new one (if any); metered items are billed on usage instead."""
+    start, end = period
+    if not start <= at < end:
         return []
     fraction = Decimal(end - at) / Decimal(end - start)
     when = dt.datetime.fromtimestamp(at, dt.UTC).strftime("%d %b %Y")
-    old_total = old_item["price"]["unit_amount"] * old_item["quantity"]
-    new_total = new_item["price"]["unit_amount"] * new_item["quantity"]
-    return [
-        line(
-            ctx,
-            old_item,
-            -_round(old_total * fraction),
-            (at, end),
-            f"Unused time on {product_name(ctx, old_item['price'])} after {when}",
-            quantity=old_item["quantity"],
-            proration=True,
-        ),
-        line(
-            ctx,
-            new_item,
-            _round(new_total * fraction),
-            (at, end),
-            f"Remaining time on {product_name(ctx, new_item['price'])} after {when}",
-            quantity=new_item["quantity"],
-            proration=True,
-        ),
-    ]
+    lines = []
+    for item, sign, label in ((old_item, -1, "Unused"), (new_item, 1, "Remaining")):
+        if item is None or is_metered(item):
+            continue
+        name = product_name(ctx, item["price"])
+        full = billed_quantity(item["price"], Decimal(item["quantity"])) * unit_amount(
+            item["price"]
+        )
+        lines.append(
+            line(
+                ctx,
+                item,
+                sign * _round(full * fraction),
+                (at, end),
+                f"{label} time on {name} after {when}",
+                quantity=item["quantity"],
+                proration=True,
+            )
+        )
+    return lines
 
 
 def _round(amount: Decimal) -> int:

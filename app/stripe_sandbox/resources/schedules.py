@@ -10,15 +10,13 @@ from ..context import Ctx, snapshot
 from ..errors import StripeError
 from ..router import Route
 from ..store import new_id
+from .changes import period_end
 from .common import assign, change, lister, refuse_unsupported, retrieve, skeleton
+from .items import build_item
 from .lifecycle import cancel_subscription
 from .periods import period_boundary
 
 _NULLS = "application canceled_at completed_at released_at released_subscription customer_account"
-
-
-def _current_end(sub: dict[str, Any]) -> int:
-    return int(min(i["current_period_end"] for i in sub["items"]["data"]))
 
 
 def create(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
@@ -147,8 +145,9 @@ def _phases(ctx: Ctx, sub: dict[str, Any], sent: list[dict[str, Any]]) -> list[d
         end = spec.get("end_date") or period_boundary(
             start, duration["interval"], duration.get("interval_count", 1), 1
         )
+        # Metered prices take no quantity: usage decides what they bill.
         items = [
-            {"price": p, "quantity": i.get("quantity", 1)}
+            {"price": p, "quantity": None if _metered(p) else i.get("quantity", 1)}
             for p, i in zip(prices, spec["items"], strict=True)
         ]
         phase = _phase(
@@ -169,14 +168,12 @@ def _timestamp(ctx: Ctx, sub: dict[str, Any], value: int | str) -> int:
 def apply_schedule(ctx: Ctx, sub: dict[str, Any]) -> None:
     """At a period end: start the phase beginning now, or end the schedule after its last."""
     schedule = ctx.fetch("subscription_schedule", sub["schedule"])
-    at = _current_end(sub)
+    at = period_end(sub)
     upcoming = next((p for p in schedule["phases"] if p["start_date"] == at), None)
     if upcoming is not None:
         sub = ctx.fetch("subscription", sub["id"])
         before = snapshot(sub)
-        for item, spec in zip(sub["items"]["data"], upcoming["items"], strict=False):
-            price = ctx.fetch("price", spec["price"])
-            item.update(price=price, quantity=spec["quantity"])
+        sub["items"]["data"] = _phase_items(ctx, sub, upcoming)
         ctx.save(sub)
         ctx.emit("customer.subscription.updated", sub, before)
         _set_current_phase(schedule, at)
@@ -187,6 +184,29 @@ def apply_schedule(ctx: Ctx, sub: dict[str, Any]) -> None:
         if schedule["end_behavior"] == "cancel":
             change(ctx, sub, "customer.subscription.updated", cancel_at_period_end=True)
         _release(ctx, schedule, "subscription_schedule.completed")
+
+
+def _metered(price: dict[str, Any]) -> bool:
+    return bool(price["recurring"]["usage_type"] == "metered")
+
+
+def _phase_items(ctx: Ctx, sub: dict[str, Any], phase: dict[str, Any]) -> list[dict[str, Any]]:
+    # An item whose price stays keeps its id; other prices get new items. Their period is
+    # still the one ending now: the renewal that follows moves it.
+    current = {i["price"]["id"]: i for i in sub["items"]["data"]}
+    items = []
+    for n, spec in enumerate(phase["items"]):
+        item = build_item(ctx, sub, spec["price"], spec["quantity"], f"phases[{n}][items]")
+        kept = current.get(spec["price"])
+        source = kept or sub["items"]["data"][0]
+        item.update(
+            current_period_start=source["current_period_start"],
+            current_period_end=source["current_period_end"],
+        )
+        if kept:
+            item.update(id=kept["id"], created=kept["created"], metadata=kept["metadata"])
+        items.append(item)
+    return items
 
 
 def _release(ctx: Ctx, schedule: dict[str, Any], event_type: str) -> dict[str, Any]:

@@ -1,29 +1,26 @@
-"""Subscriptions: start (with or without trial), change price with prorations, cancel."""
+"""Subscriptions over the API: create, update (plan changes, pending updates), cancel, list."""
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable
 from typing import Any
 
 import stripe.params as sp
 
-from ..context import DAY, Ctx, snapshot
+from ..context import Ctx, snapshot
 from ..errors import StripeError
 from ..listing import matching, paginate
 from ..router import Route
-from ..store import new_id
-from .common import refuse_unsupported, retrieve, skeleton
-from .lifecycle import cancel_subscription, create_invoice, finalize_and_pay
-from .periods import cycle_line, next_period_end, proration_lines
-
-_SUB_NULLS = (
-    "application application_fee_percent billing_cycle_anchor_config cancel_at canceled_at "
-    "days_until_due default_payment_method default_source description ended_at latest_invoice "
-    "next_pending_invoice_item_invoice on_behalf_of pause_collection pending_invoice_item_interval "
-    "pending_setup_intent pending_update schedule transfer_data trial_end trial_start "
-    "billing_thresholds customer_account"
+from .changes import Change, apply_change, period_end, plan_change
+from .common import change, refuse_unsupported, retrieve
+from .lifecycle import (
+    PENDING_UPDATE_LIFETIME,
+    cancel_subscription,
+    create_invoice,
+    finalize_and_pay,
 )
+from .periods import cycle_line, is_metered, proration_lines
+from .start import start_subscription
+
 _CREATE_SUPPORTED = (
     "customer",
     "items",
@@ -33,6 +30,7 @@ _CREATE_SUPPORTED = (
     "default_payment_method",
     "description",
     "trial_settings",
+    "payment_behavior",
 )
 _UPDATE_SUPPORTED = (
     "items",
@@ -42,138 +40,8 @@ _UPDATE_SUPPORTED = (
     "metadata",
     "default_payment_method",
     "description",
+    "payment_behavior",
 )
-
-
-def build_item(
-    ctx: Ctx, sub: dict[str, Any], price_id: str, quantity: int | None, param: str
-) -> dict[str, Any]:
-    """A subscription item with its price embedded, as the API shows it."""
-    price = ctx.fetch("price", price_id, param)
-    if price["recurring"] is None:
-        raise StripeError(
-            "The price specified is not recurring; subscriptions need a recurring price.",
-            param=param,
-        )
-    metered = price["recurring"]["usage_type"] == "metered"
-    # Metered items carry no quantity: usage decides the amount.
-    return {
-        "id": new_id("si", 14),
-        "object": "subscription_item",
-        "created": ctx.now(sub["test_clock"]),
-        "discounts": [],
-        "metadata": {},
-        "price": copy.deepcopy(price),
-        "plan": _plan(price),
-        "quantity": None if metered else (quantity or 1),
-        "subscription": sub["id"],
-        "tax_rates": [],
-        "billing_thresholds": None,
-        "current_period_start": None,
-        "current_period_end": None,
-    }
-
-
-def _plan(price: dict[str, Any]) -> dict[str, Any]:
-    # The legacy Plan view of a recurring price, still embedded on subscription items.
-    recurring = price["recurring"]
-    return {
-        "id": price["id"],
-        "object": "plan",
-        "active": price["active"],
-        "amount": price["unit_amount"],
-        "amount_decimal": price["unit_amount_decimal"],
-        "billing_scheme": price["billing_scheme"],
-        "created": price["created"],
-        "currency": price["currency"],
-        "interval": recurring["interval"],
-        "interval_count": recurring["interval_count"],
-        "livemode": False,
-        "metadata": price["metadata"],
-        "meter": recurring["meter"],
-        "nickname": price["nickname"],
-        "product": price["product"],
-        "tiers_mode": None,
-        "transform_usage": None,
-        "trial_period_days": recurring["trial_period_days"],
-        "usage_type": recurring["usage_type"],
-    }
-
-
-def start_subscription(
-    ctx: Ctx,
-    customer: dict[str, Any],
-    items: list[dict[str, Any]],
-    *,
-    trial_days: int | None = None,
-    options: dict[str, Any] | None = None,
-    on_created: Callable[[dict[str, Any]], None] | None = None,
-) -> dict[str, Any]:
-    """Create a subscription and its first invoice (a $0 one for a trial), paying it at once;
-    `on_created` runs before any event about the subscription (Checkout completes first)."""
-    options = options or {}
-    now = ctx.now(customer["test_clock"])
-    trial_end = options.get("trial_end") or (now + trial_days * DAY if trial_days else None)
-    sub = skeleton("subscription", new_id("sub", 24), now, _SUB_NULLS)
-    sub.update(
-        automatic_tax={"enabled": False, "liability": None, "disabled_reason": None},
-        billing_cycle_anchor=trial_end or now,
-        billing_mode={"type": "classic"},
-        cancel_at_period_end=False,
-        collection_method="charge_automatically",
-        cancellation_details={"comment": None, "feedback": None, "reason": None},
-        customer=customer["id"],
-        default_tax_rates=[],
-        discounts=[],
-        invoice_settings={"account_tax_ids": None, "issuer": {"type": "self"}},
-        managed_payments=None,
-        billing_schedules=[],
-        payment_settings={
-            "payment_method_options": None,
-            "payment_method_types": None,
-            "save_default_payment_method": "off",
-        },
-        start_date=now,
-        test_clock=customer["test_clock"],
-        trial_start=trial_end and now,
-        trial_end=trial_end,
-        default_payment_method=options.get("default_payment_method"),
-        description=options.get("description"),
-        metadata=options.get("metadata", {}),
-        trial_settings={
-            "end_behavior": {
-                "missing_payment_method": options.get("trial_settings", {})
-                .get("end_behavior", {})
-                .get("missing_payment_method", "create_invoice")
-            }
-        },
-    )
-    built = [
-        build_item(ctx, sub, i["price"], i.get("quantity"), f"items[{n}][price]")
-        for n, i in enumerate(items)
-    ]
-    end = trial_end or next_period_end(now, built[0]["price"]["recurring"], now)
-    for item in built:
-        item.update(current_period_start=now, current_period_end=end)
-    lines = [cycle_line(ctx, i, (now, end), customer["id"], trial=bool(trial_end)) for i in built]
-    amount_due = sum(line["amount"] for line in lines)
-    sub.update(
-        currency=built[0]["price"]["currency"],
-        items={
-            "object": "list",
-            "data": built,
-            "has_more": False,
-            "url": f"/v1/subscription_items?subscription={sub['id']}",
-        },
-        status="trialing" if trial_end else "incomplete" if amount_due else "active",
-    )
-    ctx.save(sub)
-    if on_created is not None:
-        on_created(sub)
-    ctx.emit("customer.subscription.created", sub)
-    invoice = create_invoice(ctx, sub, "subscription_create", lines, (now, end))
-    finalize_and_pay(ctx, invoice)
-    return ctx.fetch("subscription", sub["id"])
 
 
 def create(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
@@ -184,54 +52,17 @@ def create(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
             raise StripeError(
                 f"Missing required param: {name}.", code="parameter_missing", param=name
             )
+    _payment_behavior(params, updating=False)
     customer = ctx.fetch("customer", params["customer"], "customer")
     return start_subscription(
         ctx, customer, params["items"], trial_days=params.get("trial_period_days"), options=params
     )
 
 
-def planned_items(
-    ctx: Ctx, sub: dict[str, Any], sent: list[dict[str, Any]]
-) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """(old item, new item) pairs for an `items[...]` change; only price/quantity swaps."""
-    pairs = []
-    for n, change_spec in enumerate(sent):
-        refuse_unsupported(change_spec, ("id", "price", "quantity", "metadata"))
-        if "id" not in change_spec:
-            raise StripeError(
-                f"The Stripe sandbox only changes existing items (pass items[{n}][id]).",
-                param=f"items[{n}][id]",
-            )
-        old = next((i for i in sub["items"]["data"] if i["id"] == change_spec["id"]), None)
-        if old is None:
-            raise StripeError(
-                f"Invalid subscription_item id: {change_spec['id']}", param=f"items[{n}][id]"
-            )
-        new = build_item(
-            ctx,
-            sub,
-            change_spec.get("price", old["price"]["id"]),
-            change_spec.get("quantity", old["quantity"]),
-            f"items[{n}][price]",
-        )
-        if new["price"]["recurring"]["interval"] != old["price"]["recurring"]["interval"]:
-            raise StripeError(
-                "The Stripe sandbox does not change a subscription's billing interval.",
-                param=f"items[{n}][price]",
-            )
-        new.update(
-            id=old["id"],
-            created=old["created"],
-            current_period_start=old["current_period_start"],
-            current_period_end=old["current_period_end"],
-        )
-        pairs.append((old, new))
-    return pairs
-
-
 def update(ctx: Ctx, params: dict[str, Any], sub_id: str) -> dict[str, Any]:
     """POST /v1/subscriptions/{id}."""
     refuse_unsupported(params, _UPDATE_SUPPORTED)
+    payment = _payment_behavior(params, updating=True)
     sub = ctx.fetch("subscription", sub_id)
     if sub["status"] == "canceled":
         raise StripeError(
@@ -240,11 +71,15 @@ def update(ctx: Ctx, params: dict[str, Any], sub_id: str) -> dict[str, Any]:
         )
     before = snapshot(sub)
     now = ctx.now(sub["test_clock"])
-    pairs = planned_items(ctx, sub, params.get("items", []))
-    at = params.get("proration_date", now)
-    lines = [line for old, new in pairs for line in proration_lines(ctx, old, new, at)]
-    replaced = {new["id"]: new for _, new in pairs}
-    sub["items"]["data"] = [replaced.get(i["id"], i) for i in sub["items"]["data"]]
+    behavior = params.get("proration_behavior", "create_prorations")
+    planned = None
+    if "items" in params:
+        at = params.get("proration_date", now)
+        planned = plan_change(ctx, sub, params["items"], at, behavior)
+    if planned and planned.invoice_lines is not None and payment == "pending_if_incomplete":
+        return _update_once_paid(ctx, sub, planned)
+    if planned:
+        apply_change(sub, planned, behavior)
     for field in ("metadata", "default_payment_method", "description"):
         if field in params:
             sub[field] = params[field] or None
@@ -255,27 +90,76 @@ def update(ctx: Ctx, params: dict[str, Any], sub_id: str) -> dict[str, Any]:
             cancel_at=period_end(sub) if flag else None,
             canceled_at=now if flag else None,
         )
-    behavior = params.get("proration_behavior", "create_prorations")
-    if behavior == "create_prorations":
-        sub["_pending_lines"] = sub.get("_pending_lines", []) + lines
     ctx.save(sub)
     if sub != before:
         ctx.emit("customer.subscription.updated", sub, before)
-    if behavior == "always_invoice" and lines:
-        start = min(line["period"]["start"] for line in lines)
-        invoice = create_invoice(ctx, sub, "subscription_update", lines, (start, period_end(sub)))
-        finalize_and_pay(ctx, invoice)
+    if planned and planned.invoice_lines is not None:
+        invoice = create_invoice(
+            ctx, sub, "subscription_update", planned.invoice_lines, planned.period
+        )
+        decline = finalize_and_pay(ctx, invoice)
+        if decline is not None and payment == "error_if_incomplete":
+            raise decline  # nothing is kept: Stripe answers 402 and leaves the subscription
     return ctx.fetch("subscription", sub_id)
 
 
-def period_end(sub: dict[str, Any]) -> int:
-    """When the current billing period of the subscription ends."""
-    return int(min(i["current_period_end"] for i in sub["items"]["data"]))
+def _update_once_paid(ctx: Ctx, sub: dict[str, Any], planned: Change) -> dict[str, Any]:
+    # payment_behavior=pending_if_incomplete: the change applies only once its invoice is
+    # paid; until then it waits in `pending_update` (23 h) and the call still answers 200
+    # with the subscription (docs: "Pending updates" and its reference).
+    lines = planned.invoice_lines or []
+    invoice = create_invoice(ctx, sub, "subscription_update", lines, planned.period)
+    sub = ctx.fetch("subscription", sub["id"])
+    sub["_pending_change"] = {
+        "invoice": invoice["id"],
+        "items": planned.items,
+        "anchor": planned.anchor,
+    }
+    ctx.save(sub)
+    if finalize_and_pay(ctx, invoice) is not None:
+        sub = ctx.fetch("subscription", sub["id"])
+        change(
+            ctx,
+            sub,
+            "customer.subscription.updated",
+            pending_update={
+                "billing_cycle_anchor": planned.anchor,
+                "expires_at": ctx.now(sub["test_clock"]) + PENDING_UPDATE_LIFETIME,
+                "subscription_items": planned.items,
+                "trial_end": None,
+                "trial_from_plan": None,
+                "discounts": [],
+                "discount": None,
+                "metadata": None,
+            },
+        )
+    return ctx.fetch("subscription", sub["id"])
+
+
+def _payment_behavior(params: dict[str, Any], *, updating: bool) -> str:
+    behavior = str(params.get("payment_behavior", "allow_incomplete"))
+    if behavior == "pending_if_incomplete" and not updating:
+        raise StripeError(
+            "payment_behavior=pending_if_incomplete can only be used to update a subscription.",
+            param="payment_behavior",
+        )
+    if behavior == "default_incomplete" and updating:
+        raise StripeError(
+            "The Stripe sandbox does not implement payment_behavior=default_incomplete on updates.",
+            param="payment_behavior",
+        )
+    if behavior == "pending_if_incomplete":
+        # Pending updates accept only the attributes that prorate or invoice (docs: "Pending
+        # updates reference" > supported attributes).
+        refuse_unsupported(
+            params, ("payment_behavior", "proration_behavior", "proration_date", "items")
+        )
+    return behavior
 
 
 def cancel(ctx: Ctx, params: dict[str, Any], sub_id: str) -> dict[str, Any]:
-    """DELETE /v1/subscriptions/{id}: cancel at once."""
-    refuse_unsupported(params, ("cancellation_details",))
+    """DELETE /v1/subscriptions/{id}: cancel at once, optionally with a final invoice."""
+    refuse_unsupported(params, ("cancellation_details", "invoice_now", "prorate"))
     sub = ctx.fetch("subscription", sub_id)
     if sub["status"] == "canceled":
         raise StripeError(
@@ -283,7 +167,29 @@ def cancel(ctx: Ctx, params: dict[str, Any], sub_id: str) -> dict[str, Any]:
         )
     if "cancellation_details" in params:
         sub["cancellation_details"].update(params["cancellation_details"])
+    if params.get("invoice_now"):
+        _final_invoice(ctx, sub, prorate=params.get("prorate", False))
+        sub = ctx.fetch("subscription", sub_id) | {
+            "cancellation_details": sub["cancellation_details"]
+        }
+    # prorate alone leaves a pending credit for the customer's next invoice, which the
+    # sandbox does not model (it has no customer-level pending invoice items).
     return cancel_subscription(ctx, sub, "cancellation_requested")
+
+
+def _final_invoice(ctx: Ctx, sub: dict[str, Any], *, prorate: bool) -> None:
+    # invoice_now bills un-invoiced metered usage and pending prorations; with prorate it
+    # also credits the unused time (API reference: cancel a subscription).
+    now = ctx.now(sub["test_clock"])
+    lines = list(sub.pop("_pending_lines", []))
+    for item in sub["items"]["data"]:
+        period = (item["current_period_start"], item["current_period_end"])
+        if is_metered(item):
+            lines.append(cycle_line(ctx, item, period, sub["customer"], (period[0], now)))
+        elif prorate:
+            lines += proration_lines(ctx, item, None, now, period)
+    start = min(i["current_period_start"] for i in sub["items"]["data"])
+    finalize_and_pay(ctx, create_invoice(ctx, sub, "subscription_update", lines, (start, now)))
 
 
 def list_subscriptions(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
