@@ -40,6 +40,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     load_plan_catalog(app)
     register_extensions(app)
     register_blueprints(app)
+    register_stripe(app)
     register_commands(app)
     register_error_handlers(app)
     register_template_helpers(app)
@@ -55,7 +56,7 @@ def load_plan_catalog(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     """Bind the extensions created in app/extensions.py."""
-    from app.accounts.models import User
+    from app.models import User
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(REPO_ROOT / "migrations"))
@@ -69,6 +70,34 @@ def register_extensions(app: Flask) -> None:
     @login_manager.user_loader
     def load_user(user_id: str) -> User | None:
         return db.session.get(User, int(user_id))
+
+
+def register_stripe(app: Flask) -> None:
+    """Build the one StripeClient: Stripe's with a secret key, else the in-process sandbox's."""
+    from app.billing.gateway import StripeGateway, build_client
+
+    if not app.config["STRIPE_SANDBOX"]:
+        app.extensions["tollgate.stripe"] = StripeGateway(build_client(app, None))
+        return
+    from app.stripe_sandbox import Sandbox, SandboxHTTPClient, create_blueprint
+
+    path = app.config["STRIPE_SANDBOX_PATH"] or str(
+        Path(app.instance_path) / "stripe_sandbox.sqlite3"
+    )
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    sandbox = Sandbox(path, base_url=app.config["TOLLGATE_BASE_URL"])
+    app.extensions["stripe_sandbox"] = sandbox
+    sandbox_pages = create_blueprint(sandbox)
+    # Stripe's hosted pages and API take no CSRF token of ours, in the sandbox as on stripe.com.
+    csrf.exempt(sandbox_pages)
+    app.register_blueprint(sandbox_pages)
+    app.extensions["tollgate.stripe"] = StripeGateway(build_client(app, SandboxHTTPClient(sandbox)))
+    with app.app_context():
+        from app.webhooks.endpoint import register_sandbox_endpoint
+
+        app.config["STRIPE_WEBHOOK_SECRET"] = register_sandbox_endpoint()
+    if app.config["SANDBOX_DELIVER_WEBHOOKS"] and not app.testing:
+        sandbox.start_delivery_thread()
 
 
 @event.listens_for(Engine, "connect")
@@ -86,17 +115,22 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
 def register_blueprints(app: Flask) -> None:
     """Mount each domain's routes."""
     from app.accounts.routes import bp as accounts_bp
+    from app.billing import checkout_routes  # noqa: F401  (adds its routes to billing_bp)
     from app.billing.routes import bp as billing_bp
+    from app.webhooks.routes import bp as webhooks_bp
 
     app.register_blueprint(accounts_bp)
     app.register_blueprint(billing_bp)
+    app.register_blueprint(webhooks_bp)
 
 
 def register_commands(app: Flask) -> None:
     """Add Tollgate's ``flask ...`` commands."""
+    from app.billing.cli import stripe_cli
     from app.catalog.cli import catalog_cli
 
     app.cli.add_command(catalog_cli)
+    app.cli.add_command(stripe_cli)
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -109,6 +143,12 @@ def register_error_handlers(app: Flask) -> None:
 def register_template_helpers(app: Flask) -> None:
     """Values every template may use."""
 
+    from app.money import format_count, format_money
+
     @app.context_processor
     def inject_layout_values() -> dict[str, Any]:
         return {"sandbox_mode": app.config["STRIPE_SANDBOX"], "assets": STATIC_ASSETS}
+
+    app.add_template_filter(lambda value: value.strftime("%-d %B %Y"), "date")
+    app.add_template_filter(format_money, "money")
+    app.add_template_filter(format_count, "count")

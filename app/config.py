@@ -48,6 +48,14 @@ class Config:
     LOGIN_LIMIT_PER_IP = "20 per minute"
     SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict[str, Any]] = {"pool_pre_ping": True}
     WTF_CSRF_TIME_LIMIT = None
+    # Where buyers reach Tollgate: Checkout returns here and the sandbox posts webhooks here.
+    TOLLGATE_BASE_URL = "http://127.0.0.1:5000"
+    # Sandbox mode only: the sandbox's state file (default instance/stripe_sandbox.sqlite3), and
+    # whether a background thread delivers its webhooks (tests deliver them on demand instead).
+    STRIPE_SANDBOX_PATH: str | None = None
+    SANDBOX_DELIVER_WEBHOOKS = True
+    # How long a past_due subscription keeps its features while Stripe retries the payment.
+    PAST_DUE_GRACE_DAYS = 7
 
     @staticmethod
     def from_environ(instance_path: Path, environ: Mapping[str, str]) -> dict[str, Any]:
@@ -56,11 +64,17 @@ class Config:
             "SECRET_KEY": environ.get("SECRET_KEY") or local_secret_key(instance_path),
             "SQLALCHEMY_DATABASE_URI": database_url(environ.get("DATABASE_URL"), instance_path),
         }
+        if environ.get("PORT") and not environ.get("TOLLGATE_BASE_URL"):
+            settings["TOLLGATE_BASE_URL"] = f"http://127.0.0.1:{environ['PORT']}"
+        if environ.get("PAST_DUE_GRACE_DAYS"):
+            settings["PAST_DUE_GRACE_DAYS"] = int(environ["PAST_DUE_GRACE_DAYS"])
         for name in (
+            "TOLLGATE_BASE_URL",
             "TOLLGATE_PLANS",
             "STRIPE_SECRET_KEY",
             "STRIPE_WEBHOOK_SECRET",
             "STRIPE_API_BASE",
+            "STRIPE_SANDBOX_PATH",
             "RATELIMIT_STORAGE_URI",
             "LOGIN_LIMIT_PER_ADDRESS",
             "LOGIN_LIMIT_PER_IP",

@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from app import create_app
 from app.extensions import db
+from app.stripe_sandbox import Sandbox
 from tests.apps import app_config, migrate_to_head
 from tests.databases import POSTGRES_HOWTO, postgres_admin_url, postgres_database
 from tests.web import WebClient, serve
@@ -96,18 +97,35 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
 def app(
     migrated_database: MigratedDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Flask]:
-    """The application on a clean database of the current backend."""
+    """The application on a clean database and a fresh Stripe sandbox, served over HTTP."""
     monkeypatch.setenv("TOLLGATE_INSTANCE_PATH", str(tmp_path / "instance"))
-    application = create_app(app_config(migrated_database.fresh_url(tmp_path)))
-    yield application
+    database_url = migrated_database.fresh_url(tmp_path)
+
+    def make_app(base_url: str) -> Flask:
+        return create_app(
+            app_config(
+                database_url,
+                TOLLGATE_BASE_URL=base_url,
+                STRIPE_SANDBOX_PATH=str(tmp_path / "stripe_sandbox.sqlite3"),
+            )
+        )
+
+    with serve(make_app) as application:
+        yield application
     migrated_database.clean(application)
 
 
 @pytest.fixture
-def server(app: Flask) -> Iterator[str]:
-    """The app served over real HTTP; yields its base URL."""
-    with serve(app) as base_url:
-        yield base_url
+def server(app: Flask) -> str:
+    """The base URL the app is served at."""
+    return str(app.config["TOLLGATE_BASE_URL"])
+
+
+@pytest.fixture
+def sandbox(app: Flask) -> Sandbox:
+    """The app's Stripe sandbox, to deliver webhooks or move the clock on demand."""
+    stripe_sandbox: Sandbox = app.extensions["stripe_sandbox"]
+    return stripe_sandbox
 
 
 @pytest.fixture
@@ -115,6 +133,14 @@ def client(server: str) -> Iterator[WebClient]:
     """An HTTP client for the served app that keeps cookies like a browser."""
     with WebClient(base_url=server, follow_redirects=False, timeout=10) as web_client:
         yield web_client
+
+
+@pytest.fixture
+def synced(app: Flask) -> Flask:
+    """The app with its catalog pushed to the sandbox by the real `flask catalog sync`."""
+    result = app.test_cli_runner().invoke(args=["catalog", "sync"])
+    assert result.exit_code == 0, result.output
+    return app
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from html.parser import HTMLParser
 from typing import Any
@@ -19,18 +19,29 @@ CSRF_INPUT = re.compile(
 
 
 @contextmanager
-def serve(app: Flask) -> Iterator[str]:
-    """Serve ``app`` on a free local port for the duration; yields its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+def serve(make_app: Callable[[str], Flask]) -> Iterator[Flask]:
+    """Serve the app that ``make_app(base_url)`` builds on a free local port, for the duration.
+
+    The port is bound first, so the app knows its own URL (for Checkout's return URLs and the
+    sandbox's webhook endpoint) before it is built.
+    """
+    server = make_server("127.0.0.1", 0, _not_ready, threaded=True)
+    app = make_app(f"http://127.0.0.1:{server.server_port}")
+    server.app = app
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
     )
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}"
+        yield app
     finally:
         server.shutdown()
         thread.join()
+
+
+def _not_ready(environ: Any, start_response: Any) -> list[bytes]:
+    start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+    return [b"starting"]
 
 
 class WebClient(httpx.Client):

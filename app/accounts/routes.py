@@ -22,6 +22,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from app.accounts import services
 from app.accounts.forms import LoginForm, SignupForm
+from app.billing.checkout_routes import begin_plan
 from app.catalog import current_catalog
 from app.extensions import db, limiter
 
@@ -58,6 +59,14 @@ def _remember_plan(plan_key: str | None) -> None:
     session[CHOSEN_PLAN_KEY] = plan_key
 
 
+def _continue_to_chosen_plan() -> BaseResponse | None:
+    """After sign-up or log-in, go on to subscribe to the plan picked on the pricing page."""
+    plan_key = session.pop(CHOSEN_PLAN_KEY, None)
+    if not plan_key:
+        return None
+    return begin_plan(current_user.customer, plan_key)
+
+
 @bp.route("/signup", methods=["GET", "POST"])
 def signup() -> str | BaseResponse | tuple[str, int]:
     """Create an account; a plan chosen on the pricing page comes along."""
@@ -81,7 +90,7 @@ def signup() -> str | BaseResponse | tuple[str, int]:
         return _signup_page(form)
     login_user(user)
     flash("Welcome to Tollgate! Your account is ready.", "success")
-    return redirect(url_for("billing.account"))
+    return _continue_to_chosen_plan() or redirect(url_for("billing.account"))
 
 
 def _signup_page(form: SignupForm) -> tuple[str, int]:
@@ -121,7 +130,7 @@ def login() -> str | BaseResponse | tuple[str, int]:
         return render_template("accounts/login.html", form=form), 401
     db.session.commit()
     login_user(user)
-    return redirect(_safe_next(form.next.data))
+    return _continue_to_chosen_plan() or redirect(_safe_next(form.next.data))
 
 
 @bp.route("/logout", methods=["POST"])

@@ -1,0 +1,81 @@
+"""What the account page shows, read from Tollgate's own mirror (never from Stripe)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+
+from app.accounts.models import Customer
+from app.billing.checkout import live_subscription
+from app.billing.models import Invoice, Subscription, SubscriptionStatus
+from app.catalog import Plan, current_catalog
+from app.clock import now
+from app.entitlements.credits import balances
+from app.entitlements.models import CreditPool
+from app.extensions import db
+
+
+@dataclass(frozen=True)
+class AccountOverview:
+    """The customer's plan, status in words, credit pools and latest invoices."""
+
+    subscription: Subscription | None
+    plan: Plan | None
+    status_words: str
+    pools: list[CreditPool]
+    invoices: list[Invoice]
+    open_invoice: Invoice | None
+
+
+def status_words(subscription: Subscription, at: datetime) -> str:
+    """The subscription's status as a customer reads it."""
+    if subscription.status is SubscriptionStatus.TRIALING and subscription.trial_end:
+        days = max(0, math.ceil((subscription.trial_end - at).total_seconds() / 86400))
+        return f"Trial: {days} day{'s' if days != 1 else ''} left"
+    if subscription.status is SubscriptionStatus.PAST_DUE:
+        return "Past due: your last payment failed"
+    if subscription.status is SubscriptionStatus.ACTIVE and subscription.cancel_at_period_end:
+        return "Active until the end of the period, then cancelled"
+    return {
+        SubscriptionStatus.ACTIVE: "Active",
+        SubscriptionStatus.CANCELED: "Cancelled",
+        SubscriptionStatus.INCOMPLETE: "Waiting for the first payment",
+        SubscriptionStatus.INCOMPLETE_EXPIRED: "The first payment never came",
+        SubscriptionStatus.UNPAID: "Unpaid",
+        SubscriptionStatus.PAUSED: "Paused",
+        SubscriptionStatus.TRIALING: "Trial",
+    }[subscription.status]
+
+
+def open_invoice(customer: Customer) -> Invoice | None:
+    """The newest invoice still waiting for payment, with Stripe's page to pay it."""
+    return db.session.scalar(
+        select(Invoice)
+        .where(Invoice.customer_id == customer.id, Invoice.status == "open")
+        .order_by(Invoice.created.desc())
+        .limit(1)
+    )
+
+
+def account_overview(customer: Customer) -> AccountOverview:
+    """Everything the account page needs about ``customer``."""
+    subscription = live_subscription(customer)
+    invoices = list(
+        db.session.scalars(
+            select(Invoice)
+            .where(Invoice.customer_id == customer.id)
+            .order_by(Invoice.created.desc(), Invoice.id.desc())
+            .limit(10)
+        )
+    )
+    return AccountOverview(
+        subscription=subscription,
+        plan=current_catalog().plan(subscription.plan_key) if subscription else None,
+        status_words=status_words(subscription, now()) if subscription else "No plan",
+        pools=balances(customer.id),
+        invoices=invoices,
+        open_invoice=open_invoice(customer),
+    )

@@ -1,0 +1,210 @@
+"""The one door to Stripe: every Stripe call of the application goes through this module.
+
+It builds one ``stripe.StripeClient``. Without ``STRIPE_SECRET_KEY`` the client's HTTP client is
+the sandbox's, which answers in process; nothing else in the application knows the difference.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+
+import stripe
+from flask import Flask, current_app
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+SANDBOX_API_KEY = "sk_test_tollgate_sandbox"
+
+
+class GatewayError(Exception):
+    """Stripe refused or could not be reached; ``str()`` is fit to show the customer."""
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _translate_errors(call: Callable[P, T]) -> Callable[P, T]:
+    """Turn the SDK's errors into GatewayError with a message a customer can read."""
+
+    @wraps(call)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return call(*args, **kwargs)
+        except stripe.CardError as exc:
+            raise GatewayError(
+                exc.user_message or "Your card was declined.", code=exc.code
+            ) from exc
+        except stripe.StripeError as exc:
+            log.warning("Stripe call %s failed: %s", call.__name__, exc.user_message or exc)
+            raise GatewayError(
+                "Our payment provider could not complete this. Please try again in a moment.",
+                code=exc.code,
+            ) from exc
+
+    return wrapper
+
+
+class StripeGateway:
+    """A narrow, typed interface over the Stripe API calls Tollgate makes."""
+
+    def __init__(self, client: stripe.StripeClient) -> None:
+        self.client = client
+
+    # Customers
+
+    @_translate_errors
+    def create_customer(
+        self, *, email: str, name: str | None, reference_id: str
+    ) -> stripe.Customer:
+        """Create the Stripe customer of a Tollgate customer, once: the key makes retries safe."""
+        params: dict[str, Any] = {"email": email, "metadata": {"tollgate_customer": reference_id}}
+        if name:
+            params["name"] = name
+        return self.client.v1.customers.create(
+            params,  # type: ignore[arg-type]
+            {"idempotency_key": f"tollgate-customer-{reference_id}"},
+        )
+
+    # Catalog
+
+    @_translate_errors
+    def prices_by_lookup_key(self, lookup_keys: list[str]) -> dict[str, stripe.Price]:
+        """The active prices with these lookup keys, by lookup key."""
+        found: dict[str, stripe.Price] = {}
+        for start in range(0, len(lookup_keys), 10):  # Stripe takes at most 10 lookup keys
+            page = self.client.v1.prices.list(
+                {"lookup_keys": lookup_keys[start : start + 10], "active": True, "limit": 100}
+            )
+            found.update({price.lookup_key: price for price in page.data if price.lookup_key})
+        return found
+
+    @_translate_errors
+    def retrieve_product(self, product_id: str) -> stripe.Product | None:
+        """The product with this id, or None when Stripe has none."""
+        try:
+            return self.client.v1.products.retrieve(product_id)
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status == 404:
+                return None
+            raise
+
+    @_translate_errors
+    def create_product(self, params: dict[str, Any]) -> stripe.Product:
+        """Create a product."""
+        return self.client.v1.products.create(params)  # type: ignore[arg-type]
+
+    @_translate_errors
+    def update_product(self, product_id: str, params: dict[str, Any]) -> stripe.Product:
+        """Change a product's name, description or metadata."""
+        return self.client.v1.products.update(product_id, params)  # type: ignore[arg-type]
+
+    @_translate_errors
+    def create_price(self, params: dict[str, Any]) -> stripe.Price:
+        """Create a price (prices are immutable: a new amount is a new price)."""
+        return self.client.v1.prices.create(params)  # type: ignore[arg-type]
+
+    @_translate_errors
+    def archive_price(self, price_id: str) -> stripe.Price:
+        """Stop offering a price; existing subscriptions keep it."""
+        return self.client.v1.prices.update(price_id, {"active": False})
+
+    @_translate_errors
+    def meters(self) -> Iterator[stripe.billing.Meter]:
+        """Every billing meter of the account."""
+        return self.client.v1.billing.meters.list({"limit": 100}).auto_paging_iter()
+
+    @_translate_errors
+    def create_meter(self, params: dict[str, Any]) -> stripe.billing.Meter:
+        """Create a billing meter."""
+        return self.client.v1.billing.meters.create(params)  # type: ignore[arg-type]
+
+    @_translate_errors
+    def report_usage(
+        self, *, event_name: str, stripe_customer_id: str, value: int, identifier: str, at: int
+    ) -> None:
+        """Send one meter event; Stripe counts an ``identifier`` once, so a retry is harmless."""
+        self.client.v1.billing.meter_events.create(
+            {
+                "event_name": event_name,
+                "payload": {"stripe_customer_id": stripe_customer_id, "value": str(value)},
+                "identifier": identifier,
+                "timestamp": at,
+            }
+        )
+
+    # Checkout and subscriptions
+
+    @_translate_errors
+    def create_checkout_session(
+        self, params: dict[str, Any], idempotency_key: str
+    ) -> stripe.checkout.Session:
+        """Open a Checkout Session; the buyer pays on Stripe's page at ``session.url``."""
+        return self.client.v1.checkout.sessions.create(
+            params,  # type: ignore[arg-type]
+            {"idempotency_key": idempotency_key},
+        )
+
+    @_translate_errors
+    def retrieve_checkout_session(self, session_id: str) -> stripe.checkout.Session:
+        """A Checkout Session as Stripe has it now."""
+        return self.client.v1.checkout.sessions.retrieve(session_id)
+
+    @_translate_errors
+    def create_subscription(
+        self, params: dict[str, Any], idempotency_key: str
+    ) -> stripe.Subscription:
+        """Subscribe a customer directly, without Checkout (free and in-arrears plans)."""
+        return self.client.v1.subscriptions.create(
+            params,  # type: ignore[arg-type]
+            {"idempotency_key": idempotency_key},
+        )
+
+    @_translate_errors
+    def retrieve_subscription(self, subscription_id: str) -> stripe.Subscription:
+        """A subscription as Stripe has it now (a cancelled one too)."""
+        return self.client.v1.subscriptions.retrieve(subscription_id)
+
+    @_translate_errors
+    def retrieve_invoice(self, invoice_id: str) -> stripe.Invoice:
+        """An invoice as Stripe has it now."""
+        return self.client.v1.invoices.retrieve(invoice_id)
+
+    # Webhook endpoints
+
+    @_translate_errors
+    def webhook_endpoints(self) -> list[stripe.WebhookEndpoint]:
+        """Every webhook endpoint of the account."""
+        return list(self.client.v1.webhook_endpoints.list({"limit": 100}).auto_paging_iter())
+
+    @_translate_errors
+    def create_webhook_endpoint(self, url: str, events: list[str]) -> stripe.WebhookEndpoint:
+        """Register ``url`` for ``events``; the answer carries the signing secret, only once."""
+        return self.client.v1.webhook_endpoints.create(
+            {"url": url, "enabled_events": events}  # type: ignore[typeddict-item]
+        )
+
+
+def build_client(app: Flask, http_client: stripe.HTTPClient | None) -> stripe.StripeClient:
+    """The application's StripeClient: the sandbox's in sandbox mode, else Stripe's."""
+    if http_client is not None:
+        return stripe.StripeClient(SANDBOX_API_KEY, http_client=http_client)
+    base = app.config.get("STRIPE_API_BASE")
+    return stripe.StripeClient(
+        app.config["STRIPE_SECRET_KEY"],
+        base_addresses={"api": base} if base else None,
+        # Retries are safe: every write carries an Idempotency-Key.
+        max_network_retries=2,
+    )
+
+
+def gateway() -> StripeGateway:
+    """The gateway of the running application."""
+    stripe_gateway: StripeGateway = current_app.extensions["tollgate.stripe"]
+    return stripe_gateway

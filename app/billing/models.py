@@ -1,0 +1,89 @@
+"""Local mirrors of Stripe's subscriptions and invoices; Stripe stays the system of record."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import Boolean, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.accounts.models import Customer, utcnow
+from app.extensions import Base, UTCDateTime, value_enum
+
+
+class SubscriptionStatus(StrEnum):
+    """Stripe's subscription statuses (API 2025 and later)."""
+
+    INCOMPLETE = "incomplete"
+    INCOMPLETE_EXPIRED = "incomplete_expired"
+    TRIALING = "trialing"
+    ACTIVE = "active"
+    PAST_DUE = "past_due"
+    CANCELED = "canceled"
+    UNPAID = "unpaid"
+    PAUSED = "paused"
+
+
+LIVE_STATUSES = frozenset(
+    {SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE}
+)
+
+
+class Subscription(Base):
+    """A customer's Stripe subscription, as last read from Stripe."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stripe_subscription_id: Mapped[str] = mapped_column(String(255), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    plan_key: Mapped[str] = mapped_column(String(64))
+    stripe_price_id: Mapped[str] = mapped_column(String(255))
+    status: Mapped[SubscriptionStatus] = mapped_column(
+        value_enum(SubscriptionStatus, "subscription_status")
+    )
+    current_period_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    current_period_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    trial_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
+    canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    customer: Mapped[Customer] = relationship()
+
+    @property
+    def is_live(self) -> bool:
+        """Not ended: trialing, active or past due (Stripe may still collect)."""
+        return self.status in LIVE_STATUSES
+
+    def is_entitled(self, now: datetime, past_due_grace: timedelta) -> bool:
+        """Whether the customer gets the plan's features at ``now``."""
+        if self.status in (SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE):
+            return True
+        if self.status is SubscriptionStatus.PAST_DUE and self.current_period_start is not None:
+            return now < self.current_period_start + past_due_grace
+        return False
+
+
+class Invoice(Base):
+    """A Stripe invoice of a customer, for the account page and the revenue view."""
+
+    __tablename__ = "invoices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stripe_invoice_id: Mapped[str] = mapped_column(String(255), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    stripe_subscription_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    status: Mapped[str] = mapped_column(String(32))
+    billing_reason: Mapped[str | None] = mapped_column(String(64))
+    currency: Mapped[str] = mapped_column(String(3))
+    amount_due: Mapped[int] = mapped_column(Integer)
+    amount_paid: Mapped[int] = mapped_column(Integer)
+    hosted_invoice_url: Mapped[str | None] = mapped_column(String(2048))
+    invoice_pdf: Mapped[str | None] = mapped_column(String(2048))
+    period_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    period_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,189 @@
+"""The one sync path from Stripe: idempotent upserts keyed by Stripe ids, under a row lock.
+
+Webhooks, the checkout success page, imports and the nightly reconciliation all call these with
+objects freshly read from Stripe, so the order and repetition of webhooks never matter.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import stripe
+from sqlalchemy import select
+
+from app.accounts.models import Customer
+from app.billing.gateway import gateway
+from app.billing.models import Invoice, Subscription, SubscriptionStatus
+from app.catalog import Plan, current_catalog
+from app.catalog.stripe_sync import PLAN_FEE_METER
+from app.clock import from_timestamp, timestamp, to_datetime
+from app.entitlements.credits import grant_plan_credits
+from app.extensions import db
+
+log = logging.getLogger(__name__)
+
+# Invoices that open a paid period; a paid one grants that period's plan credits.
+PERIOD_OPENING_REASONS = frozenset({"subscription_create", "subscription_cycle"})
+
+
+def lock_customer(
+    *, stripe_customer_id: str | None = None, reference_id: str | None = None
+) -> Customer | None:
+    """The customer, locked for the rest of the transaction so its changes apply one at a time."""
+    if stripe_customer_id is not None:
+        condition = Customer.stripe_customer_id == stripe_customer_id
+    elif reference_id is not None:
+        condition = Customer.reference_id == reference_id
+    else:
+        return None
+    return db.session.scalar(select(Customer).where(condition).with_for_update())
+
+
+def sync_subscription(stripe_subscription: stripe.Subscription) -> Subscription | None:
+    """Mirror a Stripe subscription; None when its customer is not one of ours."""
+    stripe_customer_id = _id(stripe_subscription.customer)
+    metadata: dict[str, str] = (
+        stripe_subscription.metadata.to_dict() if stripe_subscription.metadata else {}
+    )
+    customer = lock_customer(stripe_customer_id=stripe_customer_id)
+    if customer is None:
+        customer = lock_customer(reference_id=metadata.get("tollgate_customer"))
+        if customer is None:
+            log.warning("Subscription %s belongs to no Tollgate customer", stripe_subscription.id)
+            return None
+        customer.stripe_customer_id = stripe_customer_id
+    item = plan_item(stripe_subscription)
+    subscription = db.session.scalar(
+        select(Subscription).where(Subscription.stripe_subscription_id == stripe_subscription.id)
+    )
+    if subscription is None:
+        subscription = Subscription(stripe_subscription_id=stripe_subscription.id)
+        db.session.add(subscription)
+    subscription.customer = customer
+    subscription.plan_key = item.price.lookup_key or metadata.get("tollgate_plan", item.price.id)
+    subscription.stripe_price_id = item.price.id
+    subscription.status = SubscriptionStatus(stripe_subscription.status)
+    subscription.current_period_start = from_timestamp(item.current_period_start)
+    subscription.current_period_end = from_timestamp(item.current_period_end)
+    subscription.trial_end = from_timestamp(stripe_subscription.trial_end)
+    subscription.cancel_at_period_end = stripe_subscription.cancel_at_period_end
+    subscription.canceled_at = from_timestamp(stripe_subscription.canceled_at)
+    subscription.ended_at = from_timestamp(stripe_subscription.ended_at)
+    db.session.flush()
+    plan = current_catalog().plan(subscription.plan_key)
+    if plan is not None and plan.billing == "in_arrears" and subscription.is_live:
+        _open_in_arrears_period(subscription, plan, stripe_customer_id or "", item)
+    return subscription
+
+
+def _open_in_arrears_period(
+    subscription: Subscription, plan: Plan, stripe_customer_id: str, item: stripe.SubscriptionItem
+) -> None:
+    """An in-arrears period starts entitled: grant its credits, and count its fee on the meter.
+
+    The fee is a metered price, so Stripe bills it on the invoice at the end of the period; the
+    identifier names the period, so however often this runs the period is billed once.
+    """
+    period_key = f"{subscription.stripe_subscription_id}:{item.current_period_start}"
+    grant_plan_credits(subscription.customer_id, plan, period_key)
+    gateway().report_usage(
+        event_name=PLAN_FEE_METER,
+        stripe_customer_id=stripe_customer_id,
+        value=1,
+        identifier=f"fee:{period_key}",
+        at=max(item.current_period_start, min(timestamp(), item.current_period_end - 1)),
+    )
+
+
+def plan_item(stripe_subscription: stripe.Subscription) -> stripe.SubscriptionItem:
+    """The subscription item of the plan's flat price (metered overage items sit beside it)."""
+    items = stripe_subscription.items.data
+    for item in items:
+        recurring = item.price.recurring
+        if recurring is None or recurring.usage_type == "licensed":
+            return item
+    return items[0]
+
+
+def sync_invoice(stripe_invoice: stripe.Invoice) -> Invoice | None:
+    """Mirror a Stripe invoice and the subscription it bills; a paid period grants credits."""
+    customer = lock_customer(stripe_customer_id=_id(stripe_invoice.customer))
+    if customer is None:
+        log.warning("Invoice %s belongs to no Tollgate customer", stripe_invoice.id)
+        return None
+    parent = stripe_invoice.parent
+    details = parent.subscription_details if parent is not None else None
+    stripe_subscription_id = _id(details.subscription) if details is not None else None
+    invoice = db.session.scalar(
+        select(Invoice).where(Invoice.stripe_invoice_id == stripe_invoice.id)
+    )
+    if invoice is None:
+        invoice = Invoice(stripe_invoice_id=stripe_invoice.id, customer_id=customer.id)
+        db.session.add(invoice)
+    invoice.stripe_subscription_id = stripe_subscription_id
+    invoice.status = str(stripe_invoice.status)
+    invoice.billing_reason = stripe_invoice.billing_reason
+    invoice.currency = stripe_invoice.currency
+    invoice.amount_due = stripe_invoice.amount_due
+    invoice.amount_paid = stripe_invoice.amount_paid
+    invoice.hosted_invoice_url = stripe_invoice.hosted_invoice_url
+    invoice.invoice_pdf = stripe_invoice.invoice_pdf
+    invoice.period_start = from_timestamp(stripe_invoice.period_start)
+    invoice.period_end = from_timestamp(stripe_invoice.period_end)
+    invoice.created = to_datetime(stripe_invoice.created)
+    db.session.flush()
+    if stripe_subscription_id is not None:
+        subscription = sync_subscription(gateway().retrieve_subscription(stripe_subscription_id))
+        if subscription is not None and invoice.status == "paid":
+            _grant_paid_period(subscription, stripe_invoice)
+    return invoice
+
+
+def _grant_paid_period(subscription: Subscription, stripe_invoice: stripe.Invoice) -> None:
+    """Grant plan credits for the period a paid invoice opened, keyed by that period."""
+    plan = current_catalog().plan(subscription.plan_key)
+    if plan is None or stripe_invoice.billing_reason not in PERIOD_OPENING_REASONS:
+        return
+    period_starts = [
+        line.period.start
+        for line in stripe_invoice.lines.data
+        if _line_price_id(line) == subscription.stripe_price_id
+    ]
+    if period_starts:
+        period_key = f"{subscription.stripe_subscription_id}:{max(period_starts)}"
+        grant_plan_credits(subscription.customer_id, plan, period_key)
+
+
+def sync_checkout_session(session: stripe.checkout.Session) -> Subscription | None:
+    """Apply a completed Checkout: link the customer, mirror the subscription and invoice."""
+    if session.mode != "subscription" or session.status != "complete":
+        return None
+    customer = lock_customer(reference_id=session.client_reference_id)
+    if customer is None:
+        log.warning("Checkout %s names no Tollgate customer", session.id)
+        return None
+    if customer.stripe_customer_id is None:
+        customer.stripe_customer_id = _id(session.customer)
+    subscription_id = _id(session.subscription)
+    if subscription_id is None:
+        return None
+    subscription = sync_subscription(gateway().retrieve_subscription(subscription_id))
+    invoice_id = _id(session.invoice)
+    if invoice_id is not None:
+        sync_invoice(gateway().retrieve_invoice(invoice_id))
+    return subscription
+
+
+def _line_price_id(line: stripe.InvoiceLineItem) -> str | None:
+    pricing = line.pricing
+    if pricing is None or pricing.price_details is None:
+        return None
+    return _id(pricing.price_details.price)
+
+
+def _id(value: Any) -> str | None:
+    """An id from a field that holds either the id or the expanded object."""
+    if value is None or isinstance(value, str):
+        return value
+    return str(value.id)

@@ -1,0 +1,1 @@
+"""Entitlements, usage and credits: what a customer may do, and what it has used."""

@@ -1,0 +1,18 @@
+"""Every model, imported in one place so Alembic and the app always see the whole schema."""
+
+from app.accounts.models import Customer, User
+from app.billing.models import Invoice, Subscription, SubscriptionStatus
+from app.entitlements.models import CreditLedgerEntry, CreditPool, LedgerKind
+from app.webhooks.models import StripeEvent
+
+__all__ = [
+    "CreditLedgerEntry",
+    "CreditPool",
+    "Customer",
+    "Invoice",
+    "LedgerKind",
+    "StripeEvent",
+    "Subscription",
+    "SubscriptionStatus",
+    "User",
+]

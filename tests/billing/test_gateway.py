@@ -1,0 +1,78 @@
+"""The one StripeClient: the in-process sandbox by default, any Stripe-compatible server by URL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+
+from app import create_app
+from app.billing.gateway import gateway
+from app.clock import timestamp
+from app.stripe_sandbox import Sandbox
+from tests.apps import app_config
+from tests.web import WebClient
+
+DAY = 86_400
+
+
+def test_sandbox_answers_stripe_api_over_http_under_sandbox(client: WebClient) -> None:
+    listed = client.get("/sandbox/v1/customers", headers={"Authorization": "Bearer sk_test_x"})
+    assert listed.status_code == 200
+    assert listed.json()["object"] == "list"
+    refused = client.get("/sandbox/v1/customers")
+    assert refused.status_code == 401
+
+
+def test_stripe_api_base_points_the_app_at_another_stripe_server(
+    app: Flask, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("TOLLGATE_INSTANCE_PATH", str(tmp_path / "other"))
+    other = create_app(
+        app_config(
+            f"sqlite:///{tmp_path / 'other.sqlite3'}",
+            STRIPE_SECRET_KEY="sk_test_other_tollgate",
+            STRIPE_API_BASE=app.config["TOLLGATE_BASE_URL"] + "/sandbox",
+        )
+    )
+    assert "stripe_sandbox" not in other.extensions
+    runner = other.test_cli_runner()
+    synced = runner.invoke(args=["catalog", "sync"])
+    assert synced.exit_code == 0, synced.output
+    assert "created price pro_monthly" in synced.output
+    setup = runner.invoke(
+        args=["stripe", "setup", "--url", "https://billing.example/stripe/webhook"]
+    )
+    assert setup.exit_code == 0, setup.output
+    assert "STRIPE_WEBHOOK_SECRET=whsec_" in setup.output
+    # The first app's sandbox now holds what the other app created over HTTP.
+    with app.app_context():
+        urls = [endpoint.url for endpoint in gateway().webhook_endpoints()]
+        assert "https://billing.example/stripe/webhook" in urls
+        assert "pro_monthly" in gateway().prices_by_lookup_key(["pro_monthly"])
+
+
+def test_stripe_setup_refuses_a_url_without_scheme(app: Flask) -> None:
+    result = app.test_cli_runner().invoke(args=["stripe", "setup", "--url", "billing.example"])
+    assert result.exit_code == 2
+    assert "give the full URL" in result.output
+
+
+def test_sandbox_advance_command_moves_the_whole_app_in_time(app: Flask) -> None:
+    with app.app_context():
+        before = timestamp()
+    result = app.test_cli_runner().invoke(args=["sandbox", "advance", "--days", "3"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        assert timestamp() - before >= 3 * DAY
+
+
+def test_sandbox_state_survives_a_restart(app: Flask, sandbox: Sandbox, tmp_path: Path) -> None:
+    with app.app_context():
+        customer = gateway().create_customer(email="ada@example.com", name=None, reference_id="r1")
+    restarted = create_app(dict(app.config))
+    with restarted.app_context():
+        again = gateway().client.v1.customers.retrieve(customer.id)
+        assert again.email == "ada@example.com"
+    # The webhook endpoint registered at the first start is reused, with the same secret.
+    assert restarted.config["STRIPE_WEBHOOK_SECRET"] == app.config["STRIPE_WEBHOOK_SECRET"]
