@@ -5,9 +5,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
+export PORT
 export FLASK_APP := wsgi
 
-.PHONY: setup db run test lint clean
+.PHONY: setup db catalog run test lint clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -24,7 +25,11 @@ setup: $(VENV)/.installed
 db: setup
 	$(BIN)/flask db upgrade
 
-run: db
+# Pushes plans.toml to Stripe: the built-in sandbox unless STRIPE_SECRET_KEY is set.
+catalog: db
+	$(BIN)/flask catalog sync
+
+run: catalog
 	$(BIN)/flask run --host 127.0.0.1 --port $(PORT)
 
 lint: setup

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.catalog import Catalog, Plan
-from app.catalog.wording import billing_line, credit_lines, feature_lines, price_line, trial_line
+from app.catalog.wording import billing_line, credit_lines, feature_lines, trial_line
+from app.money import format_money
 
 INTERVALS = ("month", "year")
 
@@ -15,7 +16,8 @@ class PlanCard:
     """One plan as the pricing page presents it."""
 
     plan: Plan
-    price: str
+    amount: str
+    per: str
     billing: str
     trial: str | None
     features: list[str]
@@ -38,7 +40,8 @@ def plan_cards(catalog: Catalog, interval: str) -> list[PlanCard]:
         cards.append(
             PlanCard(
                 plan=chosen,
-                price=price_line(chosen),
+                amount="Free" if chosen.is_free else format_money(chosen.price, chosen.currency),
+                per="" if chosen.is_free else f"/ {chosen.interval}",
                 billing=billing_line(chosen),
                 trial=trial_line(chosen),
                 features=feature_lines(catalog, chosen),
