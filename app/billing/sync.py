@@ -18,7 +18,7 @@ from app.billing.models import Invoice, Subscription, SubscriptionStatus
 from app.catalog import Plan, current_catalog
 from app.catalog.stripe_sync import PLAN_FEE_METER
 from app.clock import from_timestamp, timestamp, to_datetime
-from app.entitlements.credits import grant_plan_credits
+from app.entitlements.credits import Period, grant_plan_credits
 from app.extensions import db
 
 log = logging.getLogger(__name__)
@@ -85,13 +85,17 @@ def _open_in_arrears_period(
     The fee is a metered price, so Stripe bills it on the invoice at the end of the period; the
     identifier names the period, so however often this runs the period is billed once.
     """
-    period_key = f"{subscription.stripe_subscription_id}:{item.current_period_start}"
-    grant_plan_credits(subscription.customer_id, plan, period_key)
+    period = Period(
+        key=f"{subscription.stripe_subscription_id}:{item.current_period_start}",
+        start=to_datetime(item.current_period_start),
+        end=to_datetime(item.current_period_end),
+    )
+    grant_plan_credits(subscription.customer_id, plan, period)
     gateway().report_usage(
         event_name=PLAN_FEE_METER,
         stripe_customer_id=stripe_customer_id,
         value=1,
-        identifier=f"fee:{period_key}",
+        identifier=f"fee:{period.key}",
         at=max(item.current_period_start, min(timestamp(), item.current_period_end - 1)),
     )
 
@@ -145,14 +149,19 @@ def _grant_paid_period(subscription: Subscription, stripe_invoice: stripe.Invoic
     plan = current_catalog().plan(subscription.plan_key)
     if plan is None or stripe_invoice.billing_reason not in PERIOD_OPENING_REASONS:
         return
-    period_starts = [
-        line.period.start
+    periods = [
+        line.period
         for line in stripe_invoice.lines.data
         if _line_price_id(line) == subscription.stripe_price_id
     ]
-    if period_starts:
-        period_key = f"{subscription.stripe_subscription_id}:{max(period_starts)}"
-        grant_plan_credits(subscription.customer_id, plan, period_key)
+    if periods:
+        latest = max(periods, key=lambda line_period: line_period.start)
+        period = Period(
+            key=f"{subscription.stripe_subscription_id}:{latest.start}",
+            start=to_datetime(latest.start),
+            end=to_datetime(latest.end),
+        )
+        grant_plan_credits(subscription.customer_id, plan, period)
 
 
 def sync_checkout_session(session: stripe.checkout.Session) -> Subscription | None:

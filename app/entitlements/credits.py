@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from sqlalchemy import select
 
 from app.catalog import Plan
@@ -40,11 +43,20 @@ def record_entry(
     return True
 
 
-def grant_plan_credits(customer_id: int, plan: Plan, period_key: str) -> None:
+@dataclass(frozen=True)
+class Period:
+    """A billing period of a subscription, as Stripe set it; ``key`` names it uniquely."""
+
+    key: str
+    start: datetime
+    end: datetime
+
+
+def grant_plan_credits(customer_id: int, plan: Plan, period: Period) -> None:
     """Grant the plan's credits for one paid period, at most once per period and pool."""
     for grant in plan.credits:
         pool = pool_for(customer_id, grant.pool, grant.denomination)
-        record_entry(pool, LedgerKind.GRANT, grant.amount, f"plan:{period_key}", plan.key)
+        record_entry(pool, LedgerKind.GRANT, grant.amount, f"plan:{period.key}", plan.key)
 
 
 def balances(customer_id: int) -> list[CreditPool]:
