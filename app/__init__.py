@@ -8,9 +8,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, redirect, url_for
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from werkzeug.wrappers import Response
 
 from app.config import REPO_ROOT, Config
 from app.extensions import csrf, db, limiter, login_manager, migrate
@@ -115,7 +116,10 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
 def register_blueprints(app: Flask) -> None:
     """Mount each domain's routes."""
     from app.accounts.routes import bp as accounts_bp
-    from app.billing import checkout_routes  # noqa: F401  (adds its routes to billing_bp)
+    from app.billing import (  # noqa: F401  (they add their routes to billing_bp)
+        account_routes,
+        checkout_routes,
+    )
     from app.billing.routes import bp as billing_bp
     from app.webhooks.routes import bp as webhooks_bp
 
@@ -128,9 +132,11 @@ def register_commands(app: Flask) -> None:
     """Add Tollgate's ``flask ...`` commands."""
     from app.billing.cli import stripe_cli
     from app.catalog.cli import catalog_cli
+    from app.entitlements.cli import usage_cli
 
     app.cli.add_command(catalog_cli)
     app.cli.add_command(stripe_cli)
+    app.cli.add_command(usage_cli)
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -150,5 +156,11 @@ def register_template_helpers(app: Flask) -> None:
         return {"sandbox_mode": app.config["STRIPE_SANDBOX"], "assets": STATIC_ASSETS}
 
     app.add_template_filter(lambda value: value.strftime("%-d %B %Y"), "date")
+
+    @app.route("/favicon.ico")
+    def favicon() -> Response:
+        # Browsers ask for /favicon.ico on pages without an icon link (Stripe's hosted pages).
+        return redirect(url_for("static", filename="favicon.svg"), code=301)
+
     app.add_template_filter(format_money, "money")
     app.add_template_filter(format_count, "count")

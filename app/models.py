@@ -2,7 +2,16 @@
 
 from app.accounts.models import Customer, User
 from app.billing.models import Invoice, Subscription, SubscriptionStatus
-from app.entitlements.models import CreditLedgerEntry, CreditPool, LedgerKind
+from app.entitlements.models import (  # noqa: F401
+    CreditLedgerEntry,
+    CreditLot,
+    CreditPool,
+    LedgerKind,
+    OverageBatch,
+    OverageOutbox,
+    UsageAlert,
+    UsageEvent,
+)
 from app.webhooks.models import StripeEvent
 
 __all__ = [

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+from app.stripe_sandbox import Sandbox
 from tests.web import WebClient
 
 
@@ -21,3 +24,29 @@ def start_plan_as_new_buyer(client: WebClient, email: str, plan_key: str) -> str
     response = client.submit("/signup", {"email": email, "password": "correct horse battery"})
     assert response.status_code in (302, 303), response.text
     return response.headers["location"]
+
+
+DAY = 86_400
+GOOD_CARD = "4242 4242 4242 4242"
+FAILING_CARD = "4000 0000 0000 0341"
+
+
+def subscribe(client: WebClient, email: str, plan_key: str, card: str = GOOD_CARD) -> None:
+    """A new customer signs up for ``plan_key`` and pays on the Checkout page."""
+    checkout_url = start_plan_as_new_buyer(client, email, plan_key)
+    success_url = pay_on_checkout_page(client, checkout_url, card)
+    assert client.get(success_url).status_code == 200
+
+
+def advance_days(sandbox: Sandbox, days: float) -> None:
+    """Move Stripe's clock (and so Tollgate's) and deliver the webhooks it produced."""
+    sandbox.advance(int(days * DAY))
+    sandbox.deliver_pending()
+    assert sandbox.pending_deliveries() == []
+
+
+def form_value(html: str, name: str) -> str:
+    """The value of the hidden input ``name`` in a page."""
+    match = re.search(rf'name="{name}" value="([^"]*)"', html)
+    assert match, f"no {name} field on the page"
+    return match.group(1)

@@ -7,6 +7,7 @@ objects freshly read from Stripe, so the order and repetition of webhooks never 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 import stripe
@@ -70,11 +71,30 @@ def sync_subscription(stripe_subscription: stripe.Subscription) -> Subscription 
     subscription.cancel_at_period_end = stripe_subscription.cancel_at_period_end
     subscription.canceled_at = from_timestamp(stripe_subscription.canceled_at)
     subscription.ended_at = from_timestamp(stripe_subscription.ended_at)
+    subscription.scheduled_plan_key, subscription.scheduled_change_at = _scheduled_change(
+        stripe_subscription, item.price.id
+    )
     db.session.flush()
     plan = current_catalog().plan(subscription.plan_key)
+    if plan is not None and subscription.is_live and not plan.is_free:
+        _end_superseded_free_plans(subscription)
     if plan is not None and plan.billing == "in_arrears" and subscription.is_live:
         _open_in_arrears_period(subscription, plan, stripe_customer_id or "", item)
     return subscription
+
+
+def _end_superseded_free_plans(paid: Subscription) -> None:
+    """A customer who moved from the free plan to a paid one keeps only the paid one."""
+    catalog = current_catalog()
+    others = db.session.scalars(
+        select(Subscription).where(
+            Subscription.customer_id == paid.customer_id, Subscription.id != paid.id
+        )
+    )
+    for other in others:
+        other_plan = catalog.plan(other.plan_key)
+        if other.is_live and other_plan is not None and other_plan.is_free:
+            sync_subscription(gateway().cancel_subscription(other.stripe_subscription_id))
 
 
 def _open_in_arrears_period(
@@ -98,6 +118,28 @@ def _open_in_arrears_period(
         identifier=f"fee:{period.key}",
         at=max(item.current_period_start, min(timestamp(), item.current_period_end - 1)),
     )
+
+
+def _scheduled_change(
+    stripe_subscription: stripe.Subscription, current_price_id: str
+) -> tuple[str | None, datetime | None]:
+    """The plan a subscription schedule moves to next, and when; (None, None) without one."""
+    if not stripe_subscription.schedule:
+        return None, None
+    schedule = gateway().retrieve_schedule(_id(stripe_subscription.schedule) or "")
+    now = timestamp()
+    upcoming = [phase for phase in schedule.phases if phase.start_date > now]
+    if not upcoming:
+        return None, None
+    phase = min(upcoming, key=lambda candidate: candidate.start_date)
+    price_ids = {_id(item.price) for item in phase.items}
+    if current_price_id in price_ids:
+        return None, None
+    plans = gateway().prices_by_lookup_key(list(current_catalog().plans))
+    for key, price in plans.items():
+        if price.id in price_ids:
+            return key, to_datetime(phase.start_date)
+    return None, None
 
 
 def plan_item(stripe_subscription: stripe.Subscription) -> stripe.SubscriptionItem:
@@ -154,14 +196,19 @@ def _grant_paid_period(subscription: Subscription, stripe_invoice: stripe.Invoic
         for line in stripe_invoice.lines.data
         if _line_price_id(line) == subscription.stripe_price_id
     ]
-    if periods:
-        latest = max(periods, key=lambda line_period: line_period.start)
-        period = Period(
-            key=f"{subscription.stripe_subscription_id}:{latest.start}",
-            start=to_datetime(latest.start),
-            end=to_datetime(latest.end),
-        )
-        grant_plan_credits(subscription.customer_id, plan, period)
+    if not periods:
+        return
+    latest = max(periods, key=lambda line_period: line_period.start)
+    # Credits of a period that ended before Stripe's word of it arrived (a webhook delayed past
+    # the renewal) could never be used; granting them would also replay rollovers out of order.
+    if latest.end <= timestamp():
+        return
+    period = Period(
+        key=f"{subscription.stripe_subscription_id}:{latest.start}",
+        start=to_datetime(latest.start),
+        end=to_datetime(latest.end),
+    )
+    grant_plan_credits(subscription.customer_id, plan, period)
 
 
 def sync_checkout_session(session: stripe.checkout.Session) -> Subscription | None:

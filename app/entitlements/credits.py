@@ -1,4 +1,4 @@
-"""Credit pools: grants, and the ledger that every movement goes through."""
+"""Credit grants: plan credits per paid period and their rollover, top-ups, clawback, purchases."""
 
 from __future__ import annotations
 
@@ -7,40 +7,19 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from app.catalog import Plan
-from app.entitlements.models import CreditLedgerEntry, CreditPool, LedgerKind
+from app.catalog import CreditGrant, Plan
+from app.clock import now
+from app.entitlements.ledger import (
+    burn_order,
+    expire_due,
+    expire_lot,
+    grant_lot,
+    lock_customer_row,
+    move,
+    pool_for,
+)
+from app.entitlements.models import CreditLot, CreditPool, LedgerKind, LotOrigin
 from app.extensions import db
-
-
-def pool_for(customer_id: int, key: str, denomination: str) -> CreditPool:
-    """The customer's pool ``key``, created empty on first use."""
-    pool = db.session.scalar(
-        select(CreditPool).where(CreditPool.customer_id == customer_id, CreditPool.key == key)
-    )
-    if pool is None:
-        pool = CreditPool(customer_id=customer_id, key=key, denomination=denomination, balance=0)
-        db.session.add(pool)
-        db.session.flush()
-    return pool
-
-
-def record_entry(
-    pool: CreditPool, kind: LedgerKind, amount: int, source: str, plan_key: str | None = None
-) -> bool:
-    """Append one ledger entry and move the balance with it; False if ``source`` moved it before."""
-    already = db.session.scalar(
-        select(CreditLedgerEntry.id).where(
-            CreditLedgerEntry.pool_id == pool.id, CreditLedgerEntry.source == source
-        )
-    )
-    if already is not None:
-        return False
-    db.session.add(
-        CreditLedgerEntry(pool=pool, kind=kind, amount=amount, source=source, plan_key=plan_key)
-    )
-    pool.balance += amount
-    db.session.flush()
-    return True
 
 
 @dataclass(frozen=True)
@@ -52,11 +31,140 @@ class Period:
     end: datetime
 
 
+def plan_lot_expiry(grant: CreditGrant, period: Period) -> datetime | None:
+    """When credits granted for ``period`` expire under the grant's rollover policy."""
+    if grant.rollover == "none":
+        return period.end
+    if grant.rollover == "expire" and grant.expire_after_periods is not None:
+        return period.start + grant.expire_after_periods * (period.end - period.start)
+    return None
+
+
 def grant_plan_credits(customer_id: int, plan: Plan, period: Period) -> None:
-    """Grant the plan's credits for one paid period, at most once per period and pool."""
+    """Grant the plan's credits for one paid period, after rolling over what is left; once."""
+    lock_customer_row(customer_id)
+    expire_due(customer_id, period.start)
     for grant in plan.credits:
         pool = pool_for(customer_id, grant.pool, grant.denomination)
-        record_entry(pool, LedgerKind.GRANT, grant.amount, f"plan:{period.key}", plan.key)
+        source = f"plan:{period.key}"
+        already = db.session.scalar(
+            select(CreditLot.id).where(CreditLot.pool_id == pool.id, CreditLot.source == source)
+        )
+        if already is not None:
+            continue
+        _roll_over(pool, grant, plan.key, period)
+        grant_lot(
+            pool,
+            origin=LotOrigin.PLAN,
+            amount=grant.amount,
+            source=source,
+            plan_key=plan.key,
+            granted_at=period.start,
+            expires_at=plan_lot_expiry(grant, period),
+        )
+
+
+def _roll_over(pool: CreditPool, grant: CreditGrant, plan_key: str, period: Period) -> None:
+    """Apply the rollover policy to what is left of earlier plan lots, as ``period`` opens."""
+    if grant.rollover == "expire":
+        return  # each grant keeps its own expiry date
+    earlier = [
+        lot
+        for lot in burn_order([pool.id], period.start)
+        if lot.origin is LotOrigin.PLAN and lot.granted_at < period.start
+    ]
+    if grant.rollover == "none":
+        for lot in earlier:
+            expire_lot(lot)
+        return
+    left = sum(lot.remaining for lot in earlier)
+    excess = left - grant.rollover_cap if grant.rollover == "capped" and grant.rollover_cap else 0
+    for lot in earlier:
+        cut = min(max(excess, 0), lot.remaining)
+        if cut:
+            move(lot, LedgerKind.EXPIRE, -cut, f"rollover-cap:{period.key}:{lot.id}")
+            excess -= cut
+    carried = [lot for lot in earlier if lot.remaining > 0]
+    if not carried:
+        return
+    # The carried credits become one lot of the new period, so the ledger shows the rollover.
+    amount = sum(lot.remaining for lot in carried)
+    for lot in carried:
+        move(lot, LedgerKind.ROLLOVER, -lot.remaining, f"rollover:{period.key}:{lot.id}")
+    grant_lot(
+        pool,
+        origin=LotOrigin.PLAN,
+        amount=amount,
+        source=f"rollover:{period.key}",
+        plan_key=plan_key,
+        granted_at=min(lot.granted_at for lot in carried),
+        expires_at=None,
+        kind=LedgerKind.ROLLOVER,
+    )
+
+
+def top_up_plan_credits(customer_id: int, old_plan: Plan, new_plan: Plan, period: Period) -> None:
+    """On an upgrade, grant each pool's per-period difference for the current period; once."""
+    lock_customer_row(customer_id)
+    old_amounts = {grant.pool: grant.amount for grant in old_plan.credits}
+    for grant in new_plan.credits:
+        difference = grant.amount - old_amounts.get(grant.pool, 0)
+        if difference > 0:
+            grant_lot(
+                pool_for(customer_id, grant.pool, grant.denomination),
+                origin=LotOrigin.PLAN,
+                amount=difference,
+                source=f"topup:{period.key}:{old_plan.key}:{new_plan.key}",
+                plan_key=new_plan.key,
+                granted_at=now(),
+                expires_at=plan_lot_expiry(grant, period),
+            )
+
+
+def claw_back_plan_credits(customer_id: int, source: str) -> int:
+    """Take back what is left of plan-granted credits (on an immediate cancel); the total taken."""
+    lock_customer_row(customer_id)
+    lots = db.session.scalars(
+        select(CreditLot)
+        .join(CreditPool)
+        .where(
+            CreditPool.customer_id == customer_id,
+            CreditLot.origin == LotOrigin.PLAN,
+            CreditLot.remaining > 0,
+        )
+        .order_by(CreditLot.id)
+        .execution_options(populate_existing=True)
+    )
+    taken = 0
+    for lot in lots:
+        remaining = lot.remaining
+        if move(lot, LedgerKind.CLAWBACK, -remaining, f"clawback:{source}:{lot.id}"):
+            taken += remaining
+    return taken
+
+
+def grant_credits(
+    customer_id: int,
+    *,
+    pool_key: str,
+    denomination: str,
+    amount: int,
+    origin: LotOrigin,
+    source: str,
+    expires_at: datetime | None = None,
+) -> bool:
+    """Add purchased or promotional credits once per ``source``; False if granted before."""
+    lock_customer_row(customer_id)
+    lot = grant_lot(
+        pool_for(customer_id, pool_key, denomination),
+        origin=origin,
+        amount=amount,
+        source=source,
+        plan_key=None,
+        granted_at=now(),
+        expires_at=expires_at,
+    )
+    return lot is not None
 
 
 def balances(customer_id: int) -> list[CreditPool]:

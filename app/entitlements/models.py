@@ -1,11 +1,12 @@
-"""Credit pools and their append-only ledger."""
+"""Credit pools, their lots and append-only ledger; usage events, the overage outbox, alerts."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.accounts.models import utcnow
@@ -20,6 +21,14 @@ class LedgerKind(StrEnum):
     ROLLOVER = "rollover"
     EXPIRE = "expire"
     CLAWBACK = "clawback"
+
+
+class LotOrigin(StrEnum):
+    """Where a lot of credits came from; only plan credits roll over or are clawed back."""
+
+    PLAN = "plan"
+    PURCHASED = "purchased"
+    PROMOTIONAL = "promotional"
 
 
 class CreditPool(Base):
@@ -38,6 +47,27 @@ class CreditPool(Base):
     entries: Mapped[list[CreditLedgerEntry]] = relationship(
         back_populates="pool", order_by="CreditLedgerEntry.id"
     )
+    lots: Mapped[list[CreditLot]] = relationship(back_populates="pool", order_by="CreditLot.id")
+
+
+class CreditLot(Base):
+    """One grant of credits and what is left of it; usage burns lots soonest-expiring first."""
+
+    __tablename__ = "credit_lots"
+    __table_args__ = (UniqueConstraint("pool_id", "source"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pool_id: Mapped[int] = mapped_column(ForeignKey("credit_pools.id"), index=True)
+    origin: Mapped[LotOrigin] = mapped_column(value_enum(LotOrigin, "lot_origin"))
+    plan_key: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(255))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    # Always the sum of the lot's ledger entries.
+    remaining: Mapped[int] = mapped_column(BigInteger)
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    pool: Mapped[CreditPool] = relationship(back_populates="lots")
 
 
 class CreditLedgerEntry(Base):
@@ -50,6 +80,7 @@ class CreditLedgerEntry(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     pool_id: Mapped[int] = mapped_column(ForeignKey("credit_pools.id"), index=True)
+    lot_id: Mapped[int | None] = mapped_column(ForeignKey("credit_lots.id"), index=True)
     kind: Mapped[LedgerKind] = mapped_column(value_enum(LedgerKind, "ledger_kind"))
     amount: Mapped[int] = mapped_column(BigInteger)
     source: Mapped[str] = mapped_column(String(255))
@@ -57,3 +88,90 @@ class CreditLedgerEntry(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     pool: Mapped[CreditPool] = relationship(back_populates="entries")
+
+
+class UsageEvent(Base):
+    """A usage event as first recorded, with what it drew; its key makes a retry a no-op."""
+
+    __tablename__ = "usage_events"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "idempotency_key"),
+        Index("ix_usage_events_period", "customer_id", "feature_key", "period_key"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    idempotency_key: Mapped[str] = mapped_column(String(255))
+    event_name: Mapped[str] = mapped_column(String(255))
+    feature_key: Mapped[str] = mapped_column(String(64))
+    units: Mapped[int] = mapped_column(BigInteger)
+    cost_input: Mapped[Any | None] = mapped_column(JSON)
+    period_key: Mapped[str] = mapped_column(String(255))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The UsageResult returned the first time, returned again to every retry.
+    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class OverageBatch(Base):
+    """Outbox rows of one customer and meter, sent to Stripe as one meter event.
+
+    The batch exists (committed) before it is sent, so a retry sends the same identifier and
+    Stripe counts it once.
+    """
+
+    __tablename__ = "overage_batches"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    identifier: Mapped[str] = mapped_column(String(100), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    event_name: Mapped[str] = mapped_column(String(100))
+    units: Mapped[int] = mapped_column(BigInteger)
+    # The meter event's timestamp: Stripe bills usage in the period this falls in.
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    forwarded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class OverageOutbox(Base):
+    """Billable overage of one usage event, written in the event's transaction."""
+
+    __tablename__ = "overage_outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    usage_event_id: Mapped[int] = mapped_column(ForeignKey("usage_events.id"), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    event_name: Mapped[str] = mapped_column(String(100))
+    period_key: Mapped[str] = mapped_column(String(255))
+    units: Mapped[int] = mapped_column(BigInteger)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("overage_batches.id"), index=True)
+
+    batch: Mapped[OverageBatch | None] = relationship()
+
+
+class AlertSubject(StrEnum):
+    """What an alert measures."""
+
+    FEATURE = "feature"
+    CREDITS = "credits"
+
+
+class UsageAlert(Base):
+    """A threshold (80 or 100 percent) passed once in a period, for a feature or a pool."""
+
+    __tablename__ = "usage_alerts"
+    __table_args__ = (UniqueConstraint("customer_id", "period_key", "subject", "key", "threshold"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    period_key: Mapped[str] = mapped_column(String(255))
+    subject: Mapped[AlertSubject] = mapped_column(value_enum(AlertSubject, "alert_subject"))
+    # The feature key or the pool key.
+    key: Mapped[str] = mapped_column(String(64))
+    threshold: Mapped[int] = mapped_column(Integer)
+    used: Mapped[int] = mapped_column(BigInteger)
+    of: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

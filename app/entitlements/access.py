@@ -1,0 +1,123 @@
+"""Which subscription, plan and period a customer's feature use is judged and counted by."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from app.accounts.models import Customer
+from app.billing.models import Subscription
+from app.catalog import FeatureDefinition, MeteredAllowance, Plan, current_catalog
+from app.entitlements.errors import UnknownFeature
+from app.entitlements.models import CreditPool, UsageEvent
+from app.extensions import db
+
+NO_SUBSCRIPTION = "no_subscription"
+NOT_ENTITLED = "not_entitled"
+FEATURE_NOT_IN_PLAN = "feature_not_in_plan"
+LIMIT_EXCEEDED = "limit_exceeded"
+INSUFFICIENT_CREDITS = "insufficient_credits"
+
+
+@dataclass(frozen=True)
+class Access:
+    """A customer's standing for one feature: its subscription, plan, grant and period."""
+
+    subscription: Subscription | None
+    plan: Plan | None
+    grant: bool | MeteredAllowance
+    refusal: str | None
+
+    @property
+    def period_key(self) -> str:
+        """Names the billing period usage is counted in."""
+        return period_key(self.subscription)
+
+    @property
+    def period_end(self) -> datetime | None:
+        """When the period's usage resets."""
+        return self.subscription.current_period_end if self.subscription else None
+
+
+def period_key(subscription: Subscription | None) -> str:
+    """Names a subscription's current period the way sync names it for credit grants."""
+    if subscription is None:
+        return "none"
+    start = subscription.current_period_start
+    return f"{subscription.stripe_subscription_id}:{int(start.timestamp()) if start else 0}"
+
+
+def feature_definition(feature_key: str) -> FeatureDefinition:
+    """The catalog's feature, or UnknownFeature."""
+    feature = current_catalog().features.get(feature_key)
+    if feature is None:
+        raise UnknownFeature(f"There is no feature {feature_key!r}.")
+    return feature
+
+
+def current_subscription(customer_id: int) -> Subscription | None:
+    """The customer's live subscription, else its latest one (to say why it is not entitled)."""
+    subscriptions = list(
+        db.session.scalars(
+            select(Subscription)
+            .where(Subscription.customer_id == customer_id)
+            .order_by(Subscription.id.desc())
+        )
+    )
+    live = [subscription for subscription in subscriptions if subscription.is_live]
+    return next(iter(live or subscriptions), None)
+
+
+def access(customer: Customer, feature_key: str, at: datetime) -> Access:
+    """Whether ``customer`` may use ``feature_key`` at ``at``, before counting any units."""
+    feature_definition(feature_key)
+    subscription = current_subscription(customer.id)
+    if subscription is None:
+        return Access(None, None, False, NO_SUBSCRIPTION)
+    plan = current_catalog().plan(subscription.plan_key)
+    grant = plan.features.get(feature_key, False) if plan is not None else False
+    grace = timedelta(days=current_app.config["PAST_DUE_GRACE_DAYS"])
+    if not subscription.is_entitled(at, grace):
+        return Access(subscription, plan, grant, NOT_ENTITLED)
+    if grant is False:
+        return Access(subscription, plan, grant, FEATURE_NOT_IN_PLAN)
+    return Access(subscription, plan, grant, None)
+
+
+def period_usage(customer_id: int, feature_key: str, period_key: str) -> int:
+    """Units of a feature recorded in a period."""
+    used = db.session.scalar(
+        select(func.coalesce(func.sum(UsageEvent.units), 0)).where(
+            UsageEvent.customer_id == customer_id,
+            UsageEvent.feature_key == feature_key,
+            UsageEvent.period_key == period_key,
+        )
+    )
+    return int(used or 0)
+
+
+def covering_pool_keys(feature_key: str) -> set[str]:
+    """Pools that may pay for a feature: any the catalog grants for it, whichever plan granted."""
+    return {
+        grant.pool
+        for plan in current_catalog().plans.values()
+        for grant in plan.credits
+        if feature_key in grant.features
+    }
+
+
+def covering_pools(customer_id: int, feature_key: str) -> list[CreditPool]:
+    """The customer's pools that may pay for ``feature_key``, by key."""
+    keys = covering_pool_keys(feature_key)
+    if not keys:
+        return []
+    return list(
+        db.session.scalars(
+            select(CreditPool)
+            .where(CreditPool.customer_id == customer_id, CreditPool.key.in_(keys))
+            .order_by(CreditPool.key)
+        )
+    )

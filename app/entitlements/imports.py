@@ -1,0 +1,114 @@
+"""Usage by file: a CSV of events, each row recorded (idempotently) or rejected with its reason."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from app.clock import now
+from app.entitlements.errors import InvalidUsage, UsageError
+from app.entitlements.usage import (
+    MAX_BATCH,
+    UsageEventInput,
+    UsageResult,
+    customer_by_reference,
+    record_batch,
+)
+
+REQUIRED_COLUMNS = (
+    "customer_reference_id",
+    "feature_key",
+    "units",
+    "idempotency_key",
+    "event_name",
+)
+# Stripe accepts meter events at most five minutes ahead of its clock.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class ImportedRow:
+    """A row recorded now, or recorded before (``result.replayed``)."""
+
+    line: int
+    result: UsageResult
+
+
+@dataclass(frozen=True)
+class RejectedRow:
+    """A row not recorded, and why."""
+
+    line: int
+    code: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """Every data row of the file, either recorded or rejected."""
+
+    recorded: list[ImportedRow] = field(default_factory=list)
+    rejected: list[RejectedRow] = field(default_factory=list)
+
+
+def import_usage_csv(text: str) -> ImportReport:
+    """Record the events of a CSV file; columns as in REQUIRED_COLUMNS, plus ``timestamp``."""
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [name for name in REQUIRED_COLUMNS if name not in (reader.fieldnames or [])]
+    if missing:
+        raise InvalidUsage(f"The file has no column {', '.join(missing)}.", code="missing_columns")
+    report = ImportReport()
+    parsed: list[tuple[int, UsageEventInput]] = []
+    for row in reader:
+        try:
+            parsed.append((reader.line_num, _event(row)))
+        except InvalidUsage as exc:
+            report.rejected.append(RejectedRow(reader.line_num, exc.code, str(exc)))
+    for start in range(0, len(parsed), MAX_BATCH):
+        chunk = parsed[start : start + MAX_BATCH]
+        outcomes = record_batch(customer_by_reference, [event for _, event in chunk])
+        for (line, _), outcome in zip(chunk, outcomes, strict=True):
+            if isinstance(outcome, UsageError):
+                report.rejected.append(RejectedRow(line, outcome.code, str(outcome)))
+            else:
+                report.recorded.append(ImportedRow(line, outcome))
+    report.rejected.sort(key=lambda rejected: rejected.line)
+    return report
+
+
+def _event(row: dict[str, str]) -> UsageEventInput:
+    units = (row.get("units") or "").strip()
+    if not units.isdigit():
+        raise InvalidUsage(f"units {units!r} is not a whole number.", code="invalid_units")
+    return UsageEventInput(
+        customer_reference_id=(row.get("customer_reference_id") or "").strip(),
+        idempotency_key=(row.get("idempotency_key") or "").strip(),
+        event_name=(row.get("event_name") or "").strip(),
+        feature_key=(row.get("feature_key") or "").strip(),
+        units=int(units),
+        occurred_at=_timestamp((row.get("timestamp") or "").strip()),
+    )
+
+
+def _timestamp(value: str) -> datetime | None:
+    """ISO 8601 with a zone, or Unix seconds; empty means now."""
+    if not value:
+        return None
+    try:
+        at = (
+            datetime.fromtimestamp(int(value), UTC)
+            if value.isdigit()
+            else datetime.fromisoformat(value)
+        )
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is None:
+        raise InvalidUsage(
+            f"timestamp {value!r} is neither ISO 8601 with a zone nor Unix seconds.",
+            code="invalid_timestamp",
+        )
+    if at > now() + FUTURE_TOLERANCE:
+        raise InvalidUsage(f"timestamp {value!r} is in the future.", code="invalid_timestamp")
+    return at.astimezone(UTC)

@@ -1,0 +1,78 @@
+"""Helpers for the usage engine's tests: customers on real subscriptions, and ledger checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import func, select
+
+from app.accounts.models import Customer
+from app.entitlements.models import CreditLedgerEntry, CreditLot, CreditPool
+from app.entitlements.usage import UsageResult, record_event
+from app.extensions import db
+from tests.journeys import pay_on_checkout_page, start_plan_as_new_buyer
+from tests.web import WebClient
+
+GOOD_CARD = "4242 4242 4242 4242"
+DAY = 86_400
+
+
+def subscribe(client: WebClient, app: Flask, email: str, plan_key: str) -> int:
+    """Sign a new buyer up for ``plan_key`` through the pages (and Checkout); its customer id."""
+    next_url = start_plan_as_new_buyer(client, email, plan_key)
+    if "/sandbox/checkout/" in next_url:
+        client.get(pay_on_checkout_page(client, next_url, GOOD_CARD))
+    with app.app_context():
+        return db.session.scalars(select(Customer.id).where(Customer.email == email)).one()
+
+
+def new_customer(app: Flask, reference_id: str = "cus-ref-1") -> int:
+    """A customer with no subscription, as the API creates them."""
+    with app.app_context():
+        customer = Customer(reference_id=reference_id, email=f"{reference_id}@example.com")
+        db.session.add(customer)
+        db.session.commit()
+        return customer.id
+
+
+def record(
+    app: Flask, customer_id: int, key: str, feature: str, units: int, **body: Any
+) -> UsageResult:
+    """Record one event in its own transaction, as an API request would."""
+    with app.app_context():
+        result = record_event(
+            db.session.get_one(Customer, customer_id),
+            idempotency_key=key,
+            event_name=body.pop("event_name", "chat.completion"),
+            feature_key=feature,
+            units=units,
+            **body,
+        )
+        db.session.commit()
+        return result
+
+
+def balance(app: Flask, customer_id: int, pool_key: str = "ai_tokens") -> int:
+    """A pool's balance, after checking it is the sum of its ledger and of its lots."""
+    with app.app_context():
+        pool = db.session.scalars(
+            select(CreditPool).where(
+                CreditPool.customer_id == customer_id, CreditPool.key == pool_key
+            )
+        ).one()
+        ledger = db.session.scalar(
+            select(func.coalesce(func.sum(CreditLedgerEntry.amount), 0)).where(
+                CreditLedgerEntry.pool_id == pool.id
+            )
+        )
+        lots = db.session.scalars(select(CreditLot).where(CreditLot.pool_id == pool.id)).all()
+        assert pool.balance == ledger == sum(lot.remaining for lot in lots)
+        assert all(lot.remaining >= 0 for lot in lots)
+        return pool.balance
+
+
+def count(app: Flask, model: type[Any]) -> int:
+    """How many rows a table holds."""
+    with app.app_context():
+        return int(db.session.scalar(select(func.count()).select_from(model)) or 0)

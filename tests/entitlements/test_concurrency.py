@@ -1,0 +1,60 @@
+"""Sixteen writers on one credit pool: no overdraw, every event recorded exactly once."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from app.entitlements.models import OverageOutbox, UsageEvent
+from app.entitlements.usage import UsageResult
+from app.extensions import db
+from tests.conftest import MigratedDatabase
+from tests.entitlements.helpers import balance, record, subscribe
+from tests.web import WebClient
+
+WRITERS = 16
+EVENTS_PER_WRITER = 5
+UNITS = 300_000  # 40 events of 300,000 ask for 12,000,000 tokens of a 10,000,000 pool
+KEYS = WRITERS * EVENTS_PER_WRITER // 2  # every key is sent by two writers at once
+
+
+def test_record_event_from_16_threads_never_overdraws_or_doubles(
+    client: WebClient, synced: Flask, migrated_database: MigratedDatabase
+) -> None:
+    if migrated_database.backend != "postgresql":
+        pytest.skip("row locks and concurrent writers are tested on PostgreSQL")
+    customer_id = subscribe(client, synced, "ada@example.com", "enterprise_monthly")
+    results: dict[str, list[UsageResult]] = {f"k{n}": [] for n in range(KEYS)}
+    errors: list[BaseException] = []
+    start = threading.Barrier(WRITERS)
+
+    def writer(number: int) -> None:
+        start.wait()
+        try:
+            for step in range(EVENTS_PER_WRITER):
+                key = f"k{(number * EVENTS_PER_WRITER + step) % KEYS}"
+                results[key].append(record(synced, customer_id, key, "ai_chat", UNITS))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(WRITERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    firsts = [min(sent, key=lambda result: result.replayed) for sent in results.values()]
+    assert all(len({result.event_id for result in sent}) == 1 for sent in results.values())
+    drawn = sum(draw.amount for result in firsts for draw in result.from_credits)
+    overage = sum(result.overage_units for result in firsts)
+    assert drawn + overage == KEYS * UNITS
+    assert drawn == 10_000_000 - balance(synced, customer_id)
+    assert balance(synced, customer_id) >= 0
+    with synced.app_context():
+        assert db.session.scalar(select(func.count()).select_from(UsageEvent)) == KEYS
+        outbox = db.session.scalar(select(func.sum(OverageOutbox.units)))
+    assert outbox == overage == 2_000_000

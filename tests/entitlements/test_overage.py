@@ -1,0 +1,85 @@
+"""Billable overage: the outbox, `flask usage forward`, Stripe's invoice, and retries."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from app.accounts.models import Customer
+from app.billing.gateway import gateway
+from app.entitlements.models import OverageBatch
+from app.entitlements.outbox import forward_overage
+from app.extensions import db
+from app.stripe_sandbox import Sandbox
+from tests.entitlements.helpers import DAY, count, record, subscribe
+from tests.web import WebClient
+
+# enterprise_monthly: 10,000,000 tokens a period, then 1 cent per 1,000 tokens.
+OVERAGE = 500_000
+OVERAGE_CENTS = 500
+
+
+def chat_meter_events(sandbox: Sandbox) -> list[dict[str, Any]]:
+    """The AI chat meter events Stripe received."""
+    events = sandbox.store.all("billing.meter_event")
+    return [event for event in events if event["event_name"] == "tollgate_ai_chat"]
+
+
+def test_usage_forward_bills_overage_on_the_renewal_invoice(
+    client: WebClient, synced: Flask, sandbox: Sandbox
+) -> None:
+    customer_id = subscribe(client, synced, "ada@example.com", "enterprise_monthly")
+    record(synced, customer_id, "big", "ai_chat", 10_000_000 + OVERAGE)
+
+    result = synced.test_cli_runner().invoke(args=["usage", "forward"])
+    assert result.exit_code == 0, result.output
+    assert f"sent {OVERAGE:,} tollgate_ai_chat" in result.output
+    assert "1 sent, 0 failed." in result.output
+    again = synced.test_cli_runner().invoke(args=["usage", "forward"])
+    assert "0 sent, 0 failed." in again.output
+
+    sandbox.advance(31 * DAY)
+    sandbox.deliver_pending()
+    with synced.app_context():
+        stripe_customer = db.session.get_one(Customer, customer_id).stripe_customer_id
+        invoices = gateway().client.v1.invoices.list({"customer": stripe_customer or ""}).data
+    renewal = next(inv for inv in invoices if inv.billing_reason == "subscription_cycle")
+    amounts = [line.amount for line in renewal.lines.data]
+    assert OVERAGE_CENTS in amounts
+    assert renewal.amount_due == sum(amounts)
+
+
+def test_forward_overage_failed_midway_resends_same_batch_counted_once(
+    client: WebClient, synced: Flask, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    customer_id = subscribe(client, synced, "ada@example.com", "enterprise_monthly")
+    record(synced, customer_id, "big", "ai_chat", 10_000_000 + OVERAGE)
+    handle = sandbox.handle
+
+    def accept_then_fail(method: str, path: str, *args: Any, **kwargs: Any) -> Any:
+        # Stripe stored the event but the answer never arrived: the worker must resend it.
+        answer = handle(method, path, *args, **kwargs)
+        if path == "/v1/billing/meter_events":
+            error = {"error": {"type": "api_error", "message": "Something went wrong."}}
+            return 500, {"Content-Type": "application/json"}, json.dumps(error).encode()
+        return answer
+
+    monkeypatch.setattr(sandbox, "handle", accept_then_fail)
+    with synced.app_context():
+        failed = forward_overage()
+    assert (len(failed.sent), len(failed.failed)) == (0, 1)
+
+    monkeypatch.setattr(sandbox, "handle", handle)
+    with synced.app_context():
+        retried = forward_overage()
+        batch = db.session.scalars(db.select(OverageBatch)).one()
+        assert (batch.attempts, batch.forwarded_at is not None) == (2, True)
+    assert [sent.identifier for sent in retried.sent] == [failed.failed[0][0].identifier]
+    assert count(synced, OverageBatch) == 1
+    received = chat_meter_events(sandbox)
+    assert len(received) == 2
+    # Stripe counts an identifier once: the resent event is not billed again.
+    assert sum(int(e["payload"]["value"]) for e in received if not e["_duplicate"]) == OVERAGE
