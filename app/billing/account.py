@@ -9,13 +9,23 @@ from datetime import datetime
 from sqlalchemy import select
 
 from app.accounts.models import Customer
+from app.billing.changes import ChangeKind, change_kind
 from app.billing.checkout import live_subscription
 from app.billing.models import Invoice, Subscription, SubscriptionStatus
 from app.catalog import Plan, current_catalog
 from app.clock import now
-from app.entitlements.credits import balances
-from app.entitlements.models import CreditPool
+from app.entitlements.alerts import alerts_for
+from app.entitlements.models import UsageAlert
+from app.entitlements.summary import FeatureUsage, PoolView, pool_summary, usage_summary
 from app.extensions import db
+
+
+@dataclass(frozen=True)
+class PlanChoice:
+    """Another plan the customer can move to, and what the move is called."""
+
+    plan: Plan
+    label: str
 
 
 @dataclass(frozen=True)
@@ -24,10 +34,29 @@ class AccountOverview:
 
     subscription: Subscription | None
     plan: Plan | None
+    scheduled_plan: Plan | None
     status_words: str
-    pools: list[CreditPool]
+    choices: list[PlanChoice]
+    usage: list[FeatureUsage]
+    pools: list[PoolView]
+    alerts: list[UsageAlert]
     invoices: list[Invoice]
     open_invoice: Invoice | None
+
+
+def plan_choices(current: Plan) -> list[PlanChoice]:
+    """The plans a customer on ``current`` can change to from the account page."""
+    choices = []
+    for plan in current_catalog().plans.values():
+        if plan.key == current.key or (plan.billing != current.billing and not current.is_free):
+            continue
+        if plan.tier == current.tier:
+            label = f"Switch to {plan.interval}ly"
+        else:
+            upgrade = current.is_free or change_kind(current, plan) is ChangeKind.UPGRADE
+            label = f"{'Upgrade' if upgrade else 'Downgrade'} to {plan.name} ({plan.interval}ly)"
+        choices.append(PlanChoice(plan, label))
+    return choices
 
 
 def status_words(subscription: Subscription, at: datetime) -> str:
@@ -63,6 +92,8 @@ def open_invoice(customer: Customer) -> Invoice | None:
 def account_overview(customer: Customer) -> AccountOverview:
     """Everything the account page needs about ``customer``."""
     subscription = live_subscription(customer)
+    catalog = current_catalog()
+    plan = catalog.plan(subscription.plan_key) if subscription else None
     invoices = list(
         db.session.scalars(
             select(Invoice)
@@ -73,9 +104,15 @@ def account_overview(customer: Customer) -> AccountOverview:
     )
     return AccountOverview(
         subscription=subscription,
-        plan=current_catalog().plan(subscription.plan_key) if subscription else None,
+        plan=plan,
+        scheduled_plan=catalog.plan(subscription.scheduled_plan_key or "")
+        if subscription
+        else None,
         status_words=status_words(subscription, now()) if subscription else "No plan",
-        pools=balances(customer.id),
+        choices=plan_choices(plan) if plan and subscription and subscription.is_live else [],
+        usage=usage_summary(customer) if subscription else [],
+        pools=pool_summary(customer),
+        alerts=alerts_for(customer) if subscription else [],
         invoices=invoices,
         open_invoice=open_invoice(customer),
     )

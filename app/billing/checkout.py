@@ -12,7 +12,7 @@ from app.accounts.models import Customer
 from app.billing.gateway import GatewayError, gateway
 from app.billing.models import Subscription
 from app.billing.sync import sync_checkout_session, sync_subscription
-from app.catalog import Plan
+from app.catalog import Plan, current_catalog
 from app.catalog.stripe_sync import overage_allowances, overage_lookup_key
 from app.extensions import db
 
@@ -45,6 +45,11 @@ def live_subscription(customer: Customer) -> Subscription | None:
         .order_by(Subscription.id.desc())
     )
     return next((subscription for subscription in subscriptions if subscription.is_live), None)
+
+
+def _is_free(subscription: Subscription) -> bool:
+    plan = current_catalog().plan(subscription.plan_key)
+    return plan is not None and plan.is_free
 
 
 def trial_available(customer: Customer) -> bool:
@@ -96,7 +101,9 @@ def start_plan(customer: Customer, plan: Plan, urls: CheckoutUrls) -> str | None
     here until Stripe confirms the payment (or the trial).
     """
     current = live_subscription(customer)
-    if current is not None:
+    if current is not None and not _is_free(current):
+        raise AlreadySubscribed(current)
+    if current is not None and plan.is_free:
         raise AlreadySubscribed(current)
     stripe_customer_id = ensure_stripe_customer(customer)
     items = subscription_items(plan)
@@ -145,10 +152,14 @@ class CheckoutOutcome:
     subscription: Subscription | None
 
 
-def confirm_checkout(customer: Customer, session_id: str) -> CheckoutOutcome | None:
-    """Read the Checkout Session back from Stripe and apply it; None if it is not the customer's."""
+def confirm_checkout(customer: Customer | None, session_id: str) -> CheckoutOutcome | None:
+    """Read the Checkout Session back from Stripe and apply it; None if it is not the customer's.
+
+    Without a customer (a buyer sent to Checkout by the API, who has no Tollgate login) the
+    session is applied all the same: applying it is what the webhook would do anyway.
+    """
     session = gateway().retrieve_checkout_session(session_id)
-    if session.client_reference_id != customer.reference_id:
+    if customer is not None and session.client_reference_id != customer.reference_id:
         return None
     if session.status != "complete":
         return CheckoutOutcome("unpaid", None)

@@ -101,6 +101,22 @@ def checkout_success() -> Response | tuple[str, int] | str:
     return response
 
 
+@bp.route("/checkout/done")
+def checkout_done() -> str:
+    """Where Checkout returns buyers that the operator's product sent there through the API."""
+    session_id = request.args.get("session_id", "")
+    if not session_id.startswith("cs_"):
+        abort(400, description="This page needs the checkout session Stripe returned you with.")
+    try:
+        outcome = confirm_checkout(None, session_id)
+        db.session.commit()
+    except GatewayError:
+        db.session.rollback()
+        abort(404, description="We could not find that checkout.")
+    assert outcome is not None
+    return render_template("billing/checkout_done.html", state=outcome.state)
+
+
 @bp.route("/checkout/cancel")
 def checkout_cancel() -> Response:
     """Where Checkout's back link leads: nothing was bought."""

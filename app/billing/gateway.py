@@ -7,6 +7,7 @@ the sandbox's, which answers in process; nothing else in the application knows t
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Iterator
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
@@ -170,6 +171,64 @@ class StripeGateway:
     def retrieve_subscription(self, subscription_id: str) -> stripe.Subscription:
         """A subscription as Stripe has it now (a cancelled one too)."""
         return self.client.v1.subscriptions.retrieve(subscription_id)
+
+    @_translate_errors
+    def update_subscription(
+        self, subscription_id: str, params: dict[str, Any], idempotency_key: str
+    ) -> stripe.Subscription:
+        """Change a subscription (price, cancel_at_period_end, ...)."""
+        return self.client.v1.subscriptions.update(
+            subscription_id,
+            params,  # type: ignore[arg-type]
+            {"idempotency_key": idempotency_key},
+        )
+
+    @_translate_errors
+    def cancel_subscription(self, subscription_id: str) -> stripe.Subscription:
+        """End a subscription at once."""
+        return self.client.v1.subscriptions.cancel(subscription_id)
+
+    @_translate_errors
+    def preview_invoice(self, params: dict[str, Any]) -> stripe.Invoice:
+        """What Stripe would invoice for a subscription change, without changing anything."""
+        return self.client.v1.invoices.create_preview(params)  # type: ignore[arg-type]
+
+    @_translate_errors
+    def schedule_for(self, subscription_id: str) -> stripe.SubscriptionSchedule:
+        """A schedule that starts as the subscription is now, to add a later phase to."""
+        return self.client.v1.subscription_schedules.create(
+            {"from_subscription": subscription_id},
+            {"idempotency_key": f"tollgate-schedule-{subscription_id}-{uuid.uuid4()}"},
+        )
+
+    @_translate_errors
+    def retrieve_schedule(self, schedule_id: str) -> stripe.SubscriptionSchedule:
+        """A subscription schedule with its phases."""
+        return self.client.v1.subscription_schedules.retrieve(schedule_id)
+
+    @_translate_errors
+    def update_schedule(
+        self, schedule_id: str, params: dict[str, Any]
+    ) -> stripe.SubscriptionSchedule:
+        """Replace a schedule's phases."""
+        return self.client.v1.subscription_schedules.update(
+            schedule_id,
+            params,  # type: ignore[arg-type]
+        )
+
+    @_translate_errors
+    def release_schedule(self, schedule_id: str) -> stripe.SubscriptionSchedule:
+        """Drop a schedule's future phases; the subscription goes on as it is now."""
+        return self.client.v1.subscription_schedules.release(schedule_id)
+
+    @_translate_errors
+    def create_portal_session(
+        self, stripe_customer_id: str, return_url: str
+    ) -> stripe.billing_portal.Session:
+        """A Stripe billing-portal session where the customer changes its card."""
+        return self.client.v1.billing_portal.sessions.create(
+            {"customer": stripe_customer_id, "return_url": return_url}
+        )
 
     @_translate_errors
     def retrieve_invoice(self, invoice_id: str) -> stripe.Invoice:

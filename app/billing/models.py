@@ -47,6 +47,9 @@ class Subscription(Base):
     current_period_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
     trial_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A downgrade or interval switch that a Stripe subscription schedule applies later.
+    scheduled_plan_key: Mapped[str | None] = mapped_column(String(64))
+    scheduled_change_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, abort, make_response, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from app.billing.account import account_overview, open_invoice
+from app.billing.account import open_invoice
 from app.billing.checkout import live_subscription
 from app.billing.models import SubscriptionStatus
 from app.billing.pricing import INTERVALS, plan_cards
@@ -59,13 +59,3 @@ def inject_billing_banner() -> dict[str, Any]:
     if subscription is None or subscription.status is not SubscriptionStatus.PAST_DUE:
         return {}
     return {"past_due_invoice": open_invoice(current_user.customer) or True}
-
-
-@bp.route("/account")
-@login_required
-def account() -> str:
-    """The logged-in customer's own account."""
-    customer = current_user.customer
-    return render_template(
-        "billing/account.html", customer=customer, overview=account_overview(customer)
-    )

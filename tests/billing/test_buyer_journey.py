@@ -105,3 +105,47 @@ def test_cancel_on_checkout_returns_to_pricing_with_explanation(client: WebClien
     assert "Checkout was cancelled and you have not been charged" in visible_text(
         client.get(back.headers["location"]).text
     )
+
+
+def test_success_page_polled_by_htmx_moves_on_to_account_once_active(
+    client: WebClient, synced
+) -> None:
+    checkout_url = start_plan_as_new_buyer(client, "ada@example.com", "pro_monthly")
+    success_url = pay_on_checkout_page(client, checkout_url, "4242 4242 4242 4242")
+    poll = client.get(success_url, headers={"HX-Request": "true"})
+    assert poll.status_code == 204
+    assert poll.headers["HX-Redirect"] == "/account"
+
+
+def test_success_page_for_an_unpaid_checkout_says_nothing_was_taken(
+    client: WebClient, synced
+) -> None:
+    checkout_url = start_plan_as_new_buyer(client, "ada@example.com", "pro_monthly")
+    session_id = checkout_url.rsplit("/", 1)[1]
+    page = client.get("/checkout/success", params={"session_id": session_id})
+    assert page.status_code == 200
+    assert "Your checkout is not finished" in visible_text(page.text)
+    assert "No payment was taken" in visible_text(page.text)
+
+
+def test_success_page_with_a_bad_session_id_is_a_clear_error(client: WebClient, synced) -> None:
+    client.sign_up("ada@example.com")
+    assert client.get("/checkout/success").status_code == 400
+    missing = client.get("/checkout/success", params={"session_id": "cs_test_nope"})
+    assert missing.status_code == 404
+    assert "We could not find that checkout" in visible_text(missing.text)
+
+
+def test_failed_renewal_shows_past_due_banner_with_link_to_pay(
+    client: WebClient, synced, sandbox: Sandbox
+) -> None:
+    checkout_url = start_plan_as_new_buyer(client, "ada@example.com", "pro_monthly")
+    client.get(pay_on_checkout_page(client, checkout_url, "4000 0000 0000 0341"))
+    sandbox.advance(15 * 86_400)
+    sandbox.deliver_pending()
+    page = client.get("/pricing")
+    banner = visible_text(page.text)
+    assert "Your last payment failed." in banner
+    assert "pay the open invoice" in banner
+    assert "/sandbox/invoices/in_" in page.text
+    assert "Past due: your last payment failed" in visible_text(client.get("/account").text)

@@ -9,7 +9,7 @@ import stripe
 
 from app.stripe_sandbox import Sandbox
 
-from .conftest import Catalog, Server, invoices_of, recurring_price, set_card, subscribe
+from .conftest import Catalog, Server, invoices_of, pay, recurring_price, set_card, subscribe
 
 DAY = 86400
 
@@ -179,3 +179,31 @@ def test_error_if_incomplete_refuses_a_declined_upgrade(
         _declined_upgrade(client, server, catalog, sandbox, payment_behavior="error_if_incomplete")
     sub = client.v1.subscriptions.list().data[0]
     assert (sub.status, sub["items"].data[0].price.id) == ("active", catalog.monthly.id)
+
+
+def test_price_change_during_a_trial_charges_nothing_and_keeps_the_trial(
+    client: stripe.StripeClient, server: Server, catalog: Catalog
+) -> None:
+    team = recurring_price(client, "Team", 4500)
+    session = client.v1.checkout.sessions.create(
+        params={
+            "mode": "subscription",
+            "line_items": [{"price": catalog.monthly.id, "quantity": 1}],
+            "success_url": "http://app.test/ok",
+            "cancel_url": "http://app.test/no",
+            "subscription_data": {"trial_period_days": 14},
+        }
+    )
+    assert pay(server, session, "4242 4242 4242 4242").status == 303
+    sub = client.v1.subscriptions.retrieve(
+        client.v1.checkout.sessions.retrieve(session.id).subscription
+    )
+    change = {
+        "items": [{"id": sub["items"].data[0].id, "price": team.id}],
+        "proration_behavior": "always_invoice",
+    }
+    updated = client.v1.subscriptions.update(sub.id, params=change)  # type: ignore[arg-type]
+    assert updated.status == "trialing"
+    assert updated.trial_end == sub.trial_end
+    assert updated["items"].data[0].price.id == team.id
+    assert len(invoices_of(client, sub.id)) == 1  # only the trial's $0 invoice

@@ -33,6 +33,11 @@ def plan_change(
 ) -> Change:
     """Plan an `items[...]` update with a proration date `at` and a `proration_behavior`."""
     items, changes = planned_items(ctx, sub, sent_items)
+    if sub["status"] == "trialing":
+        # A trial goes on through a price change and nothing is prorated or charged: the new
+        # price applies when the trial ends (docs: "Change the price of existing
+        # subscriptions" > trials).
+        return Change(items, [], None, _period(sub["items"]["data"][0]), None)
     if billing_interval(items) != billing_interval(sub["items"]["data"]):
         return _reset_period(ctx, sub, items, at, behavior)
     prorations = []

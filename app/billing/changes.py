@@ -1,0 +1,291 @@
+"""Plan changes and cancellation: the services the account page and the JSON API share.
+
+Upgrades apply at once, prorated and invoiced now; downgrades (and a yearly plan going monthly)
+wait for the end of the period through a Stripe subscription schedule, so the customer keeps what
+it paid for. Each change re-reads the subscription from Stripe first and syncs the answer back
+through the one sync path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import stripe
+
+from app.billing.checkout import subscription_items
+from app.billing.gateway import GatewayError, gateway
+from app.billing.models import Subscription, SubscriptionStatus
+from app.billing.sync import plan_item, sync_invoice, sync_subscription
+from app.catalog import Plan, current_catalog
+from app.clock import timestamp
+from app.entitlements.credits import (
+    Period,
+    claw_back_plan_credits,
+    grant_plan_credits,
+    top_up_plan_credits,
+)
+
+
+class ChangeKind(StrEnum):
+    """How a plan change is carried out."""
+
+    UPGRADE = "upgrade"  # at once, prorated, invoiced now
+    DOWNGRADE = "downgrade"  # at the end of the period
+
+
+class ChangeError(Exception):
+    """A change that cannot be made; the message is for the customer, the code for the API."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class UpgradePreview:
+    """What an upgrade costs now, priced at ``proration_date`` so the charge matches."""
+
+    plan: Plan
+    amount_due: int
+    currency: str
+    proration_date: int
+    # During a trial nothing is charged now: the new price applies when the trial ends.
+    during_trial: bool = False
+
+
+def change_kind(current: Plan, target: Plan) -> ChangeKind:
+    """A higher tier, or the same tier billed yearly instead of monthly, is an upgrade."""
+    catalog = current_catalog()
+    current_rank, target_rank = catalog.tier_rank(current), catalog.tier_rank(target)
+    if target_rank != current_rank:
+        return ChangeKind.UPGRADE if target_rank > current_rank else ChangeKind.DOWNGRADE
+    return ChangeKind.UPGRADE if target.interval == "year" else ChangeKind.DOWNGRADE
+
+
+def plan_of(subscription: Subscription) -> Plan:
+    """The catalog plan a subscription is on."""
+    plan = current_catalog().plan(subscription.plan_key)
+    if plan is None:
+        raise ChangeError("Your plan is no longer offered; contact support.", "unknown_plan")
+    return plan
+
+
+def _check_change(subscription: Subscription, target: Plan) -> Plan:
+    if not subscription.is_live:
+        raise ChangeError("This subscription has ended.", "subscription_ended")
+    current = plan_of(subscription)
+    if current.key == target.key:
+        raise ChangeError(f"You are already on the {target.name} plan.", "same_plan")
+    if current.is_free:
+        # A free subscription has no card to charge: a paid plan starts through Checkout.
+        raise ChangeError(f"Start the {target.name} plan through checkout.", "use_checkout")
+    if target.billing != current.billing:
+        raise ChangeError(
+            f"The {target.name} plan is billed differently: cancel, then choose it.",
+            "incompatible_plans",
+        )
+    return current
+
+
+def _item_changes(stripe_subscription: stripe.Subscription, target: Plan) -> list[dict[str, Any]]:
+    """Swap the plan price and replace the metered overage items with the target plan's."""
+    plan_item_id = plan_item(stripe_subscription).id
+    new_items = subscription_items(target)
+    changes: list[dict[str, Any]] = [{"id": plan_item_id, "price": new_items[0]["price"]}]
+    changes += [
+        {"id": item.id, "deleted": True}
+        for item in stripe_subscription.items.data
+        if item.id != plan_item_id
+    ]
+    return changes + [{"price": item["price"]} for item in new_items[1:]]
+
+
+def preview_upgrade(subscription: Subscription, target: Plan) -> UpgradePreview:
+    """Ask Stripe what moving to ``target`` now would invoice."""
+    current = _check_change(subscription, target)
+    if change_kind(current, target) is not ChangeKind.UPGRADE:
+        raise ChangeError(f"{target.name} is not an upgrade from {current.name}.", "not_upgrade")
+    proration_date = timestamp()
+    if subscription.status is SubscriptionStatus.TRIALING:
+        return UpgradePreview(target, 0, target.currency, proration_date, during_trial=True)
+    stripe_subscription = gateway().retrieve_subscription(subscription.stripe_subscription_id)
+    invoice = gateway().preview_invoice(
+        {
+            "subscription": subscription.stripe_subscription_id,
+            "subscription_details": {
+                "items": _item_changes(stripe_subscription, target),
+                "proration_behavior": "always_invoice",
+                "proration_date": proration_date,
+            },
+        }
+    )
+    return UpgradePreview(target, invoice.amount_due, invoice.currency, proration_date)
+
+
+def apply_upgrade(subscription: Subscription, target: Plan, proration_date: int) -> Subscription:
+    """Move to ``target`` now, priced at the previewed ``proration_date``.
+
+    ``pending_if_incomplete`` makes Stripe keep the old plan until the proration invoice is
+    paid: a declined card leaves the subscription exactly as it was.
+    """
+    current = _check_change(subscription, target)
+    if change_kind(current, target) is not ChangeKind.UPGRADE:
+        raise ChangeError(f"{target.name} is not an upgrade from {current.name}.", "not_upgrade")
+    stripe_subscription = gateway().retrieve_subscription(subscription.stripe_subscription_id)
+    _release_schedule(stripe_subscription)
+    updated = gateway().update_subscription(
+        subscription.stripe_subscription_id,
+        {
+            "items": _item_changes(stripe_subscription, target),
+            "proration_behavior": "always_invoice",
+            "proration_date": proration_date,
+            "payment_behavior": "pending_if_incomplete",
+        },
+        # The same change at the same price point is one change, however often it is posted.
+        idempotency_key=f"tollgate-upgrade-{subscription.stripe_subscription_id}-"
+        f"{target.key}-{proration_date}",
+    )
+    if updated.pending_update is not None:
+        raise ChangeError(
+            "Your card was declined, so your plan was not changed. Update your card and try again.",
+            "payment_failed",
+        )
+    previous_period_start = subscription.current_period_start
+    synced = sync_subscription(updated)
+    assert synced is not None
+    invoice_id = updated.latest_invoice
+    if invoice_id is not None:
+        sync_invoice(gateway().retrieve_invoice(_id(invoice_id)))
+    _credit_the_upgrade(synced, current, target, previous_period_start)
+    return synced
+
+
+def _credit_the_upgrade(
+    subscription: Subscription, old: Plan, new: Plan, previous_period_start: datetime | None
+) -> None:
+    """The new plan's credits hold at once: the difference for this period, or a new period's.
+
+    A switch to a longer interval starts a new billing period at once (Stripe resets the
+    billing cycle anchor), so that period gets the new plan's full grant.
+    """
+    start, end = subscription.current_period_start, subscription.current_period_end
+    if start is None or end is None:
+        return
+    period = Period(f"{subscription.stripe_subscription_id}:{int(start.timestamp())}", start, end)
+    if start != previous_period_start:
+        grant_plan_credits(subscription.customer_id, new, period)
+    else:
+        top_up_plan_credits(subscription.customer_id, old, new, period)
+
+
+def schedule_downgrade(subscription: Subscription, target: Plan) -> Subscription:
+    """Change to ``target`` when the current period ends, through a subscription schedule."""
+    current = _check_change(subscription, target)
+    if change_kind(current, target) is not ChangeKind.DOWNGRADE:
+        raise ChangeError(f"{target.name} is not a downgrade from {current.name}.", "not_downgrade")
+    if subscription.cancel_at_period_end:
+        raise ChangeError("Your plan is set to end; resume it before changing it.", "cancelling")
+    stripe_subscription = gateway().retrieve_subscription(subscription.stripe_subscription_id)
+    schedule_id = _id(stripe_subscription.schedule) if stripe_subscription.schedule else None
+    schedule = (
+        gateway().retrieve_schedule(schedule_id)
+        if schedule_id
+        else gateway().schedule_for(subscription.stripe_subscription_id)
+    )
+    current_phase = schedule.phases[0]
+    keep = [
+        {"price": _id(item.price), **({"quantity": item.quantity} if item.quantity else {})}
+        for item in current_phase.items
+    ]
+    gateway().update_schedule(
+        schedule.id,
+        {
+            "end_behavior": "release",
+            "phases": [
+                {
+                    "items": keep,
+                    "start_date": current_phase.start_date,
+                    "end_date": current_phase.end_date,
+                },
+                {"items": subscription_items(target)},
+            ],
+        },
+    )
+    synced = sync_subscription(gateway().retrieve_subscription(subscription.stripe_subscription_id))
+    assert synced is not None
+    return synced
+
+
+def undo_scheduled_change(subscription: Subscription) -> Subscription:
+    """Keep the current plan after all: release the schedule's later phase."""
+    stripe_subscription = gateway().retrieve_subscription(subscription.stripe_subscription_id)
+    if not _release_schedule(stripe_subscription):
+        raise ChangeError("There is no scheduled plan change to undo.", "nothing_scheduled")
+    return _resync(subscription)
+
+
+def cancel_at_period_end(subscription: Subscription) -> Subscription:
+    """Stop renewing; access goes on until the period ends (a trial until it ends)."""
+    if not subscription.is_live:
+        raise ChangeError("This subscription has ended.", "subscription_ended")
+    stripe_subscription = gateway().retrieve_subscription(subscription.stripe_subscription_id)
+    # A scheduled downgrade would renew the subscription on another plan: cancelling wins.
+    _release_schedule(stripe_subscription)
+    return _set_cancel_at_period_end(subscription, True)
+
+
+def resume(subscription: Subscription) -> Subscription:
+    """Undo a cancellation at period end."""
+    if not subscription.cancel_at_period_end or not subscription.is_live:
+        raise ChangeError("There is no cancellation to undo.", "not_cancelling")
+    return _set_cancel_at_period_end(subscription, False)
+
+
+def cancel_now(subscription: Subscription) -> Subscription:
+    """End the subscription at once: no more access, remaining plan credits clawed back."""
+    if not subscription.is_live:
+        raise ChangeError("This subscription has ended.", "subscription_ended")
+    stripe_subscription = gateway().retrieve_subscription(subscription.stripe_subscription_id)
+    _release_schedule(stripe_subscription)
+    canceled = sync_subscription(gateway().cancel_subscription(subscription.stripe_subscription_id))
+    assert canceled is not None
+    # Plan-granted credits end with the plan; purchased and promotional ones stay.
+    claw_back_plan_credits(canceled.customer_id, f"cancel:{canceled.stripe_subscription_id}")
+    return canceled
+
+
+def _set_cancel_at_period_end(subscription: Subscription, cancel: bool) -> Subscription:
+    updated = gateway().update_subscription(
+        subscription.stripe_subscription_id,
+        {"cancel_at_period_end": cancel},
+        idempotency_key=f"tollgate-cancel-at-end-{subscription.stripe_subscription_id}-"
+        f"{cancel}-{timestamp() // 60}",
+    )
+    synced = sync_subscription(updated)
+    assert synced is not None
+    return synced
+
+
+def _release_schedule(stripe_subscription: stripe.Subscription) -> bool:
+    if not stripe_subscription.schedule:
+        return False
+    try:
+        gateway().release_schedule(_id(stripe_subscription.schedule))
+    except GatewayError:
+        # Released meanwhile (another tab, the portal): what matters is that it is gone.
+        if gateway().retrieve_subscription(stripe_subscription.id).schedule:
+            raise
+    return True
+
+
+def _resync(subscription: Subscription) -> Subscription:
+    synced = sync_subscription(gateway().retrieve_subscription(subscription.stripe_subscription_id))
+    assert synced is not None
+    return synced
+
+
+def _id(value: Any) -> str:
+    return value if isinstance(value, str) else str(value.id)

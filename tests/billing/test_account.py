@@ -1,0 +1,288 @@
+"""The account page: what the customer sees, and every change it can make to its plan."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from app.billing.gateway import gateway
+from app.billing.models import Invoice, Subscription
+from app.extensions import db
+from app.stripe_sandbox import Sandbox
+from tests.journeys import (
+    FAILING_CARD,
+    advance_days,
+    form_value,
+    start_plan_as_new_buyer,
+    subscribe,
+)
+from tests.web import WebClient, visible_text
+
+
+def _account(client: WebClient) -> str:
+    return visible_text(client.get("/account").text)
+
+
+def _subscription(app: Flask) -> Subscription:
+    with app.app_context():
+        subscription = db.session.scalars(
+            select(Subscription).order_by(Subscription.id.desc())
+        ).first()
+        assert subscription is not None
+        db.session.expunge(subscription)
+        return subscription
+
+
+def _post(client: WebClient, action: str, data: dict[str, str] | None = None, htmx: bool = False):
+    headers = {"HX-Request": "true"} if htmx else {}
+    token = client.csrf_token("/account")
+    return client.post(action, data={"csrf_token": token, **(data or {})}, headers=headers)
+
+
+@pytest.fixture
+def active_starter(client: WebClient, synced: Flask, sandbox: Sandbox) -> WebClient:
+    """A customer on Starter, past its trial, with a card that pays."""
+    subscribe(client, "ada@example.com", "starter_monthly")
+    advance_days(sandbox, 15)
+    assert "Active" in _account(client)
+    return client
+
+
+def test_account_shows_plan_status_period_credits_and_invoices(active_starter: WebClient) -> None:
+    text = _account(active_starter)
+    assert "Starter" in text
+    assert "$19 / month" in text
+    assert "Current period" in text
+    assert "Renews" in text
+    assert "200,000 tokens left" in text
+    assert "Invoices" in text
+    assert "$19" in text
+    assert "paid" in text
+    assert "Change card or billing details" in text
+
+
+def test_upgrade_shows_amount_due_then_charges_exactly_that(
+    active_starter: WebClient, synced: Flask
+) -> None:
+    confirm = active_starter.get("/account/plan/pro_monthly")
+    assert confirm.status_code == 200
+    amount = re.search(r'id="amount-due">\$([0-9.,]+)<', confirm.text)
+    assert amount, "the preview shows the amount due now"
+    due_cents = round(float(amount.group(1).replace(",", "")) * 100)
+    assert 0 < due_cents < 4900 - 1900
+    response = _post(
+        active_starter,
+        "/account/plan/pro_monthly",
+        {"proration_date": form_value(confirm.text, "proration_date")},
+    )
+    assert response.status_code == 302
+    text = _account(active_starter)
+    assert "You are now on the Pro plan." in text
+    assert "$49 / month" in text
+    # Pro's credits hold at once: Starter's 200,000 plus the 800,000 difference for this period.
+    assert "1,000,000 tokens left" in text
+    with synced.app_context():
+        upgrade_invoice = db.session.scalars(
+            select(Invoice).where(Invoice.billing_reason == "subscription_update")
+        ).one()
+        assert upgrade_invoice.amount_paid == due_cents
+        assert upgrade_invoice.status == "paid"
+
+
+def test_upgrade_posted_twice_changes_and_charges_once(
+    active_starter: WebClient, synced: Flask
+) -> None:
+    confirm = active_starter.get("/account/plan/pro_monthly")
+    proration_date = form_value(confirm.text, "proration_date")
+    first = _post(active_starter, "/account/plan/pro_monthly", {"proration_date": proration_date})
+    second = _post(active_starter, "/account/plan/pro_monthly", {"proration_date": proration_date})
+    assert first.status_code == second.status_code == 302
+    assert "You are already on the Pro plan." in _account(active_starter)
+    with synced.app_context():
+        updates = db.session.scalars(
+            select(Invoice).where(Invoice.billing_reason == "subscription_update")
+        ).all()
+        assert len(updates) == 1
+
+
+def test_declined_upgrade_keeps_the_plan_and_says_why(
+    active_starter: WebClient, synced: Flask
+) -> None:
+    portal = active_starter.post(
+        "/account/billing-portal", data={"csrf_token": active_starter.csrf_token("/account")}
+    )
+    assert portal.status_code == 303
+    changed = active_starter.post(
+        portal.headers["location"],
+        data={"action": "card", "card_number": FAILING_CARD, "expiry": "12 / 34"},
+    )
+    assert "Your payment method was updated." in visible_text(changed.text)
+    confirm = active_starter.get("/account/plan/pro_monthly")
+    response = _post(
+        active_starter,
+        "/account/plan/pro_monthly",
+        {"proration_date": form_value(confirm.text, "proration_date")},
+        htmx=True,
+    )
+    assert response.status_code == 200
+    fragment = visible_text(response.text)
+    assert "Your card was declined, so your plan was not changed." in fragment
+    assert "Starter" in fragment
+    assert _subscription(synced).plan_key == "starter_monthly"
+
+
+def test_downgrade_is_scheduled_shown_and_applied_at_renewal(
+    client: WebClient, synced: Flask, sandbox: Sandbox
+) -> None:
+    subscribe(client, "ada@example.com", "pro_monthly")
+    advance_days(sandbox, 15)
+    confirm = visible_text(client.get("/account/plan/starter_monthly").text)
+    assert "You keep your current plan until" in confirm
+    assert _post(client, "/account/plan/starter_monthly").status_code == 302
+    text = _account(client)
+    assert "Your plan changes to Starter (monthly) on" in text
+    assert "Pro" in text
+    assert _subscription(synced).plan_key == "pro_monthly"
+
+    advance_days(sandbox, 31)
+    text = _account(client)
+    assert "Starter" in text
+    assert "$19 / month" in text
+    assert "Your plan changes to" not in text
+    subscription = _subscription(synced)
+    assert subscription.plan_key == "starter_monthly"
+    assert subscription.scheduled_plan_key is None
+
+
+def test_scheduled_downgrade_can_be_undone(
+    client: WebClient, synced: Flask, sandbox: Sandbox
+) -> None:
+    subscribe(client, "ada@example.com", "pro_monthly")
+    advance_days(sandbox, 15)
+    _post(client, "/account/plan/starter_monthly")
+    response = _post(client, "/account/plan/undo", htmx=True)
+    fragment = visible_text(response.text)
+    assert "You keep your current plan." in fragment
+    assert "Your plan changes to" not in fragment
+    advance_days(sandbox, 31)
+    assert _subscription(synced).plan_key == "pro_monthly"
+    assert "$49 / month" in _account(client)
+
+
+def test_switch_to_yearly_is_immediate_and_back_to_monthly_waits(
+    client: WebClient, synced: Flask, sandbox: Sandbox
+) -> None:
+    subscribe(client, "ada@example.com", "pro_monthly")
+    advance_days(sandbox, 15)
+    confirm = client.get("/account/plan/pro_yearly")
+    assert "Upgrade to Pro (yearly)" in visible_text(confirm.text)
+    _post(
+        client,
+        "/account/plan/pro_yearly",
+        {"proration_date": form_value(confirm.text, "proration_date")},
+    )
+    yearly = _account(client)
+    assert "$490 / year" in yearly
+    # A new yearly period starts at once with its 12,000,000 tokens; what was left rolls over.
+    assert "13,500,000 tokens left" in yearly
+    _post(client, "/account/plan/pro_monthly")
+    assert "Your plan changes to Pro (monthly) on" in _account(client)
+
+
+def test_cancel_at_period_end_then_resume(
+    active_starter: WebClient, synced: Flask, sandbox: Sandbox
+) -> None:
+    response = _post(active_starter, "/account/cancel", {"mode": "period_end"}, htmx=True)
+    fragment = visible_text(response.text)
+    assert "Your plan will end with the current period." in fragment
+    assert "Your plan ends on" in fragment
+    assert _subscription(synced).cancel_at_period_end
+    _post(active_starter, "/account/resume")
+    text = _account(active_starter)
+    assert "Your plan will renew as before." in text
+    assert "Renews" in text
+    advance_days(sandbox, 31)
+    assert _subscription(synced).status.value == "active"
+
+
+def test_cancel_at_period_end_ends_access_when_the_period_ends(
+    active_starter: WebClient, synced: Flask, sandbox: Sandbox
+) -> None:
+    _post(active_starter, "/account/cancel", {"mode": "period_end"})
+    advance_days(sandbox, 31)
+    assert _subscription(synced).status.value == "canceled"
+    assert "You have no plan yet" in _account(active_starter)
+
+
+def test_cancel_now_needs_confirmation_then_ends_the_plan(
+    active_starter: WebClient, synced: Flask
+) -> None:
+    confirm = visible_text(active_starter.get("/account/cancel").text)
+    assert "Your plan ends immediately" in confirm
+    refused = _post(active_starter, "/account/cancel", {"mode": "now"})
+    assert refused.status_code == 400
+    assert _subscription(synced).status.value == "active"
+    _post(active_starter, "/account/cancel", {"mode": "now", "confirm": "yes"})
+    text = _account(active_starter)
+    assert "Your plan is cancelled." in text
+    assert "You have no plan yet" in text
+    assert "0 tokens left" in text
+    assert _subscription(synced).status.value == "canceled"
+
+
+def test_trialing_customer_can_cancel_and_the_trial_ends(client: WebClient, synced: Flask) -> None:
+    subscribe(client, "ada@example.com", "pro_monthly")
+    assert "Trial: 14 days left" in _account(client)
+    _post(client, "/account/cancel", {"mode": "now", "confirm": "yes"})
+    assert _subscription(synced).status.value == "canceled"
+    with synced.app_context():
+        stripe_subscription = gateway().retrieve_subscription(
+            _subscription(synced).stripe_subscription_id
+        )
+        assert stripe_subscription.status == "canceled"
+
+
+def test_free_customer_upgrades_through_checkout_and_free_plan_ends(
+    client: WebClient, synced: Flask, sandbox: Sandbox
+) -> None:
+    assert start_plan_as_new_buyer(client, "ada@example.com", "free") == "/account"
+    confirm = visible_text(client.get("/account/plan/pro_monthly").text)
+    assert "Paid plans start through a secure checkout" in confirm
+    checkout = _post(client, "/checkout/pro_monthly")
+    assert checkout.status_code == 303
+    success = client.post(
+        checkout.headers["location"],
+        data={"card_number": "4242 4242 4242 4242", "expiry": "12 / 34"},
+    )
+    client.get(success.headers["location"])
+    sandbox.deliver_pending()
+    with synced.app_context():
+        statuses = {s.plan_key: s.status.value for s in db.session.scalars(select(Subscription))}
+    assert statuses == {"free": "canceled", "pro_monthly": "trialing"}
+
+
+def test_upgrade_during_trial_charges_nothing_and_keeps_the_trial(
+    client: WebClient, synced: Flask
+) -> None:
+    subscribe(client, "ada@example.com", "starter_monthly")
+    confirm = client.get("/account/plan/pro_monthly")
+    assert "Your trial goes on, and $0 is charged now." in visible_text(confirm.text)
+    _post(
+        client,
+        "/account/plan/pro_monthly",
+        {"proration_date": form_value(confirm.text, "proration_date")},
+    )
+    text = _account(client)
+    assert "You are now on the Pro plan." in text
+    assert "Trial: 14 days left" in text
+    assert "1,000,000 tokens left" in text
+    with synced.app_context():
+        assert (
+            db.session.scalars(
+                select(Invoice).where(Invoice.billing_reason == "subscription_update")
+            ).all()
+            == []
+        )

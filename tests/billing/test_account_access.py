@@ -1,0 +1,91 @@
+"""Every account page and action only ever shows or changes the logged-in customer's own plan."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from app.billing.models import Subscription
+from app.extensions import db
+from tests.journeys import pay_on_checkout_page, start_plan_as_new_buyer
+from tests.web import WebClient
+
+# (method, path, form): every page and action under /account, and the checkout return page.
+ACCOUNT_ROUTES = [
+    ("GET", "/account", {}),
+    ("GET", "/account/plan/starter_monthly", {}),
+    ("POST", "/account/plan/starter_monthly", {}),
+    ("POST", "/account/plan/pro_yearly", {"proration_date": "1"}),
+    ("POST", "/account/plan/undo", {}),
+    ("GET", "/account/cancel", {}),
+    ("POST", "/account/cancel", {"mode": "period_end"}),
+    ("POST", "/account/cancel", {"mode": "now", "confirm": "yes"}),
+    ("POST", "/account/resume", {}),
+    ("POST", "/account/billing-portal", {}),
+    ("GET", "/checkout/success?session_id={session_id}", {}),
+]
+
+
+@pytest.fixture
+def first_customer(client: WebClient, synced: Flask) -> dict[str, str]:
+    """Ada, on Pro (trialing), and what would give her away on a page."""
+    checkout_url = start_plan_as_new_buyer(client, "ada@example.com", "pro_monthly")
+    success_url = pay_on_checkout_page(client, checkout_url, "4242 4242 4242 4242")
+    client.get(success_url)
+    with synced.app_context():
+        subscription = db.session.scalars(select(Subscription)).one()
+        reference = subscription.customer.reference_id
+    return {
+        "session_id": success_url.split("session_id=")[1],
+        "reference": reference,
+        "stripe_customer": subscription.customer.stripe_customer_id or "",
+    }
+
+
+def _state(app: Flask) -> tuple[str, str, bool, str | None]:
+    with app.app_context():
+        subscription = db.session.scalars(select(Subscription)).one()
+        return (
+            subscription.plan_key,
+            subscription.status.value,
+            subscription.cancel_at_period_end,
+            subscription.scheduled_plan_key,
+        )
+
+
+@pytest.mark.parametrize("visitor", ["anonymous", "other customer"])
+@pytest.mark.parametrize(("method", "path", "form"), ACCOUNT_ROUTES)
+def test_account_route_gives_nothing_of_another_customer(
+    server: str,
+    synced: Flask,
+    first_customer: dict[str, str],
+    visitor: str,
+    method: str,
+    path: str,
+    form: dict[str, str],
+) -> None:
+    before = _state(synced)
+    path = path.format(session_id=first_customer["session_id"])
+    with WebClient(base_url=server) as other:
+        if visitor == "other customer":
+            assert other.sign_up("grace@example.com").status_code == 302
+        token = other.csrf_token("/login" if visitor == "anonymous" else "/account")
+        if method == "GET":
+            response = other.get(path)
+        else:
+            response = other.post(path, data={"csrf_token": token, **form})
+    if visitor == "anonymous":
+        assert response.status_code == 302
+        assert response.headers["location"].startswith("/login")
+    else:
+        assert response.status_code in (200, 302, 303, 400, 404), response.status_code
+    for secret in (
+        "ada@example.com",
+        first_customer["reference"],
+        first_customer["stripe_customer"],
+    ):
+        assert secret not in response.text
+        assert secret not in response.headers.get("location", "")
+    assert "Pro" not in response.text.replace("Product", "")
+    assert _state(synced) == before
