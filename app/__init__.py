@@ -116,6 +116,9 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
 def register_blueprints(app: Flask) -> None:
     """Mount each domain's routes."""
     from app.accounts.routes import bp as accounts_bp
+    from app.api import subscriptions, usage  # noqa: F401  (they add their routes to api_bp)
+    from app.api.openapi import docs_bp as api_docs_bp
+    from app.api.routes import bp as api_bp
     from app.billing import (  # noqa: F401  (they add their routes to billing_bp)
         account_routes,
         checkout_routes,
@@ -126,16 +129,20 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(accounts_bp)
     app.register_blueprint(billing_bp)
     app.register_blueprint(webhooks_bp)
+    app.register_blueprint(api_bp)
+    app.register_blueprint(api_docs_bp)
 
 
 def register_commands(app: Flask) -> None:
     """Add Tollgate's ``flask ...`` commands."""
+    from app.api.cli import api_keys_cli
     from app.billing.cli import stripe_cli
     from app.catalog.cli import catalog_cli
     from app.entitlements.cli import usage_cli
 
     app.cli.add_command(catalog_cli)
     app.cli.add_command(stripe_cli)
+    app.cli.add_command(api_keys_cli)
     app.cli.add_command(usage_cli)
 
 

@@ -48,6 +48,8 @@ class Config:
     LOGIN_LIMIT_PER_IP = "20 per minute"
     SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict[str, Any]] = {"pool_pre_ping": True}
     WTF_CSRF_TIME_LIMIT = None
+    # Large enough for a batch of 1,000 events or a 5 MB usage file; anything larger is a 413.
+    MAX_CONTENT_LENGTH = 6 * 1024 * 1024
     # Where buyers reach Tollgate: Checkout returns here and the sandbox posts webhooks here.
     TOLLGATE_BASE_URL = "http://127.0.0.1:5000"
     # Sandbox mode only: the sandbox's state file (default instance/stripe_sandbox.sqlite3), and

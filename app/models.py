@@ -1,6 +1,7 @@
 """Every model, imported in one place so Alembic and the app always see the whole schema."""
 
 from app.accounts.models import Customer, User
+from app.api.models import ApiKey
 from app.billing.models import Invoice, Subscription, SubscriptionStatus
 from app.entitlements.models import (  # noqa: F401
     CreditLedgerEntry,
@@ -15,6 +16,7 @@ from app.entitlements.models import (  # noqa: F401
 from app.webhooks.models import StripeEvent
 
 __all__ = [
+    "ApiKey",
     "CreditLedgerEntry",
     "CreditPool",
     "Customer",

@@ -61,3 +61,29 @@ def authenticate(email: str, password: str) -> User | None:
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     return user
+
+
+def find_customer(reference_id: str) -> Customer | None:
+    """The customer with this customerReferenceId."""
+    return db.session.scalar(select(Customer).where(Customer.reference_id == reference_id))
+
+
+def upsert_api_customer(
+    reference_id: str, email: str, first_name: str | None, last_name: str | None
+) -> tuple[Customer, bool]:
+    """The operator's customer by its own reference id, created on first use; (customer, created).
+
+    A repeat with the same reference id returns the customer as it is, so a retried call is safe.
+    """
+    customer = find_customer(reference_id)
+    if customer is not None:
+        return customer, False
+    customer = Customer(
+        reference_id=reference_id,
+        email=normalize_email(email),
+        first_name=first_name,
+        last_name=last_name,
+    )
+    db.session.add(customer)
+    db.session.flush()
+    return customer, True

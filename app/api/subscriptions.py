@@ -1,0 +1,178 @@
+"""Plans, customers and subscriptions over the API; the same services as the account page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify, request, url_for
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+from app.accounts.models import Customer
+from app.accounts.services import find_customer, upsert_api_customer
+from app.api.errors import ApiError, json_body, parse
+from app.api.routes import bp
+from app.api.schemas import CustomerIn, PlanChangeIn, SubscriptionIn
+from app.api.views import customer_view, plan_view, subscription_view
+from app.billing.changes import (
+    ChangeError,
+    ChangeKind,
+    apply_upgrade,
+    cancel_at_period_end,
+    cancel_now,
+    change_kind,
+    plan_of,
+    resume,
+    schedule_downgrade,
+)
+from app.billing.checkout import AlreadySubscribed, CheckoutUrls, ensure_stripe_customer, start_plan
+from app.billing.models import Subscription
+from app.catalog import Plan, current_catalog
+from app.clock import timestamp
+from app.extensions import db
+
+# What a refused change means for the caller: most are a conflict with the current state.
+CHANGE_STATUS = {"unknown_plan": 404, "use_checkout": 409}
+
+
+def customer_or_404(reference_id: str) -> Customer:
+    """The customer with this reference id, or a 404 that says so."""
+    customer = find_customer(reference_id)
+    if customer is None:
+        raise ApiError(
+            404, "customer_not_found", f"No customer with customerReferenceId {reference_id!r}."
+        )
+    return customer
+
+
+def plan_or_404(plan_key: str) -> Plan:
+    """The catalog plan with this id, or a 404."""
+    plan = current_catalog().plan(plan_key)
+    if plan is None:
+        raise ApiError(404, "plan_not_found", f"No plan {plan_key!r}; GET /plans lists them.")
+    return plan
+
+
+def _subscription_or_404(subscription_id: str) -> Subscription:
+    subscription = db.session.scalar(
+        select(Subscription).where(Subscription.stripe_subscription_id == subscription_id)
+    )
+    if subscription is None:
+        raise ApiError(404, "subscription_not_found", f"No subscription {subscription_id!r}.")
+    return subscription
+
+
+def _subscriptions_of(customer: Customer) -> list[Subscription]:
+    return list(
+        db.session.scalars(
+            select(Subscription)
+            .where(Subscription.customer_id == customer.id)
+            .order_by(Subscription.id.desc())
+        )
+    )
+
+
+def _ok(data: Any, status: int = 200) -> tuple[Response, int]:
+    return jsonify({"data": data}), status
+
+
+def _change(action: Any) -> Subscription:
+    try:
+        subscription: Subscription = action()
+    except ChangeError as exc:
+        raise ApiError(CHANGE_STATUS.get(exc.code, 409), exc.code, str(exc)) from None
+    db.session.commit()
+    return subscription
+
+
+@bp.get("/plans")
+def list_plans() -> tuple[Response, int]:
+    """Every plan of the catalog."""
+    catalog = current_catalog()
+    return _ok([{"plan": plan_view(catalog, plan)} for plan in catalog.plans.values()])
+
+
+@bp.post("/customers")
+def create_customer() -> tuple[Response, int]:
+    """Create the customer and its Stripe customer; the same reference id again is a no-op."""
+    body = parse(CustomerIn, json_body())
+    customer, created = upsert_api_customer(
+        body.customerReferenceId, str(body.email), body.firstName, body.lastName
+    )
+    ensure_stripe_customer(customer)
+    db.session.commit()
+    return _ok(customer_view(customer, _subscriptions_of(customer)), 201 if created else 200)
+
+
+@bp.get("/customers/<reference_id>")
+def get_customer(reference_id: str) -> tuple[Response, int]:
+    """The customer with its subscriptions."""
+    customer = customer_or_404(reference_id)
+    return _ok(customer_view(customer, _subscriptions_of(customer)))
+
+
+@bp.post("/subscriptions")
+def create_subscription() -> tuple[Response, int]:
+    """Start a plan: a Checkout URL for paid in-advance plans, else active at once."""
+    body = parse(SubscriptionIn, json_body())
+    customer = customer_or_404(body.customerReferenceId)
+    plan = plan_or_404(body.planId)
+    urls = CheckoutUrls(
+        success=body.successUrl
+        or url_for("billing.checkout_done", _external=True) + "?session_id={CHECKOUT_SESSION_ID}",
+        cancel=body.cancelUrl or url_for("billing.pricing", _external=True),
+    )
+    try:
+        checkout_url = start_plan(customer, plan, urls)
+    except AlreadySubscribed as exc:
+        raise ApiError(
+            409,
+            "already_subscribed",
+            f"The customer already has subscription {exc.subscription.stripe_subscription_id}.",
+        ) from None
+    db.session.commit()
+    if checkout_url is not None:
+        return _ok({"checkoutUrl": checkout_url, "subscription": None}, 200)
+    subscription = _subscriptions_of(customer)[0]
+    return _ok({"checkoutUrl": None, "subscription": subscription_view(subscription)}, 201)
+
+
+@bp.post("/subscriptions/<subscription_id>/plan-change")
+def change_plan(subscription_id: str) -> tuple[Response, int]:
+    """An upgrade now (prorated, invoiced now) or a downgrade at the end of the period."""
+    body = parse(PlanChangeIn, json_body())
+    subscription = _subscription_or_404(subscription_id)
+    target = plan_or_404(body.changeToPlanId)
+    try:
+        kind = change_kind(plan_of(subscription), target)
+    except ChangeError as exc:
+        raise ApiError(409, exc.code, str(exc)) from None
+    if kind.value.upper() != body.changeType:
+        raise ApiError(
+            400,
+            "change_type_mismatch",
+            f"Moving to {target.key} is a{'n' if kind is ChangeKind.UPGRADE else ''} {kind.value}.",
+        )
+    if kind is ChangeKind.UPGRADE:
+        changed = _change(lambda: apply_upgrade(subscription, target, timestamp()))
+    else:
+        changed = _change(lambda: schedule_downgrade(subscription, target))
+    return _ok(subscription_view(changed))
+
+
+@bp.post("/subscriptions/cancellation/<subscription_id>")
+def cancel_subscription(subscription_id: str) -> tuple[Response, int]:
+    """Cancel with ?cancelMode=END_OF_PERIOD or IMMEDIATE."""
+    mode = request.args.get("cancelMode", "")
+    if mode not in ("END_OF_PERIOD", "IMMEDIATE"):
+        raise ApiError(400, "invalid_cancel_mode", "cancelMode must be END_OF_PERIOD or IMMEDIATE.")
+    subscription = _subscription_or_404(subscription_id)
+    action = cancel_at_period_end if mode == "END_OF_PERIOD" else cancel_now
+    return _ok(subscription_view(_change(lambda: action(subscription))))
+
+
+@bp.delete("/subscriptions/cancellation/<subscription_id>/scheduled")
+def undo_cancellation(subscription_id: str) -> tuple[Response, int]:
+    """Undo a cancellation at period end."""
+    subscription = _subscription_or_404(subscription_id)
+    return _ok(subscription_view(_change(lambda: resume(subscription))))
