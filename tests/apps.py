@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import flask_migrate
+from flask import Flask
 
 from app import create_app
 from app.config import REPO_ROOT
@@ -20,6 +23,21 @@ def app_config(database_url: str, **overrides: Any) -> dict[str, Any]:
         "TOLLGATE_PLANS": str(REPO_ROOT / "plans.toml"),
         **overrides,
     }
+
+
+def sandboxed_app(database_url: str, workdir: Path) -> Callable[[str], Flask]:
+    """A factory of the app on ``database_url`` with a fresh sandbox, given its own base URL."""
+
+    def make_app(base_url: str) -> Flask:
+        return create_app(
+            app_config(
+                database_url,
+                TOLLGATE_BASE_URL=base_url,
+                STRIPE_SANDBOX_PATH=str(workdir / "stripe_sandbox.sqlite3"),
+            )
+        )
+
+    return make_app
 
 
 def migrate_to_head(database_url: str) -> None:

@@ -12,10 +12,9 @@ import pytest
 from flask import Flask
 from sqlalchemy import text
 
-from app import create_app
 from app.extensions import db
 from app.stripe_sandbox import Sandbox
-from tests.apps import app_config, migrate_to_head
+from tests.apps import migrate_to_head, sandboxed_app
 from tests.databases import POSTGRES_HOWTO, postgres_admin_url, postgres_database
 from tests.web import WebClient, serve
 
@@ -99,17 +98,7 @@ def app(
 ) -> Iterator[Flask]:
     """The application on a clean database and a fresh Stripe sandbox, served over HTTP."""
     monkeypatch.setenv("TOLLGATE_INSTANCE_PATH", str(tmp_path / "instance"))
-    database_url = migrated_database.fresh_url(tmp_path)
-
-    def make_app(base_url: str) -> Flask:
-        return create_app(
-            app_config(
-                database_url,
-                TOLLGATE_BASE_URL=base_url,
-                STRIPE_SANDBOX_PATH=str(tmp_path / "stripe_sandbox.sqlite3"),
-            )
-        )
-
+    make_app = sandboxed_app(migrated_database.fresh_url(tmp_path), tmp_path)
     with serve(make_app) as application:
         yield application
     migrated_database.clean(application)

@@ -16,7 +16,7 @@ from typing import Any
 import stripe
 
 from app.billing.checkout import subscription_items
-from app.billing.gateway import GatewayError, gateway
+from app.billing.gateway import GatewayError, gateway, stripe_id
 from app.billing.models import Subscription, SubscriptionStatus
 from app.billing.sync import plan_item, sync_invoice, sync_subscription
 from app.catalog import Plan, current_catalog
@@ -158,7 +158,7 @@ def apply_upgrade(subscription: Subscription, target: Plan, proration_date: int)
     assert synced is not None
     invoice_id = updated.latest_invoice
     if invoice_id is not None:
-        sync_invoice(gateway().retrieve_invoice(_id(invoice_id)))
+        sync_invoice(gateway().retrieve_invoice(stripe_id(invoice_id)))
     _credit_the_upgrade(synced, current, target, previous_period_start)
     return synced
 
@@ -189,7 +189,7 @@ def schedule_downgrade(subscription: Subscription, target: Plan) -> Subscription
     if subscription.cancel_at_period_end:
         raise ChangeError("Your plan is set to end; resume it before changing it.", "cancelling")
     stripe_subscription = gateway().retrieve_subscription(subscription.stripe_subscription_id)
-    schedule_id = _id(stripe_subscription.schedule) if stripe_subscription.schedule else None
+    schedule_id = stripe_id(stripe_subscription.schedule) if stripe_subscription.schedule else None
     schedule = (
         gateway().retrieve_schedule(schedule_id)
         if schedule_id
@@ -197,7 +197,7 @@ def schedule_downgrade(subscription: Subscription, target: Plan) -> Subscription
     )
     current_phase = schedule.phases[0]
     keep = [
-        {"price": _id(item.price), **({"quantity": item.quantity} if item.quantity else {})}
+        {"price": stripe_id(item.price), **({"quantity": item.quantity} if item.quantity else {})}
         for item in current_phase.items
     ]
     gateway().update_schedule(
@@ -273,7 +273,7 @@ def _release_schedule(stripe_subscription: stripe.Subscription) -> bool:
     if not stripe_subscription.schedule:
         return False
     try:
-        gateway().release_schedule(_id(stripe_subscription.schedule))
+        gateway().release_schedule(stripe_id(stripe_subscription.schedule))
     except GatewayError:
         # Released meanwhile (another tab, the portal): what matters is that it is gone.
         if gateway().retrieve_subscription(stripe_subscription.id).schedule:
@@ -285,7 +285,3 @@ def _resync(subscription: Subscription) -> Subscription:
     synced = sync_subscription(gateway().retrieve_subscription(subscription.stripe_subscription_id))
     assert synced is not None
     return synced
-
-
-def _id(value: Any) -> str:
-    return value if isinstance(value, str) else str(value.id)

@@ -250,6 +250,11 @@ class StripeGateway:
         )
 
 
+def stripe_id(value: Any) -> str:
+    """The id in a field that holds either an id or the expanded object (Stripe's ``expand``)."""
+    return value if isinstance(value, str) else str(value.id)
+
+
 def build_client(app: Flask, http_client: stripe.HTTPClient | None) -> stripe.StripeClient:
     """The application's StripeClient: the sandbox's in sandbox mode, else Stripe's."""
     if http_client is not None:

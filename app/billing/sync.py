@@ -14,7 +14,7 @@ import stripe
 from sqlalchemy import select
 
 from app.accounts.models import Customer
-from app.billing.gateway import gateway
+from app.billing.gateway import gateway, stripe_id
 from app.billing.models import Invoice, Subscription, SubscriptionStatus
 from app.catalog import Plan, current_catalog
 from app.catalog.stripe_sync import PLAN_FEE_METER
@@ -239,7 +239,5 @@ def _line_price_id(line: stripe.InvoiceLineItem) -> str | None:
 
 
 def _id(value: Any) -> str | None:
-    """An id from a field that holds either the id or the expanded object."""
-    if value is None or isinstance(value, str):
-        return value
-    return str(value.id)
+    """``stripe_id`` for a field that may also be null."""
+    return None if value is None else stripe_id(value)

@@ -13,7 +13,7 @@ from typing import Any
 
 import stripe
 
-from app.billing.gateway import StripeGateway
+from app.billing.gateway import StripeGateway, stripe_id
 from app.catalog.schema import Catalog, MeteredAllowance, Plan
 
 PRODUCT_PREFIX = "tollgate_"
@@ -58,7 +58,7 @@ class PriceSpec:
         """Whether an existing Stripe price already is this price."""
         recurring = price.recurring
         return (
-            _id(price.product) == self.product
+            stripe_id(price.product) == self.product
             and price.currency == self.currency
             and recurring is not None
             and recurring.interval == self.interval
@@ -172,7 +172,3 @@ def _sync_product(stripe_gateway: StripeGateway, pid: str, name: str) -> list[st
         stripe_gateway.update_product(pid, {"name": name, "active": True})
         return [f"updated product {pid}"]
     return []
-
-
-def _id(value: Any) -> str:
-    return value if isinstance(value, str) else str(value.id)

@@ -12,11 +12,10 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from app import create_app
 from app.extensions import db
 from app.models import CreditLedgerEntry, CreditPool, Invoice, StripeEvent, Subscription
 from app.stripe_sandbox import Sandbox
-from tests.apps import app_config
+from tests.apps import sandboxed_app
 from tests.journeys import pay_on_checkout_page, start_plan_as_new_buyer
 from tests.web import WebClient, serve
 
@@ -53,17 +52,7 @@ def _run_journey(
 ) -> dict[str, list[tuple[tuple[str, Any], ...]]]:
     """Trial checkout, trial end, one renewal; after each, ``deliver`` sends what Stripe queued."""
     tmp_path.mkdir()
-    database_url = migrated_database.fresh_url(tmp_path)
-
-    def make_app(base_url: str) -> Flask:
-        return create_app(
-            app_config(
-                database_url,
-                TOLLGATE_BASE_URL=base_url,
-                STRIPE_SANDBOX_PATH=str(tmp_path / "stripe_sandbox.sqlite3"),
-            )
-        )
-
+    make_app = sandboxed_app(migrated_database.fresh_url(tmp_path), tmp_path)
     with serve(make_app) as app, WebClient(base_url=app.config["TOLLGATE_BASE_URL"]) as client:
         assert app.test_cli_runner().invoke(args=["catalog", "sync"]).exit_code == 0
         sandbox: Sandbox = app.extensions["stripe_sandbox"]
