@@ -89,8 +89,12 @@ def signup() -> str | BaseResponse | tuple[str, int]:
         form.email.errors.append("An account with this email already exists. Log in instead.")
         return _signup_page(form)
     login_user(user)
+    # A buyer who picked a plan goes straight on to it; the welcome is for everyone else.
+    continued = _continue_to_chosen_plan()
+    if continued is not None:
+        return continued
     flash("Welcome to Tollgate! Your account is ready.", "success")
-    return _continue_to_chosen_plan() or redirect(url_for("billing.account"))
+    return redirect(url_for("billing.account"))
 
 
 def _signup_page(form: SignupForm) -> tuple[str, int]:

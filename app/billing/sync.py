@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import stripe
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.accounts.models import Customer
 from app.billing.gateway import gateway, stripe_id
@@ -38,6 +38,11 @@ def lock_customer(
         condition = Customer.reference_id == reference_id
     else:
         return None
+    if db.session.get_bind().dialect.name == "sqlite":
+        # SQLite ignores FOR UPDATE. A write takes its database lock up front, so the success
+        # page and a webhook applying the same checkout run one after the other instead of both
+        # inserting the subscription.
+        db.session.execute(update(Customer).where(condition).values(id=Customer.id))
     return db.session.scalar(select(Customer).where(condition).with_for_update())
 
 

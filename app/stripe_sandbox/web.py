@@ -71,9 +71,14 @@ def create_blueprint(sandbox: Sandbox) -> Blueprint:
                 return redirect(target, code=303)
             except StripeError as exc:
                 error = exc.message
-        session, items = load(_checkout_view, session_id)
+        session, items, customer_email = load(_checkout_view, session_id)
         return render_template(
-            "stripe_sandbox/checkout.html", session=session, items=items, error=error, money=money
+            "stripe_sandbox/checkout.html",
+            session=session,
+            items=items,
+            customer_email=customer_email,
+            error=error,
+            money=money,
         ), 402 if error else 200
 
     @bp.route("/portal/<portal_id>", methods=["GET", "POST"])
@@ -119,10 +124,12 @@ def create_blueprint(sandbox: Sandbox) -> Blueprint:
     return bp
 
 
-def _checkout_view(ctx: Ctx, session_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _checkout_view(ctx: Ctx, session_id: str) -> tuple[dict[str, Any], list[dict[str, Any]], str]:
     session = ctx.fetch("checkout.session", session_id)
     items = checkout.line_items(ctx, session)["data"]
-    return session, items
+    # Stripe's page shows the known customer's email, as a field already filled in.
+    customer = ctx.store.get(session["customer"]) if session["customer"] else None
+    return session, items, (customer or {}).get("email") or ""
 
 
 def _portal_view(ctx: Ctx, portal_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:

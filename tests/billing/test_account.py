@@ -214,7 +214,7 @@ def test_cancel_at_period_end_ends_access_when_the_period_ends(
     _post(active_starter, "/account/cancel", {"mode": "period_end"})
     advance_days(sandbox, 31)
     assert _subscription(synced).status.value == "canceled"
-    assert "You have no plan yet" in _account(active_starter)
+    assert "Your plan has ended" in _account(active_starter)
 
 
 def test_cancel_now_needs_confirmation_then_ends_the_plan(
@@ -228,7 +228,7 @@ def test_cancel_now_needs_confirmation_then_ends_the_plan(
     _post(active_starter, "/account/cancel", {"mode": "now", "confirm": "yes"})
     text = _account(active_starter)
     assert "Your plan is cancelled." in text
-    assert "You have no plan yet" in text
+    assert "Your plan has ended" in text
     assert "0 tokens left" in text
     assert _subscription(synced).status.value == "canceled"
 
