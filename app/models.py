@@ -11,6 +11,7 @@ from app.entitlements.models import (  # noqa: F401
     OverageBatch,
     OverageOutbox,
     UsageAlert,
+    UsageCounter,
     UsageEvent,
 )
 from app.webhooks.models import StripeEvent

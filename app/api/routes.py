@@ -2,18 +2,54 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, g, request
+from typing import cast
+
+from flask import Blueprint, Flask, g, request
+from flask.blueprints import BlueprintSetupState
+from flask.sessions import SessionInterface, SessionMixin
+from flask.wrappers import Request
+from flask.wrappers import Response as FlaskResponse
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from app.api.errors import ApiError, error_response
-from app.api.keys import find_active_key
+from app.api.keys import active_key_id
 from app.billing.gateway import GatewayError
-from app.extensions import csrf, db
+from app.extensions import csrf, db, limiter
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1/client")
 # Bearer keys, not cookies, authenticate these calls: there is no session to forge requests with.
 csrf.exempt(bp)
+
+
+@limiter.request_filter
+def _api_call() -> bool:
+    """The API has no rate limits (the operator's product calls it): skip the limiter's work."""
+    return request.path.startswith(bp.url_prefix or "")
+
+
+class PagesOnlySessions(SessionInterface):
+    """The pages' session cookie, which API calls neither read nor set: they send a bearer key."""
+
+    def __init__(self, pages: SessionInterface, api_prefix: str) -> None:
+        self.pages = pages
+        self.api_prefix = api_prefix
+
+    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
+        """An empty, unsaved session for an API call; the pages' own session otherwise."""
+        if request.path.startswith(self.api_prefix):
+            return self.make_null_session(app)
+        return self.pages.open_session(app, request)
+
+    def save_session(self, app: Flask, session: SessionMixin, response: FlaskResponse) -> None:
+        """Flask saves only the pages' sessions (an API call's is the null session)."""
+        self.pages.save_session(app, session, response)
+
+
+@bp.record_once
+def _keep_sessions_to_pages(state: BlueprintSetupState) -> None:
+    app = cast(Flask, state.app)
+    app.session_interface = PagesOnlySessions(app.session_interface, bp.url_prefix or "")
 
 
 @bp.before_request
@@ -24,10 +60,10 @@ def authenticate() -> tuple[Response, int] | None:
         return error_response(
             ApiError(401, "unauthorized", "Send your API key as Authorization: Bearer <key>.")
         )
-    key = find_active_key(token.strip())
-    if key is None:
+    key_id = active_key_id(token.strip())
+    if key_id is None:
         return error_response(ApiError(401, "unauthorized", "This API key is not valid."))
-    g.api_key_id = key.id
+    g.api_key_id = key_id
     return None
 
 

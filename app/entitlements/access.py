@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.accounts.models import Customer
 from app.billing.models import Subscription
 from app.catalog import FeatureDefinition, MeteredAllowance, Plan, current_catalog
 from app.entitlements.errors import UnknownFeature
-from app.entitlements.models import CreditPool, UsageEvent
+from app.entitlements.models import UsageCounter
 from app.extensions import db
 
 NO_SUBSCRIPTION = "no_subscription"
@@ -30,6 +31,11 @@ class Access:
     plan: Plan | None
     grant: bool | MeteredAllowance
     refusal: str | None
+
+    @property
+    def allowance(self) -> MeteredAllowance | None:
+        """The plan's allowance of a metered feature; None for an on/off feature."""
+        return self.grant if isinstance(self.grant, MeteredAllowance) else None
 
     @property
     def period_key(self) -> str:
@@ -58,23 +64,29 @@ def feature_definition(feature_key: str) -> FeatureDefinition:
     return feature
 
 
+def pick_current(subscriptions: Iterable[Subscription]) -> Subscription | None:
+    """Of one customer's subscriptions, newest first: the live one, else the latest."""
+    newest = None
+    for subscription in subscriptions:
+        if subscription.is_live:
+            return subscription
+        newest = newest or subscription
+    return newest
+
+
 def current_subscription(customer_id: int) -> Subscription | None:
     """The customer's live subscription, else its latest one (to say why it is not entitled)."""
-    subscriptions = list(
+    return pick_current(
         db.session.scalars(
             select(Subscription)
             .where(Subscription.customer_id == customer_id)
             .order_by(Subscription.id.desc())
         )
     )
-    live = [subscription for subscription in subscriptions if subscription.is_live]
-    return next(iter(live or subscriptions), None)
 
 
-def access(customer: Customer, feature_key: str, at: datetime) -> Access:
-    """Whether ``customer`` may use ``feature_key`` at ``at``, before counting any units."""
-    feature_definition(feature_key)
-    subscription = current_subscription(customer.id)
+def standing(subscription: Subscription | None, feature_key: str, at: datetime) -> Access:
+    """Whether the holder of ``subscription`` may use a known feature at ``at``, units aside."""
     if subscription is None:
         return Access(None, None, False, NO_SUBSCRIPTION)
     plan = current_catalog().plan(subscription.plan_key)
@@ -87,13 +99,19 @@ def access(customer: Customer, feature_key: str, at: datetime) -> Access:
     return Access(subscription, plan, grant, None)
 
 
+def access(customer: Customer, feature_key: str, at: datetime) -> Access:
+    """Whether ``customer`` may use ``feature_key`` at ``at``, before counting any units."""
+    feature_definition(feature_key)
+    return standing(current_subscription(customer.id), feature_key, at)
+
+
 def period_usage(customer_id: int, feature_key: str, period_key: str) -> int:
     """Units of a feature recorded in a period."""
     used = db.session.scalar(
-        select(func.coalesce(func.sum(UsageEvent.units), 0)).where(
-            UsageEvent.customer_id == customer_id,
-            UsageEvent.feature_key == feature_key,
-            UsageEvent.period_key == period_key,
+        select(UsageCounter.used).where(
+            UsageCounter.customer_id == customer_id,
+            UsageCounter.feature_key == feature_key,
+            UsageCounter.period_key == period_key,
         )
     )
     return int(used or 0)
@@ -107,17 +125,3 @@ def covering_pool_keys(feature_key: str) -> set[str]:
         for grant in plan.credits
         if feature_key in grant.features
     }
-
-
-def covering_pools(customer_id: int, feature_key: str) -> list[CreditPool]:
-    """The customer's pools that may pay for ``feature_key``, by key."""
-    keys = covering_pool_keys(feature_key)
-    if not keys:
-        return []
-    return list(
-        db.session.scalars(
-            select(CreditPool)
-            .where(CreditPool.customer_id == customer_id, CreditPool.key.in_(keys))
-            .order_by(CreditPool.key)
-        )
-    )

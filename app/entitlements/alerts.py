@@ -2,66 +2,117 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import insert, select
 
 from app.accounts.models import Customer
-from app.clock import now
 from app.entitlements.access import current_subscription, period_key
-from app.entitlements.checks import Evaluation
+from app.entitlements.checks import Cover, CreditDraw
+from app.entitlements.ledger import LotBalance
 from app.entitlements.models import AlertSubject, UsageAlert
+from app.entitlements.sql import insert_rows, one_of
 from app.extensions import db
 
 THRESHOLDS = (80, 100)
 
 
-def note_thresholds(customer_id: int, evaluation: Evaluation) -> None:
-    """Record the thresholds that an event just recorded made the customer pass."""
-    allowance = evaluation.allowance
-    key = evaluation.access.period_key
+@dataclass(frozen=True)
+class Alert:
+    """A threshold an event made the customer pass, with the figures at that moment."""
+
+    customer_id: int
+    period_key: str
+    subject: AlertSubject
+    key: str
+    threshold: int
+    used: int
+    of: int
+
+    @property
+    def identity(self) -> tuple[int, str, str, str, int]:
+        """What makes the alert happen once a period."""
+        return (self.customer_id, self.period_key, self.subject.value, self.key, self.threshold)
+
+
+def thresholds_passed(
+    customer_id: int,
+    feature_key: str,
+    result: Cover,
+    drawn: Sequence[CreditDraw],
+    lots_after: Sequence[LotBalance],
+) -> list[Alert]:
+    """The thresholds a recorded event stands past: its feature's, and the drawn pools'."""
+    allowance = result.allowance
+    period = result.access.period_key
+    alerts = []
     if allowance is not None and not allowance.unlimited:
         base = allowance.limit or allowance.included
-        used = evaluation.used + evaluation.units
-        _note(customer_id, key, AlertSubject.FEATURE, evaluation.feature_key, used, base)
-    plan = evaluation.access.plan
-    drawn = {draw.pool_key for draw in evaluation.credit_draws()}
+        used = result.used + result.units
+        alerts += _passed(customer_id, period, AlertSubject.FEATURE, feature_key, used, base)
+    plan = result.access.plan
+    drawn_pools = {draw.pool_key for draw in drawn}
     for grant in plan.credits if plan else []:
-        if grant.pool in drawn:
-            pool_ids = {pool.id for pool in evaluation.pools if pool.key == grant.pool}
-            left = sum(lot.remaining for lot in evaluation.lots if lot.pool_id in pool_ids)
+        if grant.pool in drawn_pools:
+            left = sum(lot.remaining for lot in lots_after if lot.pool_key == grant.pool)
             spent = max(grant.amount - left, 0)
-            _note(customer_id, key, AlertSubject.CREDITS, grant.pool, spent, grant.amount)
+            alerts += _passed(
+                customer_id, period, AlertSubject.CREDITS, grant.pool, spent, grant.amount
+            )
+    return alerts
 
 
-def _note(
+def _passed(
     customer_id: int, period: str, subject: AlertSubject, key: str, used: int, of: int
-) -> None:
+) -> list[Alert]:
     if of <= 0:
+        return []
+    return [
+        Alert(customer_id, period, subject, key, threshold, used, of)
+        for threshold in THRESHOLDS
+        if used * 100 >= threshold * of
+    ]
+
+
+def save_alerts(alerts: Sequence[Alert], at: datetime) -> None:
+    """Store each alert not stored before; the first of a period keeps its figures."""
+    first: dict[tuple[int, str, str, str, int], Alert] = {}
+    for alert in alerts:
+        first.setdefault(alert.identity, alert)
+    if not first:
         return
-    for threshold in THRESHOLDS:
-        if used * 100 < threshold * of:
-            return
-        exists = db.session.scalar(
-            select(UsageAlert.id).where(
-                UsageAlert.customer_id == customer_id,
-                UsageAlert.period_key == period,
-                UsageAlert.subject == subject,
-                UsageAlert.key == key,
-                UsageAlert.threshold == threshold,
-            )
+    stored = db.session.execute(
+        select(
+            UsageAlert.customer_id,
+            UsageAlert.period_key,
+            UsageAlert.subject,
+            UsageAlert.key,
+            UsageAlert.threshold,
+        ).where(
+            one_of(UsageAlert.customer_id, {alert.customer_id for alert in first.values()}),
+            one_of(UsageAlert.period_key, {alert.period_key for alert in first.values()}),
         )
-        if exists is None:
-            db.session.add(
-                UsageAlert(
-                    customer_id=customer_id,
-                    period_key=period,
-                    subject=subject,
-                    key=key,
-                    threshold=threshold,
-                    used=used,
-                    of=of,
-                    created_at=now(),
-                )
-            )
+    )
+    for customer_id, period, subject, key, threshold in stored:
+        first.pop((customer_id, period, subject.value, key, threshold), None)
+    insert_rows(
+        insert(UsageAlert),
+        [
+            {
+                "customer_id": alert.customer_id,
+                "period_key": alert.period_key,
+                "subject": alert.subject,
+                "key": alert.key,
+                "threshold": alert.threshold,
+                "used": alert.used,
+                "of": alert.of,
+                "created_at": at,
+            }
+            for alert in first.values()
+        ],
+    )
 
 
 def alerts_for(customer: Customer) -> list[UsageAlert]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -13,12 +14,14 @@ from app.entitlements.access import (
     LIMIT_EXCEEDED,
     Access,
     access,
-    covering_pools,
+    covering_pool_keys,
+    feature_definition,
     period_usage,
+    standing,
 )
 from app.entitlements.errors import InvalidUsage
-from app.entitlements.ledger import burn_order, expire_due
-from app.entitlements.models import CreditLot, CreditPool
+from app.entitlements.ledger import LotBalance, is_open, lots_with_credits
+from app.entitlements.standing import standing_row
 
 # Larger counts are a client bug (a byte count sent as tokens), not usage.
 MAX_UNITS = 1_000_000_000
@@ -34,24 +37,20 @@ class CreditDraw:
 
 
 @dataclass(frozen=True)
-class Evaluation:
-    """A feature's standing and how ``units`` more of it would be paid for, computed not written."""
+class Cover:
+    """How ``units`` more of a feature would be paid for: included units, credits, overage."""
 
-    feature_key: str
     access: Access
     units: int
     used: int
-    pools: list[CreditPool]
-    lots: list[CreditLot]
     from_included: int
-    from_lots: list[tuple[CreditLot, int]]
+    from_credits: int
     overage: int
 
     @property
     def allowance(self) -> MeteredAllowance | None:
         """The plan's allowance of a metered feature; None for an on/off feature."""
-        grant = self.access.grant
-        return grant if isinstance(grant, MeteredAllowance) else None
+        return self.access.allowance
 
     @property
     def limit(self) -> int | None:
@@ -79,21 +78,42 @@ class Evaluation:
             return INSUFFICIENT_CREDITS
         return None
 
-    @property
-    def credit_balance(self) -> int:
-        """Unexpired credits of the pools that cover the feature."""
-        return sum(lot.remaining for lot in self.lots)
 
-    def credit_draws(self) -> list[CreditDraw]:
-        """What the units take from each pool, in pool order."""
-        taken = {pool.id: 0 for pool in self.pools}
-        for lot, amount in self.from_lots:
-            taken[lot.pool_id] += amount
-        return [
-            CreditDraw(pool.key, pool.denomination, taken[pool.id])
-            for pool in self.pools
-            if taken[pool.id]
-        ]
+def cover(standing: Access, used: int, units: int, credits: int) -> Cover:
+    """Cover ``units`` with included units first, then ``credits``; the rest is overage."""
+    allowance = standing.allowance
+    if allowance is None:
+        return Cover(standing, units, used, 0, 0, 0)
+    from_included = units if allowance.unlimited else min(units, max(allowance.included - used, 0))
+    from_credits = min(units - from_included, credits)
+    return Cover(
+        standing, units, used, from_included, from_credits, units - from_included - from_credits
+    )
+
+
+def burn(lots: Sequence[LotBalance], amount: int) -> list[tuple[LotBalance, int]]:
+    """What taking ``amount`` credits takes from each lot, in the lots' (burn) order."""
+    taken = []
+    for lot in lots:
+        if amount == 0:
+            break
+        take = min(amount, lot.remaining)
+        if take:
+            taken.append((lot, take))
+            amount -= take
+    return taken
+
+
+def credit_draws(taken: Sequence[tuple[LotBalance, int]]) -> list[CreditDraw]:
+    """What was taken from each pool, in pool-key order."""
+    by_pool: dict[tuple[str, str], int] = {}
+    for lot, amount in taken:
+        key = (lot.pool_key, lot.denomination)
+        by_pool[key] = by_pool.get(key, 0) + amount
+    return [
+        CreditDraw(pool, denomination, by_pool[pool, denomination])
+        for pool, denomination in sorted(by_pool)
+    ]
 
 
 def validate_units(units: int) -> int:
@@ -103,30 +123,6 @@ def validate_units(units: int) -> int:
             f"Units must be a whole number from 1 to {MAX_UNITS:,}.", code="invalid_units"
         )
     return units
-
-
-def evaluate(customer: Customer, feature_key: str, units: int, at: datetime) -> Evaluation:
-    """How ``units`` would be covered now: included units first, then lots, then overage."""
-    validate_units(units)
-    standing = access(customer, feature_key, at)
-    allowance = standing.grant if isinstance(standing.grant, MeteredAllowance) else None
-    used = period_usage(customer.id, feature_key, standing.period_key) if allowance else 0
-    pools = covering_pools(customer.id, feature_key)
-    lots = burn_order([pool.id for pool in pools], at) if pools else []
-    if allowance is None:
-        return Evaluation(feature_key, standing, units, used, pools, lots, 0, [], 0)
-    from_included = units if allowance.unlimited else min(units, max(allowance.included - used, 0))
-    rest = units - from_included
-    from_lots: list[tuple[CreditLot, int]] = []
-    for lot in lots:
-        if rest == 0:
-            break
-        take = min(rest, lot.remaining)
-        from_lots.append((lot, take))
-        rest -= take
-    return Evaluation(
-        feature_key, standing, units, used, pools, lots, from_included, from_lots, rest
-    )
 
 
 @dataclass(frozen=True)
@@ -147,25 +143,49 @@ class EntitlementCheck:
 
 
 def check(customer: Customer, feature_key: str, units: int = 1) -> EntitlementCheck:
-    """Whether ``units`` of ``feature_key`` are allowed now; expires lots that are past due."""
+    """Whether ``units`` of ``feature_key`` are allowed now; reads, never writes."""
+    result = _check(customer.id, None, feature_key, units)
+    assert result is not None  # the customer exists: it was passed in
+    return result
+
+
+def check_reference(reference_id: str, feature_key: str, units: int = 1) -> EntitlementCheck | None:
+    """The check for the customer with the operator's reference id; None when there is none."""
+    return _check(None, reference_id, feature_key, units)
+
+
+def _check(
+    customer_id: int | None, reference_id: str | None, feature_key: str, units: int
+) -> EntitlementCheck | None:
+    """The check for the customer with this id, else this reference id; None when there is none.
+
+    One query reads the customer's subscription, its counter and its unexpired credits; lots
+    past their date are not counted (the next write path records their expiry).
+    """
     at = now()
-    expire_due(customer.id, at)
-    evaluation = evaluate(customer, feature_key, units, at)
-    allowance = evaluation.allowance
-    limit = evaluation.limit
-    subscription = evaluation.access.subscription
+    row = standing_row(customer_id, reference_id, feature_key, covering_pool_keys(feature_key), at)
+    if row is None:
+        return None
+    validate_units(units)
+    feature_definition(feature_key)
+    standing_now = standing(row.subscription, feature_key, at)
+    used = row.used if standing_now.allowance else 0
+    result = cover(standing_now, used, units, row.credits)
+    allowance = result.allowance
+    limit = result.limit
+    subscription = result.access.subscription
     return EntitlementCheck(
         feature_key=feature_key,
-        is_allowed=evaluation.refusal is None,
-        reason=evaluation.refusal,
+        is_allowed=result.refusal is None,
+        reason=result.refusal,
         subscription_status=subscription.status.value if subscription else None,
-        used=evaluation.used,
+        used=result.used,
         limit=limit,
-        remaining=max(limit - evaluation.used, 0) if limit is not None else None,
+        remaining=max(limit - result.used, 0) if limit is not None else None,
         included=allowance.included if allowance else 0,
         unlimited=bool(allowance and allowance.unlimited),
-        period_end=evaluation.access.period_end,
-        credit_balance=evaluation.credit_balance,
+        period_end=result.access.period_end,
+        credit_balance=row.credits,
     )
 
 
@@ -186,15 +206,29 @@ class Simulation:
 
 def simulate(customer: Customer, feature_key: str, units: int) -> Simulation:
     """Pre-flight: how recording ``units`` would be covered; writes nothing."""
-    evaluation = evaluate(customer, feature_key, units, now())
+    validate_units(units)
+    at = now()
+    standing_now = access(customer, feature_key, at)
+    used = (
+        period_usage(customer.id, feature_key, standing_now.period_key)
+        if standing_now.allowance
+        else 0
+    )
+    pool_keys = covering_pool_keys(feature_key)
+    lots = [
+        lot
+        for lot in lots_with_credits([customer.id])
+        if lot.pool_key in pool_keys and is_open(lot, at)
+    ]
+    result = cover(standing_now, used, units, sum(lot.remaining for lot in lots))
     return Simulation(
         feature_key=feature_key,
         units=units,
-        is_allowed=evaluation.refusal is None,
-        reason=evaluation.refusal,
-        would_exceed_limit=evaluation.would_exceed_limit,
-        from_included=evaluation.from_included,
-        from_credits=evaluation.credit_draws(),
-        overage_units=evaluation.overage,
-        overage_billable=evaluation.overage_billable,
+        is_allowed=result.refusal is None,
+        reason=result.refusal,
+        would_exceed_limit=result.would_exceed_limit,
+        from_included=result.from_included,
+        from_credits=credit_draws(burn(lots, result.from_credits)),
+        overage_units=result.overage,
+        overage_billable=result.overage_billable,
     )

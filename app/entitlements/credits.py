@@ -14,7 +14,7 @@ from app.entitlements.ledger import (
     expire_due,
     expire_lot,
     grant_lot,
-    lock_customer_row,
+    lock_customers,
     move,
     pool_for,
 )
@@ -42,7 +42,7 @@ def plan_lot_expiry(grant: CreditGrant, period: Period) -> datetime | None:
 
 def grant_plan_credits(customer_id: int, plan: Plan, period: Period) -> None:
     """Grant the plan's credits for one paid period, after rolling over what is left; once."""
-    lock_customer_row(customer_id)
+    lock_customers([customer_id])
     expire_due(customer_id, period.start)
     for grant in plan.credits:
         pool = pool_for(customer_id, grant.pool, grant.denomination)
@@ -105,7 +105,7 @@ def _roll_over(pool: CreditPool, grant: CreditGrant, plan_key: str, period: Peri
 
 def top_up_plan_credits(customer_id: int, old_plan: Plan, new_plan: Plan, period: Period) -> None:
     """On an upgrade, grant each pool's per-period difference for the current period; once."""
-    lock_customer_row(customer_id)
+    lock_customers([customer_id])
     old_amounts = {grant.pool: grant.amount for grant in old_plan.credits}
     for grant in new_plan.credits:
         difference = grant.amount - old_amounts.get(grant.pool, 0)
@@ -123,7 +123,7 @@ def top_up_plan_credits(customer_id: int, old_plan: Plan, new_plan: Plan, period
 
 def claw_back_plan_credits(customer_id: int, source: str) -> int:
     """Take back what is left of plan-granted credits (on an immediate cancel); the total taken."""
-    lock_customer_row(customer_id)
+    lock_customers([customer_id])
     lots = db.session.scalars(
         select(CreditLot)
         .join(CreditPool)
@@ -154,7 +154,7 @@ def grant_credits(
     expires_at: datetime | None = None,
 ) -> bool:
     """Add purchased or promotional credits once per ``source``; False if granted before."""
-    lock_customer_row(customer_id)
+    lock_customers([customer_id])
     lot = grant_lot(
         pool_for(customer_id, pool_key, denomination),
         origin=origin,

@@ -2,26 +2,43 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.orm.util import identity_key
 
-from app.accounts.models import Customer
+from app.accounts.models import Customer, utcnow
 from app.entitlements.models import CreditLedgerEntry, CreditLot, CreditPool, LedgerKind, LotOrigin
+from app.entitlements.sql import insert_rows, one_of
 from app.extensions import db
 
 
-def lock_customer_row(customer_id: int) -> None:
-    """Hold the customer's row for the transaction, so its credits move one writer at a time."""
-    if db.session.get_bind().dialect.name == "sqlite":
-        # SQLite has no row locks and ignores FOR UPDATE; a write takes its database write lock
-        # up front, so the writer waits here rather than failing later on a stale snapshot.
-        db.session.execute(
-            update(Customer).where(Customer.id == customer_id).values(id=Customer.id)
+def lock_customers(customer_ids: Iterable[int]) -> None:
+    """Hold the customers' rows for the transaction, so their credits and usage move one writer
+    at a time; a batch takes each of its customers' locks once, in one statement."""
+    ids = sorted(set(customer_ids))
+    connection = db.session.connection()
+    if connection.dialect.name != "sqlite":
+        # In id order, so two batches that share customers cannot deadlock.
+        connection.execute(
+            select(Customer.id)
+            .where(one_of(Customer.id, ids))
+            .order_by(Customer.id)
+            .with_for_update()
         )
+        return
+    # SQLite has no row locks: a writer holds the whole database. Take that lock up front, so the
+    # writer queues on the busy timeout here instead of failing later on a stale read snapshot.
+    # pysqlite opens a transaction only before its first write, so a transaction that is already
+    # open holds the write lock (or reads a snapshot that the update below upgrades, as before).
+    if connection.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
+        connection.execute(update(Customer).where(Customer.id.in_(ids)).values(id=Customer.id))
     else:
-        db.session.execute(select(Customer.id).where(Customer.id == customer_id).with_for_update())
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def pool_for(customer_id: int, key: str, denomination: str) -> CreditPool:
@@ -36,6 +53,83 @@ def pool_for(customer_id: int, key: str, denomination: str) -> CreditPool:
     return pool
 
 
+@dataclass
+class LotBalance:
+    """What is left of a lot, as the write path and simulations work with it in memory."""
+
+    id: int
+    pool_id: int
+    pool_key: str
+    denomination: str
+    customer_id: int
+    plan_key: str | None
+    remaining: int
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Movement:
+    """One ledger entry to append, moving its lot and pool by ``amount``."""
+
+    lot_id: int
+    pool_id: int
+    plan_key: str | None
+    kind: LedgerKind
+    amount: int
+    source: str
+
+    @classmethod
+    def of(
+        cls, lot: LotBalance | CreditLot, kind: LedgerKind, amount: int, source: str
+    ) -> Movement:
+        """A movement of ``lot``."""
+        return cls(lot.id, lot.pool_id, lot.plan_key, kind, amount, source)
+
+
+def write_movements(movements: Sequence[Movement]) -> None:
+    """Append the entries and move the lots and pools, a statement per table for all of them."""
+    if not movements:
+        return
+    db.session.flush()
+    connection = db.session.connection()
+    insert_rows(
+        insert(CreditLedgerEntry),
+        [
+            {
+                "pool_id": move.pool_id,
+                "lot_id": move.lot_id,
+                "kind": move.kind,
+                "amount": move.amount,
+                "source": move.source,
+                "plan_key": move.plan_key,
+                "created_at": utcnow(),
+            }
+            for move in movements
+        ],
+    )
+    by_lot: dict[int, int] = defaultdict(int)
+    by_pool: dict[int, int] = defaultdict(int)
+    for move in movements:
+        by_lot[move.lot_id] += move.amount
+        by_pool[move.pool_id] += move.amount
+    # In SQL, so a balance read before the lock was taken can never be written back.
+    changes: list[tuple[type[CreditLot | CreditPool], Any, dict[int, int]]] = [
+        (CreditLot, CreditLot.remaining, by_lot),
+        (CreditPool, CreditPool.balance, by_pool),
+    ]
+    for model, column, totals in changes:
+        connection.execute(
+            update(model)
+            .where(model.id == bindparam("row_id"))
+            .values({column: column + bindparam("delta")}),
+            [{"row_id": row_id, "delta": delta} for row_id, delta in totals.items()],
+        )
+        for row_id in totals:
+            loaded = db.session.identity_map.get(identity_key(model, row_id))
+            if loaded is not None:
+                db.session.expire(loaded, [column.key])
+
+
 def move(lot: CreditLot, kind: LedgerKind, amount: int, source: str) -> bool:
     """Append an entry and move the lot and pool by ``amount``; False if ``source`` moved before."""
     already = db.session.scalar(
@@ -45,26 +139,7 @@ def move(lot: CreditLot, kind: LedgerKind, amount: int, source: str) -> bool:
     )
     if already is not None:
         return False
-    db.session.add(
-        CreditLedgerEntry(
-            pool_id=lot.pool_id,
-            lot_id=lot.id,
-            kind=kind,
-            amount=amount,
-            source=source,
-            plan_key=lot.plan_key,
-        )
-    )
-    lot.remaining += amount
-    # In SQL, so a balance read before the lock was taken can never be written back.
-    db.session.execute(
-        update(CreditPool)
-        .where(CreditPool.id == lot.pool_id)
-        .values(balance=CreditPool.balance + amount)
-        .execution_options(synchronize_session=False)
-    )
-    db.session.expire(lot.pool, ["balance"])
-    db.session.flush()
+    write_movements([Movement.of(lot, kind, amount, source)])
     return True
 
 
@@ -117,33 +192,48 @@ def burn_order(pool_ids: Iterable[int], at: datetime) -> list[CreditLot]:
     )
 
 
-def due_lots(customer_id: int, at: datetime) -> list[CreditLot]:
-    """The customer's lots that expired by ``at`` and still hold credits."""
-    return list(
-        db.session.scalars(
-            select(CreditLot)
-            .join(CreditPool)
-            .where(
-                CreditPool.customer_id == customer_id,
-                CreditLot.remaining > 0,
-                CreditLot.expires_at <= at,
-            )
-            .order_by(CreditLot.id)
-            .execution_options(populate_existing=True)
+def lots_with_credits(customer_ids: Sequence[int]) -> list[LotBalance]:
+    """The customers' lots that hold credits, in burn order, expired ones included."""
+    rows = db.session.connection().execute(
+        select(
+            CreditLot.id,
+            CreditLot.pool_id,
+            CreditPool.key,
+            CreditPool.denomination,
+            CreditPool.customer_id,
+            CreditLot.plan_key,
+            CreditLot.remaining,
+            CreditLot.expires_at,
         )
+        .join(CreditPool, CreditLot.pool_id == CreditPool.id)
+        .where(one_of(CreditPool.customer_id, customer_ids), CreditLot.remaining > 0)
+        # Burn order, as burn_order() gives it.
+        .order_by(CreditLot.expires_at.asc().nulls_last(), CreditLot.granted_at, CreditLot.id)
     )
+    return [LotBalance(*row) for row in rows]
+
+
+def is_open(lot: LotBalance, at: datetime) -> bool:
+    """Whether the lot's credits may still be spent at ``at``."""
+    return lot.expires_at is None or lot.expires_at > at
+
+
+def expiry(lot: LotBalance | CreditLot) -> Movement:
+    """What expiring the rest of a lot moves (its source makes this happen once per lot)."""
+    return Movement.of(lot, LedgerKind.EXPIRE, -lot.remaining, f"expire:{lot.id}")
 
 
 def expire_lot(lot: CreditLot) -> None:
-    """Expire what is left of a lot (its source makes this happen once per lot)."""
+    """Expire what is left of a lot, once."""
     if lot.remaining > 0:
-        move(lot, LedgerKind.EXPIRE, -lot.remaining, f"expire:{lot.id}")
+        entry = expiry(lot)
+        move(lot, entry.kind, entry.amount, entry.source)
 
 
 def expire_due(customer_id: int, at: datetime) -> None:
-    """Expire the customer's lots that are past their date: done lazily, when credits are read."""
-    if not due_lots(customer_id, at):
+    """Expire the customer's lots that are past their date: done by the next write, not reads."""
+    if not any(not is_open(lot, at) for lot in lots_with_credits([customer_id])):
         return
-    lock_customer_row(customer_id)
-    for lot in due_lots(customer_id, at):
-        expire_lot(lot)
+    lock_customers([customer_id])
+    due = [lot for lot in lots_with_credits([customer_id]) if not is_open(lot, at)]
+    write_movements([expiry(lot) for lot in due])

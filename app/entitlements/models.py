@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.accounts.models import utcnow
@@ -94,10 +94,7 @@ class UsageEvent(Base):
     """A usage event as first recorded, with what it drew; its key makes a retry a no-op."""
 
     __tablename__ = "usage_events"
-    __table_args__ = (
-        UniqueConstraint("customer_id", "idempotency_key"),
-        Index("ix_usage_events_period", "customer_id", "feature_key", "period_key"),
-    )
+    __table_args__ = (UniqueConstraint("customer_id", "idempotency_key"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
@@ -109,8 +106,22 @@ class UsageEvent(Base):
     period_key: Mapped[str] = mapped_column(String(255))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    # The UsageResult returned the first time, returned again to every retry.
+    # The UsageResult returned the first time (but the event's id), returned again to every retry.
     result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class UsageCounter(Base):
+    """Units of a feature recorded in a period: the sum of its events, kept as they are recorded.
+
+    Checks read this one row instead of summing a period's events, which grow with every event.
+    """
+
+    __tablename__ = "usage_counters"
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    feature_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    period_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    used: Mapped[int] = mapped_column(BigInteger)
 
 
 class OverageBatch(Base):

@@ -179,3 +179,14 @@ def test_oversized_body_is_413_in_json(api: httpx.Client) -> None:
     )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "request_entity_too_large"
+
+
+def test_api_call_neither_reads_nor_sets_a_session_cookie(
+    api: httpx.Client, free_customer: str
+) -> None:
+    response = api.get(
+        f"/entitlements/{free_customer}/api_calls", headers={"Cookie": "session=not-a-session"}
+    )
+    assert response.status_code == 200
+    assert "set-cookie" not in response.headers
+    assert "Cookie" not in response.headers.get("Vary", "")

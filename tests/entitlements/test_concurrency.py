@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from app.entitlements.models import OverageOutbox, UsageEvent
+from app.entitlements.models import OverageOutbox, UsageCounter, UsageEvent
 from app.entitlements.usage import UsageResult
 from app.extensions import db
 from tests.conftest import MigratedDatabase
@@ -57,4 +57,7 @@ def test_record_event_from_16_threads_never_overdraws_or_doubles(
     with synced.app_context():
         assert db.session.scalar(select(func.count()).select_from(UsageEvent)) == KEYS
         outbox = db.session.scalar(select(func.sum(OverageOutbox.units)))
+        counted = db.session.scalar(select(func.sum(UsageCounter.used)))
+        recorded = db.session.scalar(select(func.sum(UsageEvent.units)))
     assert outbox == overage == 2_000_000
+    assert counted == recorded == KEYS * UNITS

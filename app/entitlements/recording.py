@@ -1,0 +1,311 @@
+"""Recording usage events set-wise: a batch locks, reads and writes each customer's state once.
+
+One event is a batch of one, so the API's single events, its batches and CSV imports share every
+rule: a key records once and replays its first result; included units, then credits in burn
+order, then overage; refusals write nothing; billable overage goes to the outbox; alerts once.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from app.billing.models import Subscription
+from app.catalog.stripe_sync import meter_event_name
+from app.clock import now
+from app.entitlements.access import (
+    LIMIT_EXCEEDED,
+    covering_pool_keys,
+    period_key,
+    pick_current,
+    standing,
+)
+from app.entitlements.alerts import Alert, save_alerts, thresholds_passed
+from app.entitlements.checks import Cover, burn, cover, credit_draws
+from app.entitlements.errors import IdempotencyConflict, LimitExceeded, NotEntitled, UsageError
+from app.entitlements.ledger import (
+    LotBalance,
+    Movement,
+    expiry,
+    is_open,
+    lock_customers,
+    lots_with_credits,
+    write_movements,
+)
+from app.entitlements.models import LedgerKind, OverageOutbox, UsageCounter, UsageEvent
+from app.entitlements.results import UsageEventInput, UsageResult
+from app.entitlements.sql import insert_rows, one_of, pair_in
+from app.extensions import db
+
+
+@dataclass(frozen=True)
+class _New:
+    """An event recorded by this batch, by the index of its row (its id comes with the insert)."""
+
+    index: int
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """An event recorded before, or earlier in this batch."""
+
+    body: dict[str, Any]
+    result: UsageResult | _New
+
+
+@dataclass
+class _Batch:
+    """The locked customers' state, loaded once and moved in memory as events apply."""
+
+    at: datetime
+    subscriptions: dict[int, Subscription | None]
+    open_lots: dict[int, list[LotBalance]]
+    used: dict[tuple[int, str, str], int]
+    stored: dict[tuple[int, str], _Stored]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    results: list[UsageResult] = field(default_factory=list)
+    deductions: list[tuple[int, LotBalance, int]] = field(default_factory=list)
+    overage: list[tuple[int, int]] = field(default_factory=list)
+    counted: dict[tuple[int, str, str], int] = field(default_factory=lambda: defaultdict(int))
+    alerts: list[Alert] = field(default_factory=list)
+
+
+def record_all(events: Sequence[tuple[int, UsageEventInput]]) -> list[UsageResult | UsageError]:
+    """Record valid events of known customers (by id), in order; one result or error each."""
+    customer_ids = sorted({customer_id for customer_id, _ in events})
+    lock_customers(customer_ids)
+    at = now()
+    lots = lots_with_credits(customer_ids)
+    open_lots: dict[int, list[LotBalance]] = defaultdict(list)
+    for lot in lots:
+        if is_open(lot, at):
+            open_lots[lot.customer_id].append(lot)
+    subscriptions = _current_subscriptions(customer_ids)
+    batch = _Batch(
+        at=at,
+        subscriptions=subscriptions,
+        open_lots=open_lots,
+        used=_counters(customer_ids, subscriptions),
+        stored=_stored_events(events),
+    )
+    outcomes = [_apply(batch, customer_id, event) for customer_id, event in events]
+    if not batch.rows:
+        return [_final(outcome, batch, []) for outcome in outcomes]
+    recorded = {row["customer_id"] for row in batch.rows}
+    due = [lot for lot in lots if lot.customer_id in recorded and not is_open(lot, at)]
+    ids = _write(batch, due)
+    return [_final(outcome, batch, ids) for outcome in outcomes]
+
+
+def _apply(
+    batch: _Batch, customer_id: int, event: UsageEventInput
+) -> UsageResult | UsageError | _New:
+    """One event against the batch's state: an error, a replayed result, or its new row's index."""
+    body = event.body()
+    first = batch.stored.get((customer_id, event.idempotency_key))
+    if first is not None:
+        if first.body != body:
+            differing = ", ".join(name for name in body if first.body[name] != body[name])
+            return IdempotencyConflict(
+                f"This idempotency key was used for a different event ({differing} differ)."
+            )
+        return replace(first.result, replayed=True)
+    access = standing(batch.subscriptions[customer_id], event.feature_key, batch.at)
+    if access.refusal is not None:
+        return NotEntitled(
+            f"The customer may not use this feature ({access.refusal}).", reason=access.refusal
+        )
+    counter = (customer_id, event.feature_key, access.period_key)
+    used = batch.used.get(counter, 0) if access.allowance else 0
+    pools = covering_pool_keys(event.feature_key)
+    lots = [lot for lot in batch.open_lots[customer_id] if lot.pool_key in pools]
+    covered = cover(access, used, event.units, sum(lot.remaining for lot in lots))
+    if covered.refusal == LIMIT_EXCEEDED:
+        return LimitExceeded(
+            f"{event.units:,} more would pass this period's limit of {covered.limit:,}."
+        )
+    index = len(batch.rows)
+    taken = burn(lots, covered.from_credits)
+    for lot, amount in taken:
+        lot.remaining -= amount
+        batch.deductions.append((index, lot, amount))
+    batch.used[counter] = batch.used.get(counter, 0) + event.units
+    batch.counted[counter] += event.units
+    if covered.overage and covered.overage_billable:
+        batch.overage.append((index, covered.overage))
+    result = _result(event, covered, taken, lots)
+    batch.alerts += thresholds_passed(
+        customer_id, event.feature_key, covered, result.from_credits, lots
+    )
+    batch.results.append(result)
+    batch.rows.append(
+        {
+            "customer_id": customer_id,
+            "idempotency_key": event.idempotency_key,
+            "period_key": access.period_key,
+            "occurred_at": event.occurred_at or batch.at,
+            "recorded_at": batch.at,
+            "result": batch.results[-1].stored(),
+            **body,
+        }
+    )
+    batch.stored[customer_id, event.idempotency_key] = _Stored(body, _New(index))
+    return _New(index)
+
+
+def _result(
+    event: UsageEventInput,
+    covered: Cover,
+    taken: list[tuple[LotBalance, int]],
+    lots_after: list[LotBalance],
+) -> UsageResult:
+    """The event's result, but its id (which the insert gives)."""
+    used = covered.used + event.units
+    limit = covered.limit
+    return UsageResult(
+        event_id=0,
+        idempotency_key=event.idempotency_key,
+        feature_key=event.feature_key,
+        units=event.units,
+        from_included=covered.from_included,
+        from_credits=credit_draws(taken),
+        overage_units=covered.overage,
+        overage_billable=covered.overage_billable,
+        used=used,
+        limit=limit,
+        remaining=max(limit - used, 0) if limit is not None else None,
+        credit_balance=sum(lot.remaining for lot in lots_after),
+    )
+
+
+def _final(
+    outcome: UsageResult | UsageError | _New, batch: _Batch, ids: list[int]
+) -> UsageResult | UsageError:
+    if not isinstance(outcome, _New):
+        return outcome
+    return replace(
+        batch.results[outcome.index], event_id=ids[outcome.index], replayed=outcome.replayed
+    )
+
+
+def _write(batch: _Batch, due: list[LotBalance]) -> list[int]:
+    """Write the batch: a statement per table, each with all of the batch's rows."""
+    connection = db.session.connection()
+    # A plain executemany (pipelined by psycopg), then the ids by (customer, key), which is
+    # unique: RETURNING would need one giant statement per batch (or a row per statement).
+    insert_rows(insert(UsageEvent), batch.rows)
+    inserted = connection.execute(
+        select(UsageEvent.id, UsageEvent.customer_id, UsageEvent.idempotency_key).where(
+            pair_in(
+                UsageEvent.customer_id,
+                UsageEvent.idempotency_key,
+                [(row["customer_id"], row["idempotency_key"]) for row in batch.rows],
+            )
+        )
+    )
+    id_of = {(customer_id, key): event_id for event_id, customer_id, key in inserted}
+    ids = [id_of[row["customer_id"], row["idempotency_key"]] for row in batch.rows]
+    write_movements(
+        [expiry(lot) for lot in due]
+        + [
+            Movement.of(lot, LedgerKind.DEDUCT, -amount, f"usage:{ids[index]}:{lot.id}")
+            for index, lot, amount in batch.deductions
+        ]
+    )
+    _add_to_counters(batch.counted)
+    insert_rows(
+        insert(OverageOutbox),
+        [
+            {
+                "usage_event_id": ids[index],
+                "customer_id": batch.rows[index]["customer_id"],
+                "event_name": meter_event_name(batch.rows[index]["feature_key"]),
+                "period_key": batch.rows[index]["period_key"],
+                "units": units,
+                "occurred_at": batch.rows[index]["occurred_at"],
+            }
+            for index, units in batch.overage
+        ],
+    )
+    save_alerts(batch.alerts, batch.at)
+    return ids
+
+
+def _add_to_counters(counted: dict[tuple[int, str, str], int]) -> None:
+    """Add the batch's units to each period's counter, creating it on first use."""
+    counters = UsageCounter.__table__
+    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(UsageCounter)
+    insert_rows(
+        statement.on_conflict_do_update(
+            index_elements=[counters.c.customer_id, counters.c.feature_key, counters.c.period_key],
+            set_={"used": counters.c.used + statement.excluded.used},
+        ),
+        [
+            {"customer_id": customer_id, "feature_key": feature, "period_key": period, "used": used}
+            for (customer_id, feature, period), used in counted.items()
+        ],
+    )
+
+
+def _stored_events(
+    events: Sequence[tuple[int, UsageEventInput]],
+) -> dict[tuple[int, str], _Stored]:
+    wanted = {(customer_id, event.idempotency_key) for customer_id, event in events}
+    rows = db.session.connection().execute(
+        select(
+            UsageEvent.id,
+            UsageEvent.customer_id,
+            UsageEvent.idempotency_key,
+            UsageEvent.event_name,
+            UsageEvent.feature_key,
+            UsageEvent.units,
+            UsageEvent.cost_input,
+            UsageEvent.result,
+        ).where(pair_in(UsageEvent.customer_id, UsageEvent.idempotency_key, wanted))
+    )
+    stored = {}
+    for event_id, customer_id, key, event_name, feature_key, units, cost_input, result in rows:
+        body = {
+            "event_name": event_name,
+            "feature_key": feature_key,
+            "units": units,
+            "cost_input": cost_input,
+        }
+        stored[customer_id, key] = _Stored(body, UsageResult.from_stored(result, event_id))
+    return stored
+
+
+def _current_subscriptions(customer_ids: list[int]) -> dict[int, Subscription | None]:
+    by_customer: dict[int, list[Subscription]] = defaultdict(list)
+    for subscription in db.session.scalars(
+        select(Subscription)
+        .where(one_of(Subscription.customer_id, customer_ids))
+        .order_by(Subscription.id.desc())
+    ):
+        by_customer[subscription.customer_id].append(subscription)
+    return {customer_id: pick_current(by_customer[customer_id]) for customer_id in customer_ids}
+
+
+def _counters(
+    customer_ids: list[int], subscriptions: dict[int, Subscription | None]
+) -> dict[tuple[int, str, str], int]:
+    periods = {period_key(subscription) for subscription in subscriptions.values()}
+    rows = db.session.connection().execute(
+        select(
+            UsageCounter.customer_id,
+            UsageCounter.feature_key,
+            UsageCounter.period_key,
+            UsageCounter.used,
+        ).where(
+            one_of(UsageCounter.customer_id, customer_ids), one_of(UsageCounter.period_key, periods)
+        )
+    )
+    return {(customer_id, feature, period): used for customer_id, feature, period, used in rows}

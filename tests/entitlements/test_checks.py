@@ -1,0 +1,78 @@
+"""The read-only check: one query, the usage counter of the period, unexpired credits only."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Flask
+from sqlalchemy import func, select
+
+from app.accounts.models import Customer
+from app.billing.models import Subscription, SubscriptionStatus
+from app.clock import now
+from app.entitlements.checks import check, check_reference
+from app.entitlements.credits import grant_credits
+from app.entitlements.models import CreditLedgerEntry, LotOrigin, UsageCounter, UsageEvent
+from app.extensions import db
+from tests.entitlements.helpers import balance, count, record, subscribe
+from tests.web import WebClient
+
+
+def test_check_reads_the_counter_of_a_period_that_starts_mid_second(app: Flask) -> None:
+    # The counter is joined on the period key in SQL; a start with microseconds must still match.
+    with app.app_context():
+        start = now() - timedelta(days=1, microseconds=123_457)
+        customer = Customer(reference_id="api-1", email="api-1@example.com")
+        db.session.add(customer)
+        db.session.flush()
+        db.session.add(
+            Subscription(
+                stripe_subscription_id="sub_mid_second",
+                customer_id=customer.id,
+                plan_key="pro_monthly",
+                stripe_price_id="price_x",
+                status=SubscriptionStatus.ACTIVE,
+                current_period_start=start,
+                current_period_end=start + timedelta(days=30),
+            )
+        )
+        db.session.commit()
+        customer_id = customer.id
+    record(app, customer_id, "e1", "api_calls", 7)
+    record(app, customer_id, "e2", "api_calls", 5)
+    with app.app_context():
+        by_id = check(db.session.get_one(Customer, customer_id), "api_calls")
+        by_reference = check_reference("api-1", "api_calls")
+        counted = db.session.scalar(select(func.sum(UsageCounter.used)))
+        recorded = db.session.scalar(select(func.sum(UsageEvent.units)))
+        assert check_reference("nobody", "api_calls") is None
+    assert by_reference == by_id
+    assert (by_id.used, by_id.remaining, by_id.subscription_status) == (12, 999_988, "active")
+    assert counted == recorded == 12
+
+
+def test_check_leaves_out_expired_credits_and_writes_nothing(
+    client: WebClient, synced: Flask
+) -> None:
+    customer_id = subscribe(client, synced, "ada@example.com", "enterprise_monthly")
+    with synced.app_context():
+        grant_credits(
+            customer_id,
+            pool_key="ai_tokens",
+            denomination="tokens",
+            amount=500,
+            origin=LotOrigin.PROMOTIONAL,
+            source="promo",
+            expires_at=now() - timedelta(seconds=1),
+        )
+        db.session.commit()
+    entries = count(synced, CreditLedgerEntry)
+    with synced.app_context():
+        result = check(db.session.get_one(Customer, customer_id), "ai_chat")
+        db.session.commit()
+    assert result.credit_balance == 10_000_000
+    assert count(synced, CreditLedgerEntry) == entries  # the expiry waits for a write
+
+    record(synced, customer_id, "chat-1", "ai_chat", 100)
+    assert count(synced, CreditLedgerEntry) == entries + 2  # the expiry, then the draw
+    assert balance(synced, customer_id) == 10_000_000 - 100
