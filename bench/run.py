@@ -1,0 +1,242 @@
+"""Entitlement checks and usage ingestion over HTTP against gunicorn, next to a bare Flask baseline.
+
+    .venv/bin/python bench/run.py --db sqlite
+    .venv/bin/python bench/run.py --db postgresql --postgres-url postgresql://postgres@127.0.0.1/postgres
+
+Loads N customers on an active Pro subscription, serves Tollgate and bench/bare.py with the same
+gunicorn configuration, and prints requests/s, events/s, p50 and p99 latency, and each figure's
+ratio to the bare endpoint measured in the same run. Figures, not pass/fail: see README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench.load import Result, json_body, run_load  # noqa: E402
+
+GUNICORN = [
+    "-w",
+    "2",
+    "-k",
+    "gthread",
+    "--threads",
+    "4",
+    "--keep-alive",
+    "30",
+    "--log-level",
+    "warning",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def gunicorn(app: str, env: dict[str, str]) -> Iterator[str]:
+    """Serve ``app`` with the shared gunicorn configuration; yields its base URL."""
+    port = free_port()
+    process = subprocess.Popen(  # noqa: S603 (our own gunicorn, our own arguments)
+        [str(REPO / ".venv/bin/gunicorn"), *GUNICORN, "-b", f"127.0.0.1:{port}", app],
+        cwd=REPO,
+        env={**os.environ, **env},
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"{base}/api/v1/client/entitlements/x/y", timeout=1)  # noqa: S310
+                break
+            except urllib.error.HTTPError:
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@contextmanager
+def database(kind: str, postgres_url: str | None, workdir: Path) -> Iterator[str]:
+    """A fresh database for the run."""
+    if kind == "sqlite":
+        yield f"sqlite:///{workdir / 'bench.sqlite3'}"
+        return
+    from tests.databases import postgres_database
+
+    with postgres_database(
+        postgres_url or "postgresql://postgres@127.0.0.1:5432/postgres", "bench"
+    ) as url:
+        yield url
+
+
+def seed(env: dict[str, str], customers: int) -> str:
+    """Migrate, load ``customers`` customers on an active Pro subscription; returns an API key."""
+    os.environ.update(env)
+    import flask_migrate
+    from sqlalchemy import insert, select
+
+    from app import create_app
+    from app.api.keys import create_key
+    from app.extensions import db
+    from app.models import Customer, Subscription, SubscriptionStatus
+
+    app = create_app()
+    with app.app_context():
+        flask_migrate.upgrade()
+        now = datetime.now(UTC)
+        db.session.execute(
+            insert(Customer),
+            [
+                {"reference_id": f"bench-{n}", "email": f"bench{n}@example.com", "created_at": now}
+                for n in range(customers)
+            ],
+        )
+        ids = db.session.scalars(select(Customer.id).order_by(Customer.id)).all()
+        db.session.execute(
+            insert(Subscription),
+            [
+                {
+                    "stripe_subscription_id": f"sub_bench_{customer_id}",
+                    "customer_id": customer_id,
+                    "plan_key": "pro_monthly",
+                    "stripe_price_id": "price_bench",
+                    "status": SubscriptionStatus.ACTIVE,
+                    "current_period_start": now - timedelta(days=1),
+                    "current_period_end": now + timedelta(days=29),
+                    "cancel_at_period_end": False,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for customer_id in ids
+            ],
+        )
+        _, key = create_key("bench")
+        db.session.commit()
+        db.engine.dispose()
+    return key
+
+
+def line(
+    name: str, result: Result, baseline: Result | None, unit: str = "req/s", per: int = 1
+) -> str:
+    rate = result.rate * per
+    ratio = f"{rate / (baseline.rate * per):6.1%} of bare" if baseline else "baseline"
+    return (
+        f"{name:<44} {rate:10.0f} {unit:<9} p50 {result.p50:7.2f} ms  p99 {result.p99:7.2f} ms  "
+        f"errors {result.errors:<4} {ratio}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--postgres-url", default=os.environ.get("TEST_DATABASE_URL"))
+    parser.add_argument("--customers", type=int, default=10_000)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="tollgate-bench-"))
+    rng = random.Random(1)  # noqa: S311 (which customer to ask for, not a secret)
+    try:
+        with ExitStack() as stack:
+            url = stack.enter_context(database(args.db, args.postgres_url, workdir))
+            env = {
+                "DATABASE_URL": url,
+                "SECRET_KEY": "bench",
+                "TOLLGATE_INSTANCE_PATH": str(workdir),
+                # As deployed: with Stripe keys, so the one clock is the system's, not the
+                # sandbox's (the measured calls never reach Stripe).
+                "STRIPE_SECRET_KEY": "sk_test_bench_not_used",
+                "STRIPE_WEBHOOK_SECRET": "whsec_bench_not_used",
+            }
+            started = time.perf_counter()
+            key = seed(env, args.customers)
+            loaded = time.perf_counter() - started
+            print(f"# {args.db}: {args.customers:,} customers loaded in {loaded:.1f} s")
+            bare = stack.enter_context(gunicorn("bench.bare:app", env))
+            tollgate = stack.enter_context(gunicorn("wsgi:app", env))
+            customers = args.customers
+
+            def check(worker: int, n: int) -> tuple[str, str, None]:
+                return (
+                    "GET",
+                    f"/api/v1/client/entitlements/bench-{rng.randrange(customers)}/api_calls",
+                    None,
+                )
+
+            def event(worker: int, n: int) -> tuple[str, str, bytes]:
+                body = {
+                    "eventIdempotencyKey": f"single-{worker}-{n}-{time.monotonic_ns()}",
+                    "eventName": "api.call",
+                    "customerReferenceId": f"bench-{rng.randrange(customers)}",
+                    "featureKey": "api_calls",
+                    "usageUnits": 1,
+                }
+                return "POST", "/api/v1/client/events", json_body(body)
+
+            def batch(worker: int, n: int) -> tuple[str, str, bytes]:
+                stamp = time.monotonic_ns()
+                events = [
+                    {
+                        "eventIdempotencyKey": f"batch-{worker}-{n}-{stamp}-{i}",
+                        "eventName": "api.call",
+                        "customerReferenceId": f"bench-{rng.randrange(customers)}",
+                        "featureKey": "api_calls",
+                        "usageUnits": 1,
+                    }
+                    for i in range(1000)
+                ]
+                return "POST", "/api/v1/client/events/batch", json_body({"events": events})
+
+            seconds = args.seconds
+            load = f"load: 2 processes x 8 threads, {seconds:.0f} s a run"
+            print(f"# gunicorn {' '.join(GUNICORN)}; {load}")
+            bare_peak = run_load(bare, check, seconds=seconds, api_key=key)
+            check_peak = run_load(tollgate, check, seconds=seconds, api_key=key)
+            print(line("bare JSON endpoint, peak", bare_peak, None))
+            print(line("entitlement check, peak", check_peak, bare_peak))
+            half = check_peak.rate / 2
+            bare_half = run_load(bare, check, seconds=seconds, rate=half, api_key=key)
+            check_half = run_load(tollgate, check, seconds=seconds, rate=half, api_key=key)
+            print(line(f"bare JSON endpoint at {half:.0f} req/s", bare_half, None))
+            print(
+                line(f"entitlement check at {half:.0f} req/s (half of peak)", check_half, bare_half)
+            )
+            bare_events = run_load(bare, event, seconds=seconds, api_key=key)
+            single = run_load(tollgate, event, seconds=seconds, api_key=key)
+            print(line("bare JSON POST, peak", bare_events, None))
+            print(line("usage events, one per request", single, bare_events, "events/s"))
+            batched = run_load(
+                tollgate, batch, seconds=seconds, processes=2, threads=2, api_key=key
+            )
+            print(
+                line("usage events, batches of 1,000", batched, bare_events, "events/s", per=1000)
+            )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
