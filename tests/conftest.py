@@ -67,6 +67,15 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(POSTGRES_HOWTO, yellow=True)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Keep every app of the run out of the checkout's instance/ (its database and sandbox)."""
+    with pytest.MonkeyPatch.context() as patch:
+        path = tmp_path_factory.mktemp("instance")
+        patch.setenv("TOLLGATE_INSTANCE_PATH", str(path))
+        yield path
+
+
 @pytest.fixture(scope="session")
 def migrated_database(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory

@@ -243,6 +243,11 @@ class StripeGateway:
         return list(self.client.v1.webhook_endpoints.list({"limit": 100}).auto_paging_iter())
 
     @_translate_errors
+    def delete_webhook_endpoint(self, endpoint_id: str) -> None:
+        """Stop sending events to an endpoint."""
+        self.client.v1.webhook_endpoints.delete(endpoint_id)
+
+    @_translate_errors
     def create_webhook_endpoint(self, url: str, events: list[str]) -> stripe.WebhookEndpoint:
         """Register ``url`` for ``events``; the answer carries the signing secret, only once."""
         return self.client.v1.webhook_endpoints.create(

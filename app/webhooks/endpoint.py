@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 from pathlib import Path
 
@@ -32,14 +33,29 @@ def register_sandbox_endpoint() -> str:
     Stripe shows a secret only when the endpoint is created, so it is kept under instance/ to
     survive restarts; a sandbox that lost the endpoint gets a new one.
     """
-    url = endpoint_url()
     saved_file = Path(current_app.instance_path) / SECRETS_FILE
+    saved_file.parent.mkdir(parents=True, exist_ok=True)
+    # Processes starting together (gunicorn workers, a CLI command beside the server) take turns,
+    # so they agree on one endpoint and its secret.
+    with open(saved_file.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _registered_secret(saved_file)
+
+
+def _registered_secret(saved_file: Path) -> str:
+    url = endpoint_url()
     saved = json.loads(saved_file.read_text()) if saved_file.exists() else {}
     existing = {endpoint.id for endpoint in gateway().webhook_endpoints() if endpoint.url == url}
     if saved.get("url") == url and saved.get("id") in existing:
-        return str(saved["secret"])
-    endpoint_id, secret = register_endpoint(url)
-    saved_file.parent.mkdir(parents=True, exist_ok=True)
+        endpoint_id, secret = str(saved["id"]), str(saved["secret"])
+    else:
+        endpoint_id, secret = register_endpoint(url)
+    # Another endpoint for this URL has a secret nobody here knows: its deliveries could only
+    # ever be refused, so it goes.
+    for stale in existing - {endpoint_id}:
+        gateway().delete_webhook_endpoint(stale)
+    if saved.get("id") == endpoint_id:
+        return secret
     saved_file.write_text(json.dumps({"id": endpoint_id, "url": url, "secret": secret}))
     saved_file.chmod(0o600)
     return secret

@@ -76,3 +76,14 @@ def test_sandbox_state_survives_a_restart(app: Flask, sandbox: Sandbox, tmp_path
         assert again.email == "ada@example.com"
     # The webhook endpoint registered at the first start is reused, with the same secret.
     assert restarted.config["STRIPE_WEBHOOK_SECRET"] == app.config["STRIPE_WEBHOOK_SECRET"]
+
+
+def test_restart_removes_endpoints_for_our_url_whose_secret_is_lost(app: Flask) -> None:
+    with app.app_context():
+        url = app.config["TOLLGATE_BASE_URL"] + "/stripe/webhook"
+        gateway().create_webhook_endpoint(url, ["invoice.paid"])
+    restarted = create_app(dict(app.config))
+    with restarted.app_context():
+        ours = [endpoint for endpoint in gateway().webhook_endpoints() if endpoint.url == url]
+    assert len(ours) == 1
+    assert restarted.config["STRIPE_WEBHOOK_SECRET"] == app.config["STRIPE_WEBHOOK_SECRET"]
