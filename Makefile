@@ -33,8 +33,8 @@ run: catalog
 	$(BIN)/flask run --host 127.0.0.1 --port $(PORT)
 
 lint: setup
-	$(BIN)/ruff check app tests
-	$(BIN)/ruff format --check app tests
+	$(BIN)/ruff check app tests bench
+	$(BIN)/ruff format --check app tests bench
 	$(BIN)/mypy
 
 test: lint
