@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import httpx
 import pytest
 from flask import Flask
 from sqlalchemy import select
@@ -42,6 +43,14 @@ def _post(client: WebClient, action: str, data: dict[str, str] | None = None, ht
     return client.post(action, data={"csrf_token": token, **(data or {})}, headers=headers)
 
 
+def _confirm_upgrade(
+    client: WebClient, preview: httpx.Response, plan_key: str, htmx: bool = False
+) -> httpx.Response:
+    """Press the preview's confirm button: post its proration date back."""
+    proration_date = form_value(preview.text, "proration_date")
+    return _post(client, f"/account/plan/{plan_key}", {"proration_date": proration_date}, htmx)
+
+
 @pytest.fixture
 def active_starter(client: WebClient, synced: Flask, sandbox: Sandbox) -> WebClient:
     """A customer on Starter, past its trial, with a card that pays."""
@@ -73,11 +82,7 @@ def test_upgrade_shows_amount_due_then_charges_exactly_that(
     assert amount, "the preview shows the amount due now"
     due_cents = round(float(amount.group(1).replace(",", "")) * 100)
     assert 0 < due_cents < 4900 - 1900
-    response = _post(
-        active_starter,
-        "/account/plan/pro_monthly",
-        {"proration_date": form_value(confirm.text, "proration_date")},
-    )
+    response = _confirm_upgrade(active_starter, confirm, "pro_monthly")
     assert response.status_code == 302
     text = _account(active_starter)
     assert "You are now on the Pro plan." in text
@@ -121,12 +126,7 @@ def test_declined_upgrade_keeps_the_plan_and_says_why(
     )
     assert "Your payment method was updated." in visible_text(changed.text)
     confirm = active_starter.get("/account/plan/pro_monthly")
-    response = _post(
-        active_starter,
-        "/account/plan/pro_monthly",
-        {"proration_date": form_value(confirm.text, "proration_date")},
-        htmx=True,
-    )
+    response = _confirm_upgrade(active_starter, confirm, "pro_monthly", htmx=True)
     assert response.status_code == 200
     fragment = visible_text(response.text)
     assert "Your card was declined, so your plan was not changed." in fragment
@@ -179,11 +179,7 @@ def test_switch_to_yearly_is_immediate_and_back_to_monthly_waits(
     advance_days(sandbox, 15)
     confirm = client.get("/account/plan/pro_yearly")
     assert "Upgrade to Pro (yearly)" in visible_text(confirm.text)
-    _post(
-        client,
-        "/account/plan/pro_yearly",
-        {"proration_date": form_value(confirm.text, "proration_date")},
-    )
+    _confirm_upgrade(client, confirm, "pro_yearly")
     yearly = _account(client)
     assert "$490 / year" in yearly
     # A new yearly period starts at once with its 12,000,000 tokens; what was left rolls over.
@@ -270,11 +266,7 @@ def test_upgrade_during_trial_charges_nothing_and_keeps_the_trial(
     subscribe(client, "ada@example.com", "starter_monthly")
     confirm = client.get("/account/plan/pro_monthly")
     assert "Your trial goes on, and $0 is charged now." in visible_text(confirm.text)
-    _post(
-        client,
-        "/account/plan/pro_monthly",
-        {"proration_date": form_value(confirm.text, "proration_date")},
-    )
+    _confirm_upgrade(client, confirm, "pro_monthly")
     text = _account(client)
     assert "You are now on the Pro plan." in text
     assert "Trial: 14 days left" in text
