@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import stripe
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from app.accounts.models import Customer
 from app.billing.gateway import gateway, stripe_id
@@ -20,6 +20,7 @@ from app.catalog import Plan, current_catalog
 from app.catalog.stripe_sync import PLAN_FEE_METER
 from app.clock import from_timestamp, timestamp, to_datetime
 from app.entitlements.credits import Period, grant_plan_credits
+from app.entitlements.ledger import lock_customers
 from app.extensions import db
 
 log = logging.getLogger(__name__)
@@ -38,12 +39,13 @@ def lock_customer(
         condition = Customer.reference_id == reference_id
     else:
         return None
-    if db.session.get_bind().dialect.name == "sqlite":
-        # SQLite ignores FOR UPDATE. A write takes its database lock up front, so the success
-        # page and a webhook applying the same checkout run one after the other instead of both
-        # inserting the subscription.
-        db.session.execute(update(Customer).where(condition).values(id=Customer.id))
-    return db.session.scalar(select(Customer).where(condition).with_for_update())
+    customer_id = db.session.scalar(select(Customer.id).where(condition))
+    if customer_id is None:
+        return None
+    # The same lock as usage recording (FOR UPDATE, or SQLite's write lock up front): the success
+    # page and a webhook applying the same checkout run one after the other.
+    lock_customers([customer_id])
+    return db.session.get(Customer, customer_id, populate_existing=True)
 
 
 def sync_subscription(stripe_subscription: stripe.Subscription) -> Subscription | None:
