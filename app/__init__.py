@@ -13,6 +13,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.wrappers import Response
 
+from app import prepared
 from app.config import REPO_ROOT, Config
 from app.extensions import csrf, db, limiter, login_manager, migrate
 
@@ -63,6 +64,10 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(REPO_ROOT / "migrations"))
     csrf.init_app(app)
     limiter.init_app(app)
+    # Tollgate's only limits are the log-in route's, which its decorators check; the limiter's
+    # app-wide hook would only look for limits that do not exist, before every API call.
+    app.before_request_funcs[None].remove(limiter._check_request_limit)
+    prepared.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "accounts.login"
     login_manager.login_message = "Log in to see that page."

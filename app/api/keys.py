@@ -10,12 +10,18 @@ from sqlalchemy import bindparam, select
 from app.accounts.models import utcnow
 from app.api.models import ApiKey
 from app.extensions import db
+from app.prepared import PreparedRead
 
 KEY_PREFIX = "tg_key_"
 
 
 def _hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def key_hash(plain: str) -> str | None:
+    """What an unrevoked key with this text is stored as; None when it cannot be a key."""
+    return _hash(plain) if plain.startswith(KEY_PREFIX) else None
 
 
 def create_key(name: str) -> tuple[ApiKey, str]:
@@ -41,16 +47,19 @@ def revoke_key(key_id: int) -> ApiKey | None:
     return key
 
 
-# Built once: every API request runs it, so it pays for neither building nor its cache key.
-_ACTIVE_KEY = select(ApiKey.id).where(
-    ApiKey.key_hash == bindparam("key_hash"), ApiKey.revoked_at.is_(None)
+# Every API request runs it: prepared once, run on a pooled cursor.
+_ACTIVE_KEY = PreparedRead(
+    select(ApiKey.id).where(
+        ApiKey.key_hash == bindparam("key_hash", required=False), ApiKey.revoked_at.is_(None)
+    )
 )
 
 
 def active_key_id(plain: str) -> int | None:
     """The id of the unrevoked key whose hash matches ``plain``: one indexed lookup, every time,
     so a revoked key stops working at once."""
-    if not plain.startswith(KEY_PREFIX):
+    hashed = key_hash(plain)
+    if hashed is None:
         return None
-    found = db.session.connection().execute(_ACTIVE_KEY, {"key_hash": _hash(plain)}).scalar()
-    return None if found is None else int(found)
+    found = _ACTIVE_KEY.first(key_hash=hashed)
+    return None if found is None else int(found[0])

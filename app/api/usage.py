@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import jsonify, request
+from flask import g, jsonify, request
 from pydantic import ValidationError
 from werkzeug.wrappers import Response
 
 from app.api.errors import ApiError, describe_validation, json_body, parse
-from app.api.routes import bp
+from app.api.routes import bp, checks_key_itself
 from app.api.schemas import BatchIn, EventIn, SimulationIn
 from app.api.subscriptions import customer_or_404
 from app.api.views import iso
@@ -61,20 +61,25 @@ def result_view(result: UsageResult) -> dict[str, Any]:
 
 
 @bp.get("/entitlements/<reference_id>/<feature_key>")
+@checks_key_itself
 def check_entitlement(reference_id: str, feature_key: str) -> tuple[Response, int]:
     """May the customer use the feature for ``units`` (default 1) now?"""
     units_text = request.args.get("units", "1")
-    if not units_text.isdigit():
-        raise ApiError(400, "invalid_units", "units must be a positive whole number.")
     try:
-        result = check_reference(reference_id, feature_key, int(units_text))
+        # First: the key (checked in the same query), so a caller without one learns nothing.
+        result = check_reference(
+            reference_id,
+            feature_key,
+            int(units_text) if units_text.isdigit() else 1,
+            g.api_key_hash,
+        )
+        if not units_text.isdigit():
+            raise ApiError(400, "invalid_units", "units must be a positive whole number.")
         if result is None:
             # Not found in the check's one query: the usual lookup answers the usual 404.
             result = check(customer_or_404(reference_id), feature_key, int(units_text))
     except UsageError as exc:
         raise _api_error(exc) from None
-    finally:
-        db.session.rollback()
     return _ok(
         {
             "customerReferenceId": reference_id,

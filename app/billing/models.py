@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Protocol
 
 from sqlalchemy import Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -28,6 +29,36 @@ class SubscriptionStatus(StrEnum):
 LIVE_STATUSES = frozenset(
     {SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE}
 )
+
+
+def entitled(
+    status: SubscriptionStatus,
+    period_start: datetime | None,
+    now: datetime,
+    past_due_grace: timedelta,
+) -> bool:
+    """Whether a subscription in ``status`` gets its plan's features at ``now``."""
+    if status in (SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE):
+        return True
+    if status is SubscriptionStatus.PAST_DUE and period_start is not None:
+        return now < period_start + past_due_grace
+    return False
+
+
+class SubscriptionTerms(Protocol):
+    """What judging access needs of a subscription: the ORM row, or the check's read of it."""
+
+    @property
+    def stripe_subscription_id(self) -> str: ...
+    @property
+    def plan_key(self) -> str: ...
+    @property
+    def status(self) -> SubscriptionStatus: ...
+    @property
+    def current_period_start(self) -> datetime | None: ...
+    @property
+    def current_period_end(self) -> datetime | None: ...
+    def is_entitled(self, now: datetime, past_due_grace: timedelta) -> bool: ...
 
 
 class Subscription(Base):
@@ -64,11 +95,7 @@ class Subscription(Base):
 
     def is_entitled(self, now: datetime, past_due_grace: timedelta) -> bool:
         """Whether the customer gets the plan's features at ``now``."""
-        if self.status in (SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE):
-            return True
-        if self.status is SubscriptionStatus.PAST_DUE and self.current_period_start is not None:
-            return now < self.current_period_start + past_due_grace
-        return False
+        return entitled(self.status, self.current_period_start, now, past_due_grace)
 
 
 class Invoice(Base):

@@ -10,7 +10,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from app.accounts.models import Customer
-from app.billing.models import Subscription
+from app.billing.models import Subscription, SubscriptionTerms
 from app.catalog import FeatureDefinition, MeteredAllowance, Plan, current_catalog
 from app.entitlements.errors import UnknownFeature
 from app.entitlements.models import UsageCounter
@@ -27,7 +27,7 @@ INSUFFICIENT_CREDITS = "insufficient_credits"
 class Access:
     """A customer's standing for one feature: its subscription, plan, grant and period."""
 
-    subscription: Subscription | None
+    subscription: SubscriptionTerms | None
     plan: Plan | None
     grant: bool | MeteredAllowance
     refusal: str | None
@@ -48,7 +48,7 @@ class Access:
         return self.subscription.current_period_end if self.subscription else None
 
 
-def period_key(subscription: Subscription | None) -> str:
+def period_key(subscription: SubscriptionTerms | None) -> str:
     """Names a subscription's current period the way sync names it for credit grants."""
     if subscription is None:
         return "none"
@@ -85,7 +85,7 @@ def current_subscription(customer_id: int) -> Subscription | None:
     )
 
 
-def standing(subscription: Subscription | None, feature_key: str, at: datetime) -> Access:
+def standing(subscription: SubscriptionTerms | None, feature_key: str, at: datetime) -> Access:
     """Whether the holder of ``subscription`` may use a known feature at ``at``, units aside."""
     if subscription is None:
         return Access(None, None, False, NO_SUBSCRIPTION)
@@ -117,11 +117,6 @@ def period_usage(customer_id: int, feature_key: str, period_key: str) -> int:
     return int(used or 0)
 
 
-def covering_pool_keys(feature_key: str) -> set[str]:
+def covering_pool_keys(feature_key: str) -> frozenset[str]:
     """Pools that may pay for a feature: any the catalog grants for it, whichever plan granted."""
-    return {
-        grant.pool
-        for plan in current_catalog().plans.values()
-        for grant in plan.credits
-        if feature_key in grant.features
-    }
+    return current_catalog().pools_covering(feature_key)

@@ -149,13 +149,20 @@ def check(customer: Customer, feature_key: str, units: int = 1) -> EntitlementCh
     return result
 
 
-def check_reference(reference_id: str, feature_key: str, units: int = 1) -> EntitlementCheck | None:
-    """The check for the customer with the operator's reference id; None when there is none."""
-    return _check(None, reference_id, feature_key, units)
+def check_reference(
+    reference_id: str, feature_key: str, units: int = 1, key_hash: str | None = None
+) -> EntitlementCheck | None:
+    """The check for the customer with the operator's reference id; None when there is none.
+    With ``key_hash``, the API key is checked in the same query (InvalidApiKey if it is not)."""
+    return _check(None, reference_id, feature_key, units, key_hash)
 
 
 def _check(
-    customer_id: int | None, reference_id: str | None, feature_key: str, units: int
+    customer_id: int | None,
+    reference_id: str | None,
+    feature_key: str,
+    units: int,
+    key_hash: str | None = None,
 ) -> EntitlementCheck | None:
     """The check for the customer with this id, else this reference id; None when there is none.
 
@@ -163,7 +170,8 @@ def _check(
     past their date are not counted (the next write path records their expiry).
     """
     at = now()
-    row = standing_row(customer_id, reference_id, feature_key, covering_pool_keys(feature_key), at)
+    pool_keys = covering_pool_keys(feature_key)
+    row = standing_row(customer_id, reference_id, feature_key, pool_keys, at, key_hash)
     if row is None:
         return None
     validate_units(units)

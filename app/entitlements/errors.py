@@ -15,6 +15,16 @@ class UsageError(Exception):
             self.code = code
 
 
+class InvalidApiKey(UsageError):
+    """The API key is unknown or revoked."""
+
+    code = "unauthorized"
+    status = 401
+
+    def __init__(self, message: str = "This API key is not valid.") -> None:
+        super().__init__(message)
+
+
 class InvalidUsage(UsageError):
     """Malformed input: bad units, an empty key, a feature that cannot be metered."""
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    BindParameter,
     ColumnElement,
     Select,
     String,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     cast,
     func,
     literal,
+    null,
     select,
 )
 from sqlalchemy.ext.compiler import compiles
@@ -26,9 +28,11 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from app.accounts.models import Customer
-from app.billing.models import LIVE_STATUSES, Subscription, SubscriptionStatus
+from app.api.models import ApiKey
+from app.billing.models import LIVE_STATUSES, Subscription, SubscriptionStatus, entitled
+from app.entitlements.errors import InvalidApiKey
 from app.entitlements.models import CreditLot, CreditPool, UsageCounter
-from app.extensions import db
+from app.prepared import PreparedRead
 
 
 class epoch_seconds(FunctionElement[int]):
@@ -56,73 +60,107 @@ def period_key_sql() -> ColumnElement[str]:
     return Subscription.stripe_subscription_id + ":" + cast(start, String)
 
 
+@dataclass(frozen=True, slots=True)
+class SubscriptionRead:
+    """The check's read of the current subscription row (an ORM instance would cost the check
+    more than its query does)."""
+
+    stripe_subscription_id: str
+    plan_key: str
+    status: SubscriptionStatus
+    current_period_start: datetime | None
+    current_period_end: datetime | None
+
+    def is_entitled(self, now: datetime, past_due_grace: timedelta) -> bool:
+        """As Subscription.is_entitled."""
+        return entitled(self.status, self.current_period_start, now, past_due_grace)
+
+
 @dataclass(frozen=True)
 class StandingRow:
     """What the check needs to know of one customer, read at once."""
 
     customer_id: int
-    subscription: Subscription | None
+    subscription: SubscriptionRead | None
     used: int
     credits: int
 
 
+def _listed(name: str, values: Collection[str]) -> BindParameter[Any]:
+    """``IN`` values fixed when the statement is built, rendered into its SQL."""
+    return bindparam(name, sorted(values), expanding=True, literal_execute=True)
+
+
 @cache
-def _statement(
-    by_reference: bool, with_credits: bool
-) -> Select[int, int, str, str, SubscriptionStatus, datetime | None, datetime | None, int, int]:
-    """Built once per shape, so a check pays neither for building it nor for its cache key."""
+def _statement(by_reference: bool, pool_keys: frozenset[str], keyed: bool) -> PreparedRead:
+    """Built and compiled once per shape and set of pools, so a check pays for neither.
+
+    ``keyed``: the row is the API key's, found by its hash and outer-joined to the customer, so
+    the API's hottest call checks its key and the customer in one round trip (no row: no key).
+    """
     current_subscription = (
         select(Subscription.id)
         .where(Subscription.customer_id == Customer.id)
         # The live subscription, else the latest one, as access.pick_current() chooses.
         .order_by(
-            case((Subscription.status.in_(LIVE_STATUSES), 0), else_=1), Subscription.id.desc()
+            case((Subscription.status.in_(_listed("live", LIVE_STATUSES)), 0), else_=1),
+            Subscription.id.desc(),
         )
         .limit(1)
         .correlate(Customer)
         .scalar_subquery()
     )
     credits: ColumnElement[int] = literal(0, BigInteger)
-    if with_credits:
+    if pool_keys:
         credits = (
             select(func.coalesce(func.sum(CreditLot.remaining), 0))
             .join(CreditPool, CreditLot.pool_id == CreditPool.id)
             .where(
                 CreditPool.customer_id == Customer.id,
-                CreditPool.key.in_(bindparam("pool_keys", expanding=True)),
+                CreditPool.key.in_(_listed("pool_keys", pool_keys)),
                 CreditLot.remaining > 0,
-                CreditLot.expires_at.is_(None) | (CreditLot.expires_at > bindparam("at")),
+                CreditLot.expires_at.is_(None)
+                | (CreditLot.expires_at > bindparam("at", required=False)),
             )
             .correlate(Customer)
             .scalar_subquery()
         )
     customer = (
-        Customer.reference_id == bindparam("reference_id")
+        Customer.reference_id == bindparam("reference_id", required=False)
         if by_reference
-        else Customer.id == bindparam("customer_id")
+        else Customer.id == bindparam("customer_id", required=False)
     )
-    return (
-        select(
-            Customer.id,
-            Subscription.id,
-            Subscription.stripe_subscription_id,
-            Subscription.plan_key,
-            Subscription.status,
-            Subscription.current_period_start,
-            Subscription.current_period_end,
-            func.coalesce(UsageCounter.used, 0),
-            credits,
-        )
-        .select_from(Customer)
-        .outerjoin(Subscription, Subscription.id == current_subscription)
-        .outerjoin(
-            UsageCounter,
-            (UsageCounter.customer_id == Customer.id)
-            & (UsageCounter.feature_key == bindparam("feature_key"))
-            & (UsageCounter.period_key == period_key_sql()),
-        )
-        .where(customer)
+    columns = (
+        Customer.id,
+        Subscription.id,
+        Subscription.stripe_subscription_id,
+        Subscription.plan_key,
+        Subscription.status,
+        Subscription.current_period_start,
+        Subscription.current_period_end,
+        func.coalesce(UsageCounter.used, 0),
+        credits,
     )
+    statement: Select[*tuple[Any, ...]]
+    if keyed:
+        statement = (
+            select(ApiKey.id, *columns)
+            .select_from(ApiKey)
+            .outerjoin(Customer, customer)
+            .where(ApiKey.key_hash == bindparam("key_hash", required=False))
+            .where(ApiKey.revoked_at.is_(None))
+        )
+    else:
+        statement = select(null(), *columns).select_from(Customer).where(customer)
+    statement = statement.outerjoin(
+        Subscription, Subscription.id == current_subscription
+    ).outerjoin(
+        UsageCounter,
+        (UsageCounter.customer_id == Customer.id)
+        & (UsageCounter.feature_key == bindparam("feature_key", required=False))
+        & (UsageCounter.period_key == period_key_sql()),
+    )
+    return PreparedRead(statement)
 
 
 def standing_row(
@@ -131,27 +169,28 @@ def standing_row(
     feature_key: str,
     pool_keys: Collection[str],
     at: datetime,
+    key_hash: str | None = None,
 ) -> StandingRow | None:
-    """The customer (by id, else by reference id) and its standing for a feature at ``at``."""
-    params: dict[str, Any] = {"feature_key": feature_key, "at": at, "pool_keys": list(pool_keys)}
+    """The customer (by id, else by reference id) and its standing for a feature at ``at``;
+    None when there is no such customer. With ``key_hash``, InvalidApiKey unless it is the hash
+    of an unrevoked API key, checked in the same query."""
+    params: dict[str, Any] = {"feature_key": feature_key}
+    if key_hash is not None:
+        params["key_hash"] = key_hash
+    if pool_keys:
+        params["at"] = at
     if customer_id is not None:
         params["customer_id"] = customer_id
     else:
         params["reference_id"] = reference_id
-    statement = _statement(customer_id is None, bool(pool_keys))
-    row = db.session.connection().execute(statement, params).one_or_none()
-    if row is None:
+    keyed = key_hash is not None
+    row = _statement(customer_id is None, frozenset(pool_keys), keyed).first(**params)
+    if row is None and keyed:
+        raise InvalidApiKey()
+    if row is None or row[1] is None:
         return None
-    found, subscription_id, stripe_id, plan_key, status, start, end, used, credits = row
+    _key, found, subscription_id, stripe_id, plan_key, status, start, end, used, credits = row
     subscription = None
     if subscription_id is not None:
-        # A detached copy of the row, so the model's own predicates judge it.
-        subscription = Subscription(
-            id=subscription_id,
-            stripe_subscription_id=stripe_id,
-            plan_key=plan_key,
-            status=status,
-            current_period_start=start,
-            current_period_end=end,
-        )
+        subscription = SubscriptionRead(stripe_id, plan_key, status, start, end)
     return StandingRow(found, subscription, int(used), int(credits))

@@ -22,27 +22,36 @@ def test_created_key_is_stored_only_as_a_hash(synced: Flask, api_key: str) -> No
     assert api_key not in listing.output
 
 
+# The entitlement check looks its key up in its own query: it must refuse just the same, and
+# before saying whether the customer exists.
+CALLS = ["/plans", "/entitlements/nobody/api_calls", "/entitlements/nobody/api_calls?units=x"]
+
+
+@pytest.mark.parametrize("path", CALLS)
 @pytest.mark.parametrize(
     "authorization",
     [None, "Bearer", "Bearer tg_key_wrong", "Basic dXNlcjpwYXNz", "tg_key_no_scheme"],
 )
 def test_call_without_a_valid_key_is_401(
-    server: str, api_key: str, authorization: str | None
+    server: str, api_key: str, authorization: str | None, path: str
 ) -> None:
     headers = {"Authorization": authorization} if authorization else {}
-    response = httpx.get(f"{server}/api/v1/client/plans", headers=headers)
+    response = httpx.get(f"{server}/api/v1/client{path}", headers=headers)
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "unauthorized"
 
 
 def test_revoked_key_stops_working(synced: Flask, api: httpx.Client) -> None:
     assert api.get("/plans").status_code == 200
+    assert api.get("/entitlements/nobody/api_calls").status_code == 404
     with synced.app_context():
         key_id = db.session.scalars(select(ApiKey.id)).one()
     result = synced.test_cli_runner().invoke(args=["api-keys", "revoke", str(key_id)])
     assert result.exit_code == 0, result.output
-    refused = api.get("/plans")
-    assert refused.status_code == 401
+    for path in CALLS:
+        refused = api.get(path)
+        assert refused.status_code == 401, path
+        assert refused.json()["error"]["code"] == "unauthorized"
     assert "revoked" in synced.test_cli_runner().invoke(args=["api-keys", "list"]).output
 
 
