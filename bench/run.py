@@ -6,13 +6,14 @@
 Loads N customers on an active Pro subscription, serves Tollgate and bench/bare.py with the same
 gunicorn configuration, and prints requests/s, events/s, p50 and p99 latency, and each figure's
 ratio to the bare endpoint measured in the same run. Figures, not pass/fail: see README.
+The load comes from wrk (`apt install wrk`) running bench/load.lua.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import random
+import re
 import shutil
 import socket
 import subprocess
@@ -20,15 +21,18 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.load import Result, json_body, run_load  # noqa: E402
+WRK = shutil.which("wrk")
+WRK_CONNECTIONS = 16
 
 GUNICORN = [
     "-w",
@@ -37,10 +41,10 @@ GUNICORN = [
     "gthread",
     "--threads",
     "4",
-    # The load generator keeps 16 connections open. Without a cap, the worker that wakes first
-    # accepts most of them and a run measures one core, not two; 8 each splits them evenly.
+    # wrk keeps 16 connections open. Without a cap, the worker that wakes first accepts most
+    # of them and a run measures one core, not two; 8 each splits them evenly.
     "--worker-connections",
-    "8",
+    str(WRK_CONNECTIONS // 2),
     "--keep-alive",
     "30",
     "--log-level",
@@ -140,6 +144,80 @@ def seed(env: dict[str, str], customers: int) -> str:
     return key
 
 
+@dataclass
+class Result:
+    """What one wrk run measured."""
+
+    requests: int
+    errors: int
+    seconds: float
+    p50: float  # ms
+    p99: float  # ms
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+
+def run_wrk(
+    base_url: str,
+    mode: str,
+    *,
+    key: str,
+    customers: int,
+    seconds: float,
+    connections: int = WRK_CONNECTIONS,
+    rate: float | None = None,
+) -> Result:
+    """Send bench/load.lua's requests with wrk (one thread): as fast as the server answers, or
+    paced at ``rate`` requests/s in total."""
+    env = {
+        **os.environ,
+        "TOLLGATE_BENCH_MODE": mode,
+        "TOLLGATE_BENCH_KEY": key,
+        "TOLLGATE_BENCH_CUSTOMERS": str(customers),
+        "TOLLGATE_BENCH_RUN": f"{mode}-{time.time_ns()}",
+        "TOLLGATE_BENCH_CONNECTIONS": str(connections),
+    }
+    if rate:
+        env["TOLLGATE_BENCH_RATE"] = str(rate)
+    output = subprocess.run(  # noqa: S603 (wrk with our own arguments)
+        [
+            WRK or "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds:g}s",
+            "--timeout",
+            "30s",
+            "-s",
+            str(REPO / "bench/load.lua"),
+            base_url,
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    found = re.search(
+        r"TOLLGATE_BENCH requests=(\d+) duration_us=(\d+) errors=(\d+) p50_us=(\d+) p99_us=(\d+)",
+        output,
+    )
+    if found is None:
+        raise SystemExit(f"wrk printed no figures:\n{output}")
+    requests, duration, errors, p50, p99 = (int(value) for value in found.groups())
+    return Result(requests, errors, duration / 1e6, p50 / 1000, p99 / 1000)
+
+
+def paced(load: Callable[..., Result], base_url: str, target: float) -> Result:
+    """Entitlement checks at ``target`` requests/s. wrk waits between a connection's answer and
+    its next request, so a run falls short of its rate by the answers' own time: when it does
+    by more than 5%, it runs once more asking for as much more as was missing."""
+    result = load(base_url, "check", rate=target)
+    if result.rate < 0.95 * target:
+        result = load(base_url, "check", rate=target * target / result.rate)
+    return result
+
+
 def line(
     name: str, result: Result, baseline: Result | None, unit: str = "req/s", per: int = 1
 ) -> str:
@@ -160,9 +238,10 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=8.0)
     args = parser.parse_args()
+    if WRK is None:
+        raise SystemExit("bench/run.py drives the load with wrk: apt install wrk")
 
     workdir = Path(tempfile.mkdtemp(prefix="tollgate-bench-"))
-    rng = random.Random(1)  # noqa: S311 (which customer to ask for, not a secret)
     try:
         with ExitStack() as stack:
             url = stack.enter_context(database(args.db, args.postgres_url, workdir))
@@ -181,60 +260,25 @@ def main() -> None:
             print(f"# {args.db}: {args.customers:,} customers loaded in {loaded:.1f} s")
             bare = stack.enter_context(gunicorn("bench.bare:app", env))
             tollgate = stack.enter_context(gunicorn("wsgi:app", env))
-            customers = args.customers
-
-            def check(worker: int, n: int) -> tuple[str, str, None]:
-                return (
-                    "GET",
-                    f"/api/v1/client/entitlements/bench-{rng.randrange(customers)}/api_calls",
-                    None,
-                )
-
-            def event(worker: int, n: int) -> tuple[str, str, bytes]:
-                body = {
-                    "eventIdempotencyKey": f"single-{worker}-{n}-{time.monotonic_ns()}",
-                    "eventName": "api.call",
-                    "customerReferenceId": f"bench-{rng.randrange(customers)}",
-                    "featureKey": "api_calls",
-                    "usageUnits": 1,
-                }
-                return "POST", "/api/v1/client/events", json_body(body)
-
-            def batch(worker: int, n: int) -> tuple[str, str, bytes]:
-                stamp = time.monotonic_ns()
-                events = [
-                    {
-                        "eventIdempotencyKey": f"batch-{worker}-{n}-{stamp}-{i}",
-                        "eventName": "api.call",
-                        "customerReferenceId": f"bench-{rng.randrange(customers)}",
-                        "featureKey": "api_calls",
-                        "usageUnits": 1,
-                    }
-                    for i in range(1000)
-                ]
-                return "POST", "/api/v1/client/events/batch", json_body({"events": events})
-
-            seconds = args.seconds
-            load = f"load: 2 processes x 8 threads, {seconds:.0f} s a run"
-            print(f"# gunicorn {' '.join(GUNICORN)}; {load}")
-            bare_peak = run_load(bare, check, seconds=seconds, api_key=key)
-            check_peak = run_load(tollgate, check, seconds=seconds, api_key=key)
+            load = partial(run_wrk, key=key, customers=args.customers, seconds=args.seconds)
+            print(
+                f"# gunicorn {' '.join(GUNICORN)}; "
+                f"load: wrk, 1 thread, {WRK_CONNECTIONS} connections, {args.seconds:g} s a run"
+            )
+            bare_peak = load(bare, "check")
+            check_peak = load(tollgate, "check")
             print(line("bare JSON endpoint, peak", bare_peak, None))
             print(line("entitlement check, peak", check_peak, bare_peak))
             half = check_peak.rate / 2
-            bare_half = run_load(bare, check, seconds=seconds, rate=half, api_key=key)
-            check_half = run_load(tollgate, check, seconds=seconds, rate=half, api_key=key)
-            print(line(f"bare JSON endpoint at {half:.0f} req/s", bare_half, None))
-            print(
-                line(f"entitlement check at {half:.0f} req/s (half of peak)", check_half, bare_half)
-            )
-            bare_events = run_load(bare, event, seconds=seconds, api_key=key)
-            single = run_load(tollgate, event, seconds=seconds, api_key=key)
+            bare_half = paced(load, bare, half)
+            check_half = paced(load, tollgate, half)
+            print(line("bare JSON endpoint, paced at half of check peak", bare_half, None))
+            print(line("entitlement check, paced at half of its peak", check_half, bare_half))
+            bare_events = load(bare, "event")
+            single = load(tollgate, "event")
             print(line("bare JSON POST, peak", bare_events, None))
             print(line("usage events, one per request", single, bare_events, "events/s"))
-            batched = run_load(
-                tollgate, batch, seconds=seconds, processes=2, threads=2, api_key=key
-            )
+            batched = load(tollgate, "batch", connections=4)
             print(
                 line("usage events, batches of 1,000", batched, bare_events, "events/s", per=1000)
             )

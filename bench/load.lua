@@ -1,0 +1,79 @@
+-- The requests bench/run.py sends, for wrk (Debian's `wrk` package): wrk's event loop in C
+-- keeps the load generator's own share of the two cores small. Settings come from the
+-- environment, because wrk runs this file's top level before any thread starts:
+--   TOLLGATE_BENCH_MODE       check | event | batch
+--   TOLLGATE_BENCH_KEY        the API key
+--   TOLLGATE_BENCH_CUSTOMERS  how many customers (bench-0 .. bench-N-1) to pick from at random
+--   TOLLGATE_BENCH_RUN        a word unique to this run, so idempotency keys never repeat
+--   TOLLGATE_BENCH_RATE       requests/s in total; unset for as fast as the server answers
+--   TOLLGATE_BENCH_CONNECTIONS  wrk's -c, to spread that rate over the connections
+
+local mode = os.getenv("TOLLGATE_BENCH_MODE")
+local customers = tonumber(os.getenv("TOLLGATE_BENCH_CUSTOMERS"))
+local run = os.getenv("TOLLGATE_BENCH_RUN")
+local headers = {
+  ["Authorization"] = "Bearer " .. os.getenv("TOLLGATE_BENCH_KEY"),
+  ["Content-Type"] = "application/json",
+}
+local rate = tonumber(os.getenv("TOLLGATE_BENCH_RATE") or "")
+local sent = 0
+
+local threads = 0
+function setup(thread)
+  thread:set("thread_number", threads)
+  threads = threads + 1
+end
+
+function init(args)
+  math.randomseed(os.time() * 1000 + (thread_number or 0))
+end
+
+local function customer()
+  return "bench-" .. math.random(0, customers - 1)
+end
+
+local function event_json(key)
+  return '{"eventIdempotencyKey":"' .. key .. '","eventName":"api.call","customerReferenceId":"'
+    .. customer() .. '","featureKey":"api_calls","usageUnits":1}'
+end
+
+function request()
+  sent = sent + 1
+  local key = run .. "-" .. (thread_number or 0) .. "-" .. sent
+  if mode == "check" then
+    return wrk.format("GET", "/api/v1/client/entitlements/" .. customer() .. "/api_calls", headers)
+  elseif mode == "event" then
+    return wrk.format("POST", "/api/v1/client/events", headers, event_json(key))
+  else
+    local events = {}
+    for i = 1, 1000 do
+      events[i] = event_json(key .. "-" .. i)
+    end
+    local body = '{"events":[' .. table.concat(events, ",") .. "]}"
+    return wrk.format("POST", "/api/v1/client/events/batch", headers, body)
+  end
+end
+
+if rate then
+  -- Poisson arrivals at the given rate: each connection waits an exponential time between
+  -- requests (wrk takes whole milliseconds; rounding up or down at random keeps the mean).
+  local mean_ms = 1000 * tonumber(os.getenv("TOLLGATE_BENCH_CONNECTIONS")) / rate
+  function delay()
+    local wait = -math.log(1 - math.random()) * mean_ms
+    local whole = math.floor(wait)
+    if math.random() < wait - whole then
+      whole = whole + 1
+    end
+    return whole
+  end
+end
+
+function done(summary, latency, requests)
+  local errors = summary.errors
+  io.write(string.format(
+    "TOLLGATE_BENCH requests=%d duration_us=%d errors=%d p50_us=%d p99_us=%d\n",
+    summary.requests, summary.duration,
+    errors.connect + errors.read + errors.write + errors.status + errors.timeout,
+    latency:percentile(50), latency:percentile(99)
+  ))
+end
