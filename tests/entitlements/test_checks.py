@@ -76,3 +76,25 @@ def test_check_leaves_out_expired_credits_and_writes_nothing(
     record(synced, customer_id, "chat-1", "ai_chat", 100)
     assert count(synced, CreditLedgerEntry) == entries + 2  # the expiry, then the draw
     assert balance(synced, customer_id) == 10_000_000 - 100
+
+
+def test_a_check_sees_its_callers_transaction_and_hands_back_a_transactional_connection(
+    app: Flask,
+) -> None:
+    # Inside a session transaction the check reads there, so it sees what was written so far.
+    with app.app_context():
+        db.session.add(Customer(reference_id="pending", email="pending@example.com"))
+        db.session.flush()
+        pending = check_reference("pending", "api_calls")
+        db.session.rollback()
+    assert pending is not None and pending.reason == "no_subscription"
+    # Outside one it reads on a pooled connection of its own (in autocommit on PostgreSQL), which
+    # must go back to the pool as the session expects it: a rolled-back write leaves nothing.
+    for attempt in range(3):
+        with app.app_context():
+            assert check_reference("pending", "api_calls") is None
+        with app.app_context():
+            db.session.add(Customer(reference_id=f"undone-{attempt}", email=f"u{attempt}@x.test"))
+            db.session.flush()
+            db.session.rollback()
+            assert db.session.scalar(select(func.count()).select_from(Customer)) == 0
