@@ -87,7 +87,8 @@ def test_a_check_sees_its_callers_transaction_and_hands_back_a_transactional_con
         db.session.flush()
         pending = check_reference("pending", "api_calls")
         db.session.rollback()
-    assert pending is not None and pending.reason == "no_subscription"
+    assert pending is not None
+    assert pending.reason == "no_subscription"
     # Outside one it reads on a pooled connection of its own (in autocommit on PostgreSQL), which
     # must go back to the pool as the session expects it: a rolled-back write leaves nothing.
     for attempt in range(3):
