@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
@@ -58,7 +59,30 @@ class SubscriptionTerms(Protocol):
     def current_period_start(self) -> datetime | None: ...
     @property
     def current_period_end(self) -> datetime | None: ...
+    @property
+    def is_live(self) -> bool: ...
     def is_entitled(self, now: datetime, past_due_grace: timedelta) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionRead:
+    """A subscription row read for judging access, as the hot paths read it: an ORM instance
+    would cost them more than their queries do."""
+
+    stripe_subscription_id: str
+    plan_key: str
+    status: SubscriptionStatus
+    current_period_start: datetime | None
+    current_period_end: datetime | None
+
+    @property
+    def is_live(self) -> bool:
+        """As Subscription.is_live."""
+        return self.status in LIVE_STATUSES
+
+    def is_entitled(self, now: datetime, past_due_grace: timedelta) -> bool:
+        """As Subscription.is_entitled."""
+        return entitled(self.status, self.current_period_start, now, past_due_grace)
 
 
 class Subscription(Base):

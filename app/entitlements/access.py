@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from flask import current_app
 from sqlalchemy import select
@@ -15,6 +16,8 @@ from app.catalog import FeatureDefinition, MeteredAllowance, Plan, current_catal
 from app.entitlements.errors import UnknownFeature
 from app.entitlements.models import UsageCounter
 from app.extensions import db
+
+S = TypeVar("S", bound=SubscriptionTerms)
 
 NO_SUBSCRIPTION = "no_subscription"
 NOT_ENTITLED = "not_entitled"
@@ -64,7 +67,7 @@ def feature_definition(feature_key: str) -> FeatureDefinition:
     return feature
 
 
-def pick_current(subscriptions: Iterable[Subscription]) -> Subscription | None:
+def pick_current(subscriptions: Iterable[S]) -> S | None:
     """Of one customer's subscriptions, newest first: the live one, else the latest."""
     newest = None
     for subscription in subscriptions:

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from app.billing.models import Subscription
+from app.billing.models import Subscription, SubscriptionRead
 from app.catalog.stripe_sync import meter_event_name
 from app.clock import now
 from app.entitlements.access import (
@@ -40,7 +40,7 @@ from app.entitlements.ledger import (
 )
 from app.entitlements.models import LedgerKind, OverageOutbox, UsageCounter, UsageEvent
 from app.entitlements.results import UsageEventInput, UsageResult
-from app.entitlements.sql import insert_rows, one_of, pair_in
+from app.entitlements.sql import insert_rows, is_postgresql, one_of, pair_in, recordset
 from app.extensions import db
 
 
@@ -65,7 +65,7 @@ class _Batch:
     """The locked customers' state, loaded once and moved in memory as events apply."""
 
     at: datetime
-    subscriptions: dict[int, Subscription | None]
+    subscriptions: dict[int, SubscriptionRead | None]
     open_lots: dict[int, list[LotBalance]]
     used: dict[tuple[int, str, str], int]
     stored: dict[tuple[int, str], _Stored]
@@ -198,18 +198,26 @@ def _final(
 def _write(batch: _Batch, due: list[LotBalance]) -> list[int]:
     """Write the batch: a statement per table, each with all of the batch's rows."""
     connection = db.session.connection()
-    # A plain executemany (pipelined by psycopg), then the ids by (customer, key), which is
-    # unique: RETURNING would need one giant statement per batch (or a row per statement).
-    insert_rows(insert(UsageEvent), batch.rows)
-    inserted = connection.execute(
-        select(UsageEvent.id, UsageEvent.customer_id, UsageEvent.idempotency_key).where(
-            pair_in(
-                UsageEvent.customer_id,
-                UsageEvent.idempotency_key,
-                [(row["customer_id"], row["idempotency_key"]) for row in batch.rows],
+    keys = (UsageEvent.id, UsageEvent.customer_id, UsageEvent.idempotency_key)
+    if is_postgresql():
+        # One INSERT ... SELECT from a JSON recordset for the whole batch, returning each row's id.
+        inserted = connection.execute(
+            postgresql.insert(UsageEvent)
+            .from_select(list(batch.rows[0]), recordset(UsageEvent, batch.rows))
+            .returning(*keys)
+        )
+    else:
+        # SQLite's executemany is cheap; then the ids by (customer, key), which is unique.
+        insert_rows(insert(UsageEvent), batch.rows)
+        inserted = connection.execute(
+            select(*keys).where(
+                pair_in(
+                    UsageEvent.customer_id,
+                    UsageEvent.idempotency_key,
+                    [(row["customer_id"], row["idempotency_key"]) for row in batch.rows],
+                )
             )
         )
-    )
     id_of = {(customer_id, key): event_id for event_id, customer_id, key in inserted}
     ids = [id_of[row["customer_id"], row["idempotency_key"]] for row in batch.rows]
     write_movements(
@@ -241,18 +249,29 @@ def _write(batch: _Batch, due: list[LotBalance]) -> list[int]:
 def _add_to_counters(counted: dict[tuple[int, str, str], int]) -> None:
     """Add the batch's units to each period's counter, creating it on first use."""
     counters = UsageCounter.__table__
-    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(UsageCounter)
-    insert_rows(
-        statement.on_conflict_do_update(
-            index_elements=[counters.c.customer_id, counters.c.feature_key, counters.c.period_key],
-            set_={"used": counters.c.used + statement.excluded.used},
-        ),
-        [
-            {"customer_id": customer_id, "feature_key": feature, "period_key": period, "used": used}
-            for (customer_id, feature, period), used in counted.items()
-        ],
-    )
+    rows = [
+        {"customer_id": customer_id, "feature_key": feature, "period_key": period, "used": used}
+        # In key order, as every writer locks counters, so two batches cannot deadlock.
+        for (customer_id, feature, period), used in sorted(counted.items())
+    ]
+    key = [counters.c.customer_id, counters.c.feature_key, counters.c.period_key]
+    if is_postgresql():
+        batch = postgresql.insert(UsageCounter).from_select(
+            list(rows[0]), recordset(UsageCounter, rows)
+        )
+        db.session.connection().execute(
+            batch.on_conflict_do_update(
+                index_elements=key, set_={"used": counters.c.used + batch.excluded.used}
+            )
+        )
+    else:
+        each = sqlite.insert(UsageCounter)
+        insert_rows(
+            each.on_conflict_do_update(
+                index_elements=key, set_={"used": counters.c.used + each.excluded.used}
+            ),
+            rows,
+        )
 
 
 def _stored_events(
@@ -283,19 +302,26 @@ def _stored_events(
     return stored
 
 
-def _current_subscriptions(customer_ids: list[int]) -> dict[int, Subscription | None]:
-    by_customer: dict[int, list[Subscription]] = defaultdict(list)
-    for subscription in db.session.scalars(
-        select(Subscription)
+def _current_subscriptions(customer_ids: list[int]) -> dict[int, SubscriptionRead | None]:
+    by_customer: dict[int, list[SubscriptionRead]] = defaultdict(list)
+    for customer_id, stripe_id, plan_key, status, start, end in db.session.execute(
+        select(
+            Subscription.customer_id,
+            Subscription.stripe_subscription_id,
+            Subscription.plan_key,
+            Subscription.status,
+            Subscription.current_period_start,
+            Subscription.current_period_end,
+        )
         .where(one_of(Subscription.customer_id, customer_ids))
         .order_by(Subscription.id.desc())
     ):
-        by_customer[subscription.customer_id].append(subscription)
+        by_customer[customer_id].append(SubscriptionRead(stripe_id, plan_key, status, start, end))
     return {customer_id: pick_current(by_customer[customer_id]) for customer_id in customer_ids}
 
 
 def _counters(
-    customer_ids: list[int], subscriptions: dict[int, Subscription | None]
+    customer_ids: list[int], subscriptions: dict[int, SubscriptionRead | None]
 ) -> dict[tuple[int, str, str], int]:
     periods = {period_key(subscription) for subscription in subscriptions.values()}
     rows = db.session.connection().execute(

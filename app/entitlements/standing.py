@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -29,7 +29,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from app.accounts.models import Customer
 from app.api.models import ApiKey
-from app.billing.models import LIVE_STATUSES, Subscription, SubscriptionStatus, entitled
+from app.billing.models import LIVE_STATUSES, Subscription, SubscriptionRead
 from app.entitlements.errors import InvalidApiKey
 from app.entitlements.models import CreditLot, CreditPool, UsageCounter
 from app.prepared import PreparedRead
@@ -58,22 +58,6 @@ def period_key_sql() -> ColumnElement[str]:
     """access.period_key() of the subscriptions row, in SQL (tests hold the two to agree)."""
     start = func.coalesce(epoch_seconds(Subscription.current_period_start), 0)
     return Subscription.stripe_subscription_id + ":" + cast(start, String)
-
-
-@dataclass(frozen=True, slots=True)
-class SubscriptionRead:
-    """The check's read of the current subscription row (an ORM instance would cost the check
-    more than its query does)."""
-
-    stripe_subscription_id: str
-    plan_key: str
-    status: SubscriptionStatus
-    current_period_start: datetime | None
-    current_period_end: datetime | None
-
-    def is_entitled(self, now: datetime, past_due_grace: timedelta) -> bool:
-        """As Subscription.is_entitled."""
-        return entitled(self.status, self.current_period_start, now, past_due_grace)
 
 
 @dataclass(frozen=True)
