@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from flask import Flask, redirect, url_for
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -106,19 +107,27 @@ def register_stripe(app: Flask) -> None:
         sandbox.start_delivery_thread()
 
 
+# How long a writer waits for another's locks before it gives up; the API then answers 503
+# with Retry-After instead of holding the caller indefinitely.
+LOCK_WAIT_MS = 5000
+
+
 @event.listens_for(Engine, "connect")
-def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
-    # Webhooks, pages and API calls write at once even on one dev server: WAL lets readers
-    # go on during a write, and the busy timeout makes a writer wait instead of failing.
+def _tune_connection(dbapi_connection: Any, _record: Any) -> None:
     if isinstance(dbapi_connection, sqlite3.Connection):
+        # Webhooks, pages and API calls write at once even on one dev server: WAL lets readers
+        # go on during a write, and the busy timeout makes a writer wait instead of failing.
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute(f"PRAGMA busy_timeout={LOCK_WAIT_MS}")
         # With WAL, NORMAL syncs at checkpoints rather than on every commit: a power cut may
         # lose the last commits but never corrupts the database (SQLite's own recommendation).
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+    elif isinstance(dbapi_connection, psycopg.Connection):
+        dbapi_connection.execute(f"SET lock_timeout = {LOCK_WAIT_MS}")
+        dbapi_connection.commit()
 
 
 def register_blueprints(app: Flask) -> None:

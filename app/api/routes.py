@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from flask import Blueprint, Flask, g, request
+from flask import Blueprint, Flask, current_app, g, request
 from flask.blueprints import BlueprintSetupState
 from flask.sessions import SessionInterface, SessionMixin
 from flask.wrappers import Request
 from flask.wrappers import Response as FlaskResponse
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
@@ -94,6 +95,21 @@ def handle_gateway_error(error: GatewayError) -> tuple[Response, int]:
             402 if declined else 502, "payment_failed" if declined else "stripe_error", str(error)
         )
     )
+
+
+@bp.errorhandler(OperationalError)
+def handle_database_unavailable(error: OperationalError) -> tuple[Response, int]:
+    """The database could not take the call now: on SQLite, other writers held it past the busy
+    timeout; elsewhere, a lost connection. Nothing was written; the caller should retry."""
+    db.session.rollback()
+    current_app.logger.warning("API call refused with 503: %s", error.orig)
+    response, status = error_response(
+        ApiError(
+            503, "database_busy", "The database is busy and nothing was written: retry shortly."
+        )
+    )
+    response.headers["Retry-After"] = "1"
+    return response, status
 
 
 @bp.errorhandler(HTTPException)

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import httpx
+import psycopg
 import pytest
+from flask import Flask
+from sqlalchemy import make_url
 
 
 @pytest.fixture
@@ -87,6 +94,39 @@ def test_event_is_recorded_once_per_idempotency_key(api: httpx.Client, free_cust
     assert conflict.status_code == 409
     assert conflict.json()["error"]["code"] == "idempotency_key_reused"
     assert api.get(f"/entitlements/{free_customer}/api_calls").json()["data"]["usage"]["used"] == 10
+
+
+@contextmanager
+def _locked_by_another_writer(database_url: str, reference_id: str) -> Iterator[None]:
+    """Another writer holding the customer: its row on PostgreSQL, the database on SQLite."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        other = sqlite3.connect(str(url.database), isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            other.rollback()
+            other.close()
+        return
+    with psycopg.connect(url.set(drivername="postgresql").render_as_string(False)) as other:
+        other.execute("SELECT id FROM customers WHERE reference_id = %s FOR UPDATE", [reference_id])
+        yield
+        other.rollback()
+
+
+def test_event_behind_a_writer_that_holds_on_is_a_503_and_its_retry_records_once(
+    api: httpx.Client, free_customer: str, synced: Flask
+) -> None:
+    with _locked_by_another_writer(synced.config["SQLALCHEMY_DATABASE_URI"], free_customer):
+        refused = api.post("/events", json=_event(free_customer, "evt-held", 5))
+    assert refused.status_code == 503
+    assert refused.headers["Retry-After"] == "1"
+    assert refused.json()["error"]["code"] == "database_busy"
+    assert api.get(f"/entitlements/{free_customer}/api_calls").json()["data"]["usage"]["used"] == 0
+    retried = api.post("/events", json=_event(free_customer, "evt-held", 5))
+    assert retried.status_code == 201
+    assert retried.json()["data"]["usage"]["used"] == 5
 
 
 def test_event_for_customer_without_plan_is_refused_and_not_written(api: httpx.Client) -> None:
