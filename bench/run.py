@@ -218,6 +218,16 @@ def paced(load: Callable[..., Result], base_url: str, target: float) -> Result:
     return result
 
 
+def in_turn(runs: int, *measurements: Callable[[], Result]) -> list[Result]:
+    """Each measurement ``runs`` times, taking them in turn so that the machine's drift falls
+    on all alike; for each, the run with the median rate."""
+    results: list[list[Result]] = [[] for _ in measurements]
+    for _ in range(runs):
+        for taken, measure in zip(results, measurements, strict=True):
+            taken.append(measure())
+    return [sorted(taken, key=lambda result: result.rate)[len(taken) // 2] for taken in results]
+
+
 def line(
     name: str, result: Result, baseline: Result | None, unit: str = "req/s", per: int = 1
 ) -> str:
@@ -236,7 +246,10 @@ def main() -> None:
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--postgres-url", default=os.environ.get("TEST_DATABASE_URL"))
     parser.add_argument("--customers", type=int, default=10_000)
-    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument(
+        "--runs", type=int, default=3, help="runs of each measurement; the median is printed"
+    )
     args = parser.parse_args()
     if WRK is None:
         raise SystemExit("bench/run.py drives the load with wrk: apt install wrk")
@@ -263,22 +276,26 @@ def main() -> None:
             load = partial(run_wrk, key=key, customers=args.customers, seconds=args.seconds)
             print(
                 f"# gunicorn {' '.join(GUNICORN)}; "
-                f"load: wrk, 1 thread, {WRK_CONNECTIONS} connections, {args.seconds:g} s a run"
+                f"load: wrk, 1 thread, {WRK_CONNECTIONS} connections; "
+                f"median of {args.runs} runs of {args.seconds:g} s, taken in turn"
             )
-            bare_peak = load(bare, "check")
-            check_peak = load(tollgate, "check")
+            bare_peak, check_peak = in_turn(
+                args.runs, lambda: load(bare, "check"), lambda: load(tollgate, "check")
+            )
             print(line("bare JSON endpoint, peak", bare_peak, None))
             print(line("entitlement check, peak", check_peak, bare_peak))
             half = check_peak.rate / 2
-            bare_half = paced(load, bare, half)
-            check_half = paced(load, tollgate, half)
+            bare_half, check_half = in_turn(
+                args.runs, lambda: paced(load, bare, half), lambda: paced(load, tollgate, half)
+            )
             print(line("bare JSON endpoint, paced at half of check peak", bare_half, None))
             print(line("entitlement check, paced at half of its peak", check_half, bare_half))
-            bare_events = load(bare, "event")
-            single = load(tollgate, "event")
+            bare_events, single = in_turn(
+                args.runs, lambda: load(bare, "event"), lambda: load(tollgate, "event")
+            )
             print(line("bare JSON POST, peak", bare_events, None))
             print(line("usage events, one per request", single, bare_events, "events/s"))
-            batched = load(tollgate, "batch", connections=4)
+            (batched,) = in_turn(args.runs, lambda: load(tollgate, "batch", connections=4))
             print(
                 line("usage events, batches of 1,000", batched, bare_events, "events/s", per=1000)
             )
