@@ -54,6 +54,12 @@ def _operation(
             "description": "Refused: nothing was written.",
             "content": {"application/json": {"schema": _ref("Error")}},
         }
+    # Any call may find the database held by other writers past the wait (LOCK_WAIT_MS).
+    responses["503"] = {
+        "description": "The database was busy: nothing was written; retry after Retry-After.",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+        "content": {"application/json": {"schema": _ref("Error")}},
+    }
     operation: dict[str, Any] = {
         "summary": summary,
         "operationId": operation_id,
