@@ -1,7 +1,8 @@
 """Reads for the API's hot path: a Core SELECT compiled once per dialect, run on a DBAPI cursor.
 
-An entitlement check is one indexed lookup of the key and one of the customer; through the ORM
-session and Core's per-call machinery those cost several times what the database spends on them.
+An entitlement check is one query of a few indexed lookups (the API key, the customer, its
+subscription, counter and credits); through the ORM session and Core's per-call machinery it cost
+several times what the database spends on it.
 A ``PreparedRead`` keeps what the statement says in SQLAlchemy (types, both dialects) and does
 the per-call work itself: bind values through the column types' processors, one ``execute`` on
 a pooled connection, result values through the columns' processors.
@@ -90,8 +91,8 @@ class PreparedRead:
         """The first row for ``values``, converted as the ORM would; None when there is none.
 
         Inside a session transaction it reads there (so it sees that transaction's writes);
-        otherwise on a pooled connection of the app context's own, leaving the session as it
-        was (a request's key lookup and check share one, returned when the context ends).
+        otherwise on a pooled connection of the app context's own (a request's prepared reads
+        share one, returned when the context ends), leaving the session as it was.
         """
         engine = db.engine
         compiled = self._compiled.get(engine.dialect.name)

@@ -251,7 +251,7 @@ def _add_to_counters(counted: dict[tuple[int, str, str], int]) -> None:
     counters = UsageCounter.__table__
     rows = [
         {"customer_id": customer_id, "feature_key": feature, "period_key": period, "used": used}
-        # In key order, as every writer locks counters, so two batches cannot deadlock.
+        # In key order, so that writers always take the counters' row locks in one order.
         for (customer_id, feature, period), used in sorted(counted.items())
     ]
     key = [counters.c.customer_id, counters.c.feature_key, counters.c.period_key]
