@@ -75,6 +75,7 @@ class _Batch:
     overage: list[tuple[int, int]] = field(default_factory=list)
     counted: dict[tuple[int, str, str], int] = field(default_factory=lambda: defaultdict(int))
     alerts: list[Alert] = field(default_factory=list)
+    pools: dict[str, frozenset[str]] = field(default_factory=dict)  # covering pools by feature
 
 
 def record_all(events: Sequence[tuple[int, UsageEventInput]]) -> list[UsageResult | UsageError]:
@@ -124,7 +125,9 @@ def _apply(
         )
     counter = (customer_id, event.feature_key, access.period_key)
     used = batch.used.get(counter, 0) if access.allowance else 0
-    pools = covering_pool_keys(event.feature_key)
+    pools = batch.pools.get(event.feature_key)
+    if pools is None:
+        pools = batch.pools[event.feature_key] = covering_pool_keys(event.feature_key)
     lots = [lot for lot in batch.open_lots[customer_id] if lot.pool_key in pools]
     covered = cover(access, used, event.units, sum(lot.remaining for lot in lots))
     if covered.refusal == LIMIT_EXCEEDED:
