@@ -6,14 +6,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import Select, insert, select
 
 from app.accounts.models import Customer
 from app.entitlements.access import current_subscription, period_key
 from app.entitlements.checks import Cover, CreditDraw
 from app.entitlements.ledger import LotBalance
 from app.entitlements.models import AlertSubject, UsageAlert
-from app.entitlements.sql import insert_rows, one_of
+from app.entitlements.sql import insert_rows, one_of, statement_per_dialect
 from app.extensions import db
 
 THRESHOLDS = (80, 100)
@@ -76,6 +76,20 @@ def _passed(
     ]
 
 
+@statement_per_dialect
+def _stored_alerts() -> Select[int, str, AlertSubject, str, int]:
+    return select(
+        UsageAlert.customer_id,
+        UsageAlert.period_key,
+        UsageAlert.subject,
+        UsageAlert.key,
+        UsageAlert.threshold,
+    ).where(
+        one_of(UsageAlert.customer_id, "customer_ids"),
+        one_of(UsageAlert.period_key, "period_keys"),
+    )
+
+
 def save_alerts(alerts: Sequence[Alert], at: datetime) -> None:
     """Store each alert not stored before; the first of a period keeps its figures."""
     first: dict[tuple[int, str, str, str, int], Alert] = {}
@@ -84,16 +98,11 @@ def save_alerts(alerts: Sequence[Alert], at: datetime) -> None:
     if not first:
         return
     stored = db.session.execute(
-        select(
-            UsageAlert.customer_id,
-            UsageAlert.period_key,
-            UsageAlert.subject,
-            UsageAlert.key,
-            UsageAlert.threshold,
-        ).where(
-            one_of(UsageAlert.customer_id, {alert.customer_id for alert in first.values()}),
-            one_of(UsageAlert.period_key, {alert.period_key for alert in first.values()}),
-        )
+        _stored_alerts(),
+        {
+            "customer_ids": list({alert.customer_id for alert in first.values()}),
+            "period_keys": list({alert.period_key for alert in first.values()}),
+        },
     )
     for customer_id, period, subject, key, threshold in stored:
         first.pop((customer_id, period, subject.value, key, threshold), None)

@@ -8,13 +8,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Select, bindparam, insert, select, update
 from sqlalchemy.orm.util import identity_key
 
 from app.accounts.models import Customer, utcnow
 from app.entitlements.models import CreditLedgerEntry, CreditLot, CreditPool, LedgerKind, LotOrigin
-from app.entitlements.sql import insert_rows, one_of
+from app.entitlements.sql import insert_rows, one_of, statement_per_dialect
 from app.extensions import db
+
+
+@statement_per_dialect
+def _lock_statement() -> Select[int]:
+    return (
+        select(Customer.id)
+        .where(one_of(Customer.id, "customer_ids"))
+        .order_by(Customer.id)
+        .with_for_update()
+    )
 
 
 def lock_customers(customer_ids: Iterable[int]) -> None:
@@ -24,12 +34,7 @@ def lock_customers(customer_ids: Iterable[int]) -> None:
     connection = db.session.connection()
     if connection.dialect.name != "sqlite":
         # In id order, so two batches that share customers cannot deadlock.
-        connection.execute(
-            select(Customer.id)
-            .where(one_of(Customer.id, ids))
-            .order_by(Customer.id)
-            .with_for_update()
-        )
+        connection.execute(_lock_statement(), {"customer_ids": ids})
         return
     # SQLite has no row locks: a writer holds the whole database. Take that lock up front, so the
     # writer queues on the busy timeout here instead of failing later on a stale read snapshot.
@@ -192,9 +197,9 @@ def burn_order(pool_ids: Iterable[int], at: datetime) -> list[CreditLot]:
     )
 
 
-def lots_with_credits(customer_ids: Sequence[int]) -> list[LotBalance]:
-    """The customers' lots that hold credits, in burn order, expired ones included."""
-    rows = db.session.connection().execute(
+@statement_per_dialect
+def _lots_statement() -> Select[*tuple[Any, ...]]:
+    return (
         select(
             CreditLot.id,
             CreditLot.pool_id,
@@ -206,10 +211,15 @@ def lots_with_credits(customer_ids: Sequence[int]) -> list[LotBalance]:
             CreditLot.expires_at,
         )
         .join(CreditPool, CreditLot.pool_id == CreditPool.id)
-        .where(one_of(CreditPool.customer_id, customer_ids), CreditLot.remaining > 0)
+        .where(one_of(CreditPool.customer_id, "customer_ids"), CreditLot.remaining > 0)
         # Burn order, as burn_order() gives it.
         .order_by(CreditLot.expires_at.asc().nulls_last(), CreditLot.granted_at, CreditLot.id)
     )
+
+
+def lots_with_credits(customer_ids: Sequence[int]) -> list[LotBalance]:
+    """The customers' lots that hold credits, in burn order, expired ones included."""
+    rows = db.session.connection().execute(_lots_statement(), {"customer_ids": list(customer_ids)})
     return [LotBalance(*row) for row in rows]
 
 

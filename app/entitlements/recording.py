@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Insert, Select, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.billing.models import Subscription, SubscriptionRead
@@ -40,7 +40,16 @@ from app.entitlements.ledger import (
 )
 from app.entitlements.models import LedgerKind, OverageOutbox, UsageCounter, UsageEvent
 from app.entitlements.results import UsageEventInput, UsageResult
-from app.entitlements.sql import insert_rows, is_postgresql, one_of, pair_in, recordset
+from app.entitlements.sql import (
+    as_recordset,
+    insert_rows,
+    is_postgresql,
+    one_of,
+    pair_in,
+    pairs,
+    recordset,
+    statement_per_dialect,
+)
 from app.extensions import db
 
 
@@ -198,29 +207,48 @@ def _final(
     )
 
 
+# What _apply puts in each event's row.
+EVENT_COLUMNS = (
+    "customer_id",
+    "idempotency_key",
+    "period_key",
+    "occurred_at",
+    "recorded_at",
+    "result",
+    "event_name",
+    "feature_key",
+    "units",
+    "cost_input",
+)
+
+
+@statement_per_dialect
+def _insert_events() -> Insert:
+    return (
+        postgresql.insert(UsageEvent)
+        .from_select(EVENT_COLUMNS, recordset(UsageEvent, EVENT_COLUMNS))
+        .returning(UsageEvent.id, UsageEvent.customer_id, UsageEvent.idempotency_key)
+    )
+
+
+@statement_per_dialect
+def _event_ids() -> Select[int, int, str]:
+    return select(UsageEvent.id, UsageEvent.customer_id, UsageEvent.idempotency_key).where(
+        pair_in(UsageEvent.customer_id, UsageEvent.idempotency_key, "events")
+    )
+
+
 def _write(batch: _Batch, due: list[LotBalance]) -> list[int]:
     """Write the batch: a statement per table, each with all of the batch's rows."""
     connection = db.session.connection()
-    keys = (UsageEvent.id, UsageEvent.customer_id, UsageEvent.idempotency_key)
     if is_postgresql():
         # One INSERT ... SELECT from a JSON recordset for the whole batch, returning each row's id.
-        inserted = connection.execute(
-            postgresql.insert(UsageEvent)
-            .from_select(list(batch.rows[0]), recordset(UsageEvent, batch.rows))
-            .returning(*keys)
-        )
+        inserted = connection.execute(_insert_events(), as_recordset(batch.rows))
     else:
         # SQLite's executemany is cheap; then the ids by (customer, key), which is unique.
         insert_rows(insert(UsageEvent), batch.rows)
-        inserted = connection.execute(
-            select(*keys).where(
-                pair_in(
-                    UsageEvent.customer_id,
-                    UsageEvent.idempotency_key,
-                    [(row["customer_id"], row["idempotency_key"]) for row in batch.rows],
-                )
-            )
-        )
+        keys = [(row["customer_id"], row["idempotency_key"]) for row in batch.rows]
+        inserted = connection.execute(_event_ids(), pairs("events", keys))
     id_of = {(customer_id, key): event_id for event_id, customer_id, key in inserted}
     ids = [id_of[row["customer_id"], row["idempotency_key"]] for row in batch.rows]
     write_movements(
@@ -251,48 +279,58 @@ def _write(batch: _Batch, due: list[LotBalance]) -> list[int]:
 
 def _add_to_counters(counted: dict[tuple[int, str, str], int]) -> None:
     """Add the batch's units to each period's counter, creating it on first use."""
-    counters = UsageCounter.__table__
     rows = [
         {"customer_id": customer_id, "feature_key": feature, "period_key": period, "used": used}
         # In key order, so that writers always take the counters' row locks in one order.
         for (customer_id, feature, period), used in sorted(counted.items())
     ]
+    if is_postgresql():
+        db.session.connection().execute(_add_to_counters_statement(), as_recordset(rows))
+    else:
+        insert_rows(_add_to_counters_statement(), rows)
+
+
+COUNTER_COLUMNS = ("customer_id", "feature_key", "period_key", "used")
+
+
+@statement_per_dialect
+def _add_to_counters_statement() -> Insert:
+    """An upsert that adds ``used`` to a period's counter: on PostgreSQL for every row of a
+    recordset at once, on SQLite per row of an executemany."""
+    counters = UsageCounter.__table__
     key = [counters.c.customer_id, counters.c.feature_key, counters.c.period_key]
     if is_postgresql():
         batch = postgresql.insert(UsageCounter).from_select(
-            list(rows[0]), recordset(UsageCounter, rows)
+            COUNTER_COLUMNS, recordset(UsageCounter, COUNTER_COLUMNS)
         )
-        db.session.connection().execute(
-            batch.on_conflict_do_update(
-                index_elements=key, set_={"used": counters.c.used + batch.excluded.used}
-            )
+        return batch.on_conflict_do_update(
+            index_elements=key, set_={"used": counters.c.used + batch.excluded.used}
         )
-    else:
-        each = sqlite.insert(UsageCounter)
-        insert_rows(
-            each.on_conflict_do_update(
-                index_elements=key, set_={"used": counters.c.used + each.excluded.used}
-            ),
-            rows,
-        )
+    each = sqlite.insert(UsageCounter)
+    return each.on_conflict_do_update(
+        index_elements=key, set_={"used": counters.c.used + each.excluded.used}
+    )
+
+
+@statement_per_dialect
+def _stored_statement() -> Select[*tuple[Any, ...]]:
+    return select(
+        UsageEvent.id,
+        UsageEvent.customer_id,
+        UsageEvent.idempotency_key,
+        UsageEvent.event_name,
+        UsageEvent.feature_key,
+        UsageEvent.units,
+        UsageEvent.cost_input,
+        UsageEvent.result,
+    ).where(pair_in(UsageEvent.customer_id, UsageEvent.idempotency_key, "events"))
 
 
 def _stored_events(
     events: Sequence[tuple[int, UsageEventInput]],
 ) -> dict[tuple[int, str], _Stored]:
     wanted = {(customer_id, event.idempotency_key) for customer_id, event in events}
-    rows = db.session.connection().execute(
-        select(
-            UsageEvent.id,
-            UsageEvent.customer_id,
-            UsageEvent.idempotency_key,
-            UsageEvent.event_name,
-            UsageEvent.feature_key,
-            UsageEvent.units,
-            UsageEvent.cost_input,
-            UsageEvent.result,
-        ).where(pair_in(UsageEvent.customer_id, UsageEvent.idempotency_key, wanted))
-    )
+    rows = db.session.connection().execute(_stored_statement(), pairs("events", wanted))
     stored = {}
     for event_id, customer_id, key, event_name, feature_key, units, cost_input, result in rows:
         body = {
@@ -305,9 +343,9 @@ def _stored_events(
     return stored
 
 
-def _current_subscriptions(customer_ids: list[int]) -> dict[int, SubscriptionRead | None]:
-    by_customer: dict[int, list[SubscriptionRead]] = defaultdict(list)
-    for customer_id, stripe_id, plan_key, status, start, end in db.session.execute(
+@statement_per_dialect
+def _subscriptions_statement() -> Select[*tuple[Any, ...]]:
+    return (
         select(
             Subscription.customer_id,
             Subscription.stripe_subscription_id,
@@ -316,11 +354,31 @@ def _current_subscriptions(customer_ids: list[int]) -> dict[int, SubscriptionRea
             Subscription.current_period_start,
             Subscription.current_period_end,
         )
-        .where(one_of(Subscription.customer_id, customer_ids))
+        .where(one_of(Subscription.customer_id, "customer_ids"))
         .order_by(Subscription.id.desc())
+    )
+
+
+def _current_subscriptions(customer_ids: list[int]) -> dict[int, SubscriptionRead | None]:
+    by_customer: dict[int, list[SubscriptionRead]] = defaultdict(list)
+    for customer_id, stripe_id, plan_key, status, start, end in db.session.execute(
+        _subscriptions_statement(), {"customer_ids": customer_ids}
     ):
         by_customer[customer_id].append(SubscriptionRead(stripe_id, plan_key, status, start, end))
     return {customer_id: pick_current(by_customer[customer_id]) for customer_id in customer_ids}
+
+
+@statement_per_dialect
+def _counters_statement() -> Select[int, str, str, int]:
+    return select(
+        UsageCounter.customer_id,
+        UsageCounter.feature_key,
+        UsageCounter.period_key,
+        UsageCounter.used,
+    ).where(
+        one_of(UsageCounter.customer_id, "customer_ids"),
+        one_of(UsageCounter.period_key, "period_keys"),
+    )
 
 
 def _counters(
@@ -328,13 +386,6 @@ def _counters(
 ) -> dict[tuple[int, str, str], int]:
     periods = {period_key(subscription) for subscription in subscriptions.values()}
     rows = db.session.connection().execute(
-        select(
-            UsageCounter.customer_id,
-            UsageCounter.feature_key,
-            UsageCounter.period_key,
-            UsageCounter.used,
-        ).where(
-            one_of(UsageCounter.customer_id, customer_ids), one_of(UsageCounter.period_key, periods)
-        )
+        _counters_statement(), {"customer_ids": customer_ids, "period_keys": list(periods)}
     )
     return {(customer_id, feature, period): used for customer_id, feature, period, used in rows}

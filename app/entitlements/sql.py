@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
+from functools import wraps
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -14,10 +15,10 @@ from sqlalchemy import (
     Select,
     Text,
     any_,
+    bindparam,
     cast,
     column,
     func,
-    literal,
     select,
     tuple_,
 )
@@ -28,28 +29,52 @@ from app.extensions import Base, db
 
 T = TypeVar("T")
 U = TypeVar("U")
+S = TypeVar("S")
 
 
-def one_of(column: QueryableAttribute[T], values: Collection[T]) -> ColumnElement[bool]:
-    """``column IN values``; on PostgreSQL ``column = ANY(array)``: one parameter instead of one
-    per value, so the statement keeps one shape that psycopg parses once, not per batch."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        array: Any = literal(list(values), ARRAY(column.expression.type))
-        return column == any_(array)
-    return column.in_(values)
+def statement_per_dialect(build: Callable[[], S]) -> Callable[[], S]:
+    """A statement built once per dialect, not per call: building a statement costs more than
+    running it on one row. Its sets are parameters (one_of, pair_in), bound per call."""
+    built: dict[str, S] = {}
+
+    @wraps(build)
+    def statement() -> S:
+        dialect = db.session.get_bind().dialect.name
+        found = built.get(dialect)
+        if found is None:
+            found = built[dialect] = build()
+        return found
+
+    return statement
+
+
+def one_of(column: QueryableAttribute[T], name: str) -> ColumnElement[bool]:
+    """``column IN :name``, the set bound per call as one list; on PostgreSQL
+    ``column = ANY(:name)``: one array parameter whatever the set's size, so the statement keeps
+    one shape that psycopg prepares once."""
+    if is_postgresql():
+        return column == any_(bindparam(name, type_=ARRAY(column.expression.type)))
+    return column.in_(bindparam(name, expanding=True))
 
 
 def pair_in(
-    first: QueryableAttribute[T], second: QueryableAttribute[U], pairs: Collection[tuple[T, U]]
+    first: QueryableAttribute[T], second: QueryableAttribute[U], name: str
 ) -> ColumnElement[bool]:
-    """``(first, second) IN pairs``, so an index on the two columns finds exactly those rows
-    (two separate IN lists make SQLite probe every combination)."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        firsts: Any = literal([a for a, _ in pairs], ARRAY(first.expression.type))
-        seconds: Any = literal([b for _, b in pairs], ARRAY(second.expression.type))
+    """``(first, second) IN :name``, bound per call with pairs(), so an index on the two columns
+    finds exactly those rows (two separate IN lists make SQLite probe every combination)."""
+    if is_postgresql():
+        firsts = bindparam(f"{name}_first", type_=ARRAY(first.expression.type))
+        seconds = bindparam(f"{name}_second", type_=ARRAY(second.expression.type))
         wanted = func.unnest(firsts, seconds).table_valued("first", "second").render_derived()
         return tuple_(first, second).in_(select(wanted.c.first, wanted.c.second))
-    return tuple_(first, second).in_(list(pairs))
+    return tuple_(first, second).in_(bindparam(name, expanding=True))
+
+
+def pairs(name: str, values: Collection[tuple[T, U]]) -> dict[str, Any]:
+    """The parameters of ``pair_in(..., name)`` for these pairs."""
+    if is_postgresql():
+        return {f"{name}_first": [a for a, _ in values], f"{name}_second": [b for _, b in values]}
+    return {name: list(values)}
 
 
 def insert_rows(statement: Insert, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -63,19 +88,23 @@ def is_postgresql() -> bool:
     return db.session.get_bind().dialect.name == "postgresql"
 
 
-def recordset(model: type[Base], rows: Sequence[Mapping[str, Any]]) -> Select[*tuple[Any, ...]]:
-    """PostgreSQL: ``rows`` (each with the same keys, in ``model``'s columns) as a SELECT from
-    json_to_recordset() of one JSON parameter, for an INSERT ... SELECT that takes a whole batch
-    in one statement of one shape. An executemany costs a round trip's work per row; arrays of
-    text cost psycopg a regular expression per value; json.dumps is C."""
+def recordset(model: type[Base], names: Sequence[str]) -> Select[*tuple[Any, ...]]:
+    """PostgreSQL: rows of ``model``'s columns ``names`` as a SELECT from json_to_recordset() of
+    one parameter, ``rows`` (bind it with as_recordset()), for an INSERT ... SELECT that takes
+    a whole batch in one statement of one shape. An executemany costs a round trip's work per
+    row; arrays of text cost psycopg a regular expression per value; json.dumps is C."""
     table = model.__table__
-    document = json.dumps(list(rows), default=_json_value)
     derived = (
-        func.json_to_recordset(cast(literal(document, Text()), JSON))
-        .table_valued(*(column(name, table.c[name].type) for name in rows[0]))
+        func.json_to_recordset(cast(bindparam("rows", type_=Text()), JSON))
+        .table_valued(*(column(name, table.c[name].type) for name in names))
         .render_derived(name="batch_rows", with_types=True)
     )
     return select(*derived.c)
+
+
+def as_recordset(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """The ``rows`` parameter of recordset()."""
+    return {"rows": json.dumps(list(rows), default=_json_value)}
 
 
 def _json_value(value: object) -> str:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from app.accounts.models import Customer
 from app.entitlements.access import feature_definition
@@ -14,7 +14,7 @@ from app.entitlements.checks import validate_units
 from app.entitlements.errors import InvalidUsage, UnknownCustomer, UsageError
 from app.entitlements.recording import record_all
 from app.entitlements.results import UsageEventInput, UsageResult
-from app.entitlements.sql import one_of
+from app.entitlements.sql import one_of, statement_per_dialect
 from app.extensions import db
 
 __all__ = [
@@ -77,13 +77,16 @@ def record_event(
     return outcome
 
 
+@statement_per_dialect
+def _customers_by_reference() -> Select[str, int]:
+    return select(Customer.reference_id, Customer.id).where(
+        one_of(Customer.reference_id, "reference_ids")
+    )
+
+
 def customer_by_reference(reference_ids: Collection[str]) -> dict[str, int]:
     """The ids of the customers with these reference ids, in one query."""
-    rows = db.session.execute(
-        select(Customer.reference_id, Customer.id).where(
-            one_of(Customer.reference_id, reference_ids)
-        )
-    )
+    rows = db.session.execute(_customers_by_reference(), {"reference_ids": list(reference_ids)})
     return dict(rows.all())
 
 
