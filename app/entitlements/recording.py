@@ -243,7 +243,7 @@ def _write(batch: _Batch, due: list[LotBalance]) -> list[int]:
     connection = db.session.connection()
     if is_postgresql():
         # One INSERT ... SELECT from a JSON recordset for the whole batch, returning each row's id.
-        inserted = connection.execute(_insert_events(), as_recordset(batch.rows))
+        inserted = connection.execute(_insert_events(), as_recordset(batch.rows, EVENT_COLUMNS))
     else:
         # SQLite's executemany is cheap; then the ids by (customer, key), which is unique.
         insert_rows(insert(UsageEvent), batch.rows)
@@ -285,7 +285,9 @@ def _add_to_counters(counted: dict[tuple[int, str, str], int]) -> None:
         for (customer_id, feature, period), used in sorted(counted.items())
     ]
     if is_postgresql():
-        db.session.connection().execute(_add_to_counters_statement(), as_recordset(rows))
+        db.session.connection().execute(
+            _add_to_counters_statement(), as_recordset(rows, COUNTER_COLUMNS)
+        )
     else:
         insert_rows(_add_to_counters_statement(), rows)
 

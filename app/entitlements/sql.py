@@ -102,8 +102,11 @@ def recordset(model: type[Base], names: Sequence[str]) -> Select[*tuple[Any, ...
     return select(*derived.c)
 
 
-def as_recordset(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-    """The ``rows`` parameter of recordset()."""
+def as_recordset(rows: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dict[str, str]:
+    """The ``rows`` parameter of recordset(model, names). json_to_recordset() ignores keys it
+    was not told of, so a row with other keys than ``names`` is refused, not half-written."""
+    if set(rows[0]) != set(names):
+        raise ValueError(f"rows have keys {sorted(rows[0])}, the statement {sorted(names)}")
     return {"rows": json.dumps(list(rows), default=_json_value)}
 
 
