@@ -6,7 +6,7 @@ import stripe
 
 from app.stripe_sandbox import Sandbox
 
-from .conftest import Catalog, Server, invoices_of, subscribe
+from .conftest import Catalog, Server, invoices_of, recurring_price, subscribe
 
 DAY = 86400
 
@@ -75,14 +75,7 @@ def test_upgrade_always_invoice_charges_the_previewed_proration(
     client: stripe.StripeClient, server: Server, catalog: Catalog, sandbox: Sandbox
 ) -> None:
     sub = subscribe(client, server, catalog.monthly.id)
-    team = client.v1.prices.create(
-        params={
-            "currency": "usd",
-            "unit_amount": 4500,
-            "recurring": {"interval": "month"},
-            "product_data": {"name": "Team"},
-        }
-    )
+    team = recurring_price(client, "Team", 4500)
     sandbox.advance(10 * DAY)
     change = {
         "items": [{"id": sub["items"].data[0].id, "price": team.id}],
@@ -127,14 +120,7 @@ def test_cancel_now_deletes_at_once(
 def test_schedule_downgrades_at_period_end(
     client: stripe.StripeClient, server: Server, catalog: Catalog, sandbox: Sandbox
 ) -> None:
-    team = client.v1.prices.create(
-        params={
-            "currency": "usd",
-            "unit_amount": 4500,
-            "recurring": {"interval": "month"},
-            "product_data": {"name": "Team"},
-        }
-    )
+    team = recurring_price(client, "Team", 4500)
     sub = subscribe(client, server, team.id)
     schedule = client.v1.subscription_schedules.create(params={"from_subscription": sub.id})
     current = schedule.phases[0]
