@@ -27,6 +27,12 @@ def subscribe(client: WebClient, app: Flask, email: str, plan_key: str) -> int:
         return db.session.scalars(select(Customer.id).where(Customer.email == email)).one()
 
 
+def reference_of(app: Flask, customer_id: int) -> str:
+    """The customer's customerReferenceId, as the operator's product knows it."""
+    with app.app_context():
+        return db.session.get_one(Customer, customer_id).reference_id
+
+
 def new_customer(app: Flask, reference_id: str = "cus-ref-1") -> int:
     """A customer with no subscription, as the API creates them."""
     with app.app_context():

@@ -16,7 +16,7 @@ from app.entitlements.usage import (
     record_batch,
 )
 from app.extensions import db
-from tests.entitlements.helpers import balance, count, record, subscribe
+from tests.entitlements.helpers import balance, count, record, reference_of, subscribe
 from tests.web import WebClient
 
 
@@ -24,8 +24,7 @@ def test_record_batch_applies_events_in_order_like_single_events(
     client: WebClient, synced: Flask
 ) -> None:
     customer_id = subscribe(client, synced, "ada@example.com", "free")
-    with synced.app_context():
-        reference = db.session.get_one(Customer, customer_id).reference_id
+    reference = reference_of(synced, customer_id)
     events = [
         UsageEventInput(reference, "a", "calls", "api_calls", 600),
         UsageEventInput(reference, "b", "calls", "api_calls", 300),
@@ -63,8 +62,7 @@ def test_record_batch_draws_credits_across_events_in_burn_order(
     client: WebClient, synced: Flask
 ) -> None:
     customer_id = subscribe(client, synced, "ada@example.com", "enterprise_monthly")
-    with synced.app_context():
-        reference = db.session.get_one(Customer, customer_id).reference_id
+    reference = reference_of(synced, customer_id)
     events = [
         UsageEventInput(reference, f"chat-{n}", "chat", "ai_chat", 4_000_000) for n in range(3)
     ]

@@ -6,10 +6,8 @@ from pathlib import Path
 
 from flask import Flask
 
-from app.accounts.models import Customer
 from app.entitlements.models import UsageEvent
-from app.extensions import db
-from tests.entitlements.helpers import balance, count, subscribe
+from tests.entitlements.helpers import balance, count, reference_of, subscribe
 from tests.web import WebClient
 
 
@@ -17,8 +15,7 @@ def test_usage_import_reports_every_row_and_is_safe_to_rerun(
     client: WebClient, synced: Flask, tmp_path: Path
 ) -> None:
     customer_id = subscribe(client, synced, "ada@example.com", "pro_monthly")
-    with synced.app_context():
-        ref = db.session.get_one(Customer, customer_id).reference_id
+    ref = reference_of(synced, customer_id)
     csv_file = tmp_path / "usage.csv"
     csv_file.write_text(
         "customer_reference_id,feature_key,units,idempotency_key,event_name,timestamp\n"

@@ -23,7 +23,7 @@ from app.entitlements.models import OverageOutbox, UsageEvent
 from app.entitlements.summary import pool_summary, usage_summary
 from app.entitlements.usage import UsageEventInput, customer_by_reference, record_batch
 from app.extensions import db
-from tests.entitlements.helpers import balance, count, new_customer, record, subscribe
+from tests.entitlements.helpers import balance, count, new_customer, record, reference_of, subscribe
 from tests.web import WebClient
 
 
@@ -184,8 +184,7 @@ def test_record_batch_retried_whole_returns_same_results_once(
     client: WebClient, synced: Flask
 ) -> None:
     customer_id = subscribe(client, synced, "ada@example.com", "pro_monthly")
-    with synced.app_context():
-        reference = db.session.get_one(Customer, customer_id).reference_id
+    reference = reference_of(synced, customer_id)
     events = [
         UsageEventInput(reference, "b1", "chat", "ai_chat", 100),
         UsageEventInput("nobody", "b2", "chat", "ai_chat", 100),
