@@ -55,11 +55,8 @@ _ACTIVE_KEY = PreparedRead(
 )
 
 
-def active_key_id(plain: str) -> int | None:
-    """The id of the unrevoked key whose hash matches ``plain``: one indexed lookup, every time,
-    so a revoked key stops working at once."""
-    hashed = key_hash(plain)
-    if hashed is None:
-        return None
+def active_key_id(hashed: str) -> int | None:
+    """The id of the unrevoked key stored as ``hashed`` (see key_hash): one indexed lookup,
+    every time, so a revoked key stops working at once."""
     found = _ACTIVE_KEY.first(key_hash=hashed)
     return None if found is None else int(found[0])

@@ -73,7 +73,7 @@ def authenticate() -> tuple[Response, int] | None:
     if hashed is not None and request.endpoint in KEY_CHECKED_BY_VIEW:
         g.api_key_hash = hashed
         return None
-    if hashed is None or active_key_id(token.strip()) is None:
+    if hashed is None or active_key_id(hashed) is None:
         return error_response(ApiError(401, "unauthorized", "This API key is not valid."))
     return None
 
