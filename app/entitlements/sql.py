@@ -39,7 +39,7 @@ def statement_per_dialect(build: Callable[[], S]) -> Callable[[], S]:
 
     @wraps(build)
     def statement() -> S:
-        dialect = db.session.get_bind().dialect.name
+        dialect = dialect_name()
         found = built.get(dialect)
         if found is None:
             found = built[dialect] = build()
@@ -83,9 +83,14 @@ def insert_rows(statement: Insert, rows: Sequence[Mapping[str, Any]]) -> None:
         db.session.connection().execute(statement, list(rows))
 
 
+def dialect_name() -> str:
+    """The session's database: ``sqlite`` or ``postgresql``."""
+    return db.session.get_bind().dialect.name
+
+
 def is_postgresql() -> bool:
     """Whether the session's database is PostgreSQL."""
-    return db.session.get_bind().dialect.name == "postgresql"
+    return dialect_name() == "postgresql"
 
 
 def recordset(model: type[Base], names: Sequence[str]) -> Select[*tuple[Any, ...]]:
