@@ -17,6 +17,7 @@ from werkzeug.wrappers import Response
 from app import prepared
 from app.config import REPO_ROOT, Config
 from app.extensions import csrf, db, limiter, login_manager, migrate
+from app.json_provider import OrjsonProvider
 
 __all__ = ["create_app"]
 
@@ -32,6 +33,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         static_folder=str(REPO_ROOT / "static"),
         instance_path=os.environ.get("TOLLGATE_INSTANCE_PATH") or str(REPO_ROOT / "instance"),
     )
+    app.json = OrjsonProvider(app)
     app.config.from_object(Config)
     if config is None:
         app.config.update(Config.from_environ(Path(app.instance_path), os.environ))

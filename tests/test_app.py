@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+
+from flask import Flask, jsonify
+from flask.json.provider import DefaultJSONProvider
+
 from app import create_app
 from tests.apps import app_config
 from tests.web import WebClient, visible_text
@@ -49,3 +55,18 @@ def test_unexpected_error_shows_500_page_and_is_logged(app, caplog) -> None:
     assert "Something went wrong on our side" in page.get_data(as_text=True)
     assert "kaboom" not in page.get_data(as_text=True)
     assert any("Unhandled error on GET /boom" in r.message for r in caplog.records)
+
+
+def test_json_answers_read_as_the_standard_librarys_would_write_them(app: Flask) -> None:
+    standard = DefaultJSONProvider(app)
+    documents = [
+        {"b": 1, "a": [1.5, None, True, "naïve ☃"], "nested": {"z": [], "y": {}}},
+        {"past_64_bits": 2**70 + 1},  # orjson refuses it: the standard library writes it
+        {"at": datetime(2026, 11, 22, 4, 5, 6, tzinfo=UTC)},  # an HTTP date, as Flask writes it
+    ]
+    with app.test_request_context():
+        for document in documents:
+            answer = jsonify(document)
+            assert answer.mimetype == "application/json"
+            assert json.loads(answer.get_data()) == json.loads(standard.dumps(document))
+            assert json.loads(app.json.dumps(document)) == json.loads(standard.dumps(document))
