@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import TypeVar
 
 from flask import current_app
@@ -35,12 +36,13 @@ class Access:
     grant: bool | MeteredAllowance
     refusal: str | None
 
-    @property
+    # Cached: a batch asks each event's standing for these a dozen times.
+    @cached_property
     def allowance(self) -> MeteredAllowance | None:
         """The plan's allowance of a metered feature; None for an on/off feature."""
         return self.grant if isinstance(self.grant, MeteredAllowance) else None
 
-    @property
+    @cached_property
     def period_key(self) -> str:
         """Names the billing period usage is counted in."""
         return period_key(self.subscription)

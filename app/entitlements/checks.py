@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 from app.accounts.models import Customer
 from app.catalog import MeteredAllowance
@@ -47,12 +48,12 @@ class Cover:
     from_credits: int
     overage: int
 
-    @property
+    @cached_property
     def allowance(self) -> MeteredAllowance | None:
         """The plan's allowance of a metered feature; None for an on/off feature."""
         return self.access.allowance
 
-    @property
+    @cached_property
     def limit(self) -> int | None:
         """The hard limit per period, if any."""
         return self.allowance.limit if self.allowance else None

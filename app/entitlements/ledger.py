@@ -27,6 +27,25 @@ def _lock_statement() -> Select[int]:
     )
 
 
+@statement_per_dialect
+def _lock_free_statement() -> Select[int]:
+    return (
+        select(Customer.id)
+        .where(one_of(Customer.id, "customer_ids"))
+        .order_by(Customer.id)
+        .with_for_update(skip_locked=True)
+    )
+
+
+def lock_free_customers(customer_ids: Iterable[int]) -> set[int]:
+    """PostgreSQL: lock those of the customers' rows that no other transaction holds, without
+    waiting for the others; which it locked."""
+    ids = sorted(set(customer_ids))
+    return set(
+        db.session.connection().execute(_lock_free_statement(), {"customer_ids": ids}).scalars()
+    )
+
+
 def lock_customers(customer_ids: Iterable[int]) -> None:
     """Hold the customers' rows for the transaction, so their credits and usage move one writer
     at a time; a batch takes each of its customers' locks once, in one statement."""

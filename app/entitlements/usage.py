@@ -12,7 +12,7 @@ from app.accounts.models import Customer
 from app.entitlements.access import feature_definition
 from app.entitlements.checks import validate_units
 from app.entitlements.errors import InvalidUsage, UnknownCustomer, UsageError
-from app.entitlements.recording import record_all
+from app.entitlements.recording import record_all, record_in_turn
 from app.entitlements.results import UsageEventInput, UsageResult
 from app.entitlements.sql import one_of, statement_per_dialect
 from app.extensions import db
@@ -93,7 +93,9 @@ def customer_by_reference(reference_ids: Collection[str]) -> dict[str, int]:
 def record_batch(
     customer_lookup: CustomerLookup, events: Sequence[UsageEventInput]
 ) -> list[UsageResult | UsageError]:
-    """Record up to 1,000 events: one result or error each; retrying the whole batch is safe."""
+    """Record up to 1,000 events: one result or error each; retrying the whole batch is safe.
+    On PostgreSQL this may commit the events of the customers no other writer holds, before
+    waiting for the others (see record_in_turn)."""
     if len(events) > MAX_BATCH:
         raise InvalidUsage(f"A batch holds at most {MAX_BATCH:,} events.", code="batch_too_large")
     customers = customer_lookup({event.customer_reference_id for event in events})
@@ -112,5 +114,5 @@ def record_batch(
             continue
         outcomes.append(None)
         valid.append((customer_id, event))
-    recorded = iter(record_all(valid) if valid else [])
+    recorded = iter(record_in_turn(valid) if valid else [])
     return [outcome if outcome is not None else next(recorded) for outcome in outcomes]

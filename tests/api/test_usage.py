@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import httpx
-import psycopg
 import pytest
 from flask import Flask
-from sqlalchemy import make_url
+from sqlalchemy import select
+
+from app.entitlements.models import UsageEvent
+from app.extensions import db
+from tests.entitlements.helpers import locked_by_another_writer
 
 
 @pytest.fixture
@@ -96,29 +95,10 @@ def test_event_is_recorded_once_per_idempotency_key(api: httpx.Client, free_cust
     assert api.get(f"/entitlements/{free_customer}/api_calls").json()["data"]["usage"]["used"] == 10
 
 
-@contextmanager
-def _locked_by_another_writer(database_url: str, reference_id: str) -> Iterator[None]:
-    """Another writer holding the customer: its row on PostgreSQL, the database on SQLite."""
-    url = make_url(database_url)
-    if url.get_backend_name() == "sqlite":
-        other = sqlite3.connect(str(url.database), isolation_level=None)
-        other.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        finally:
-            other.rollback()
-            other.close()
-        return
-    with psycopg.connect(url.set(drivername="postgresql").render_as_string(False)) as other:
-        other.execute("SELECT id FROM customers WHERE reference_id = %s FOR UPDATE", [reference_id])
-        yield
-        other.rollback()
-
-
 def test_event_behind_a_writer_that_holds_on_is_a_503_and_its_retry_records_once(
     api: httpx.Client, free_customer: str, synced: Flask
 ) -> None:
-    with _locked_by_another_writer(synced.config["SQLALCHEMY_DATABASE_URI"], free_customer):
+    with locked_by_another_writer(synced.config["SQLALCHEMY_DATABASE_URI"], free_customer):
         refused = api.post("/events", json=_event(free_customer, "evt-held", 5))
     assert refused.status_code == 503
     assert refused.headers["Retry-After"] == "1"
@@ -136,7 +116,7 @@ def test_event_for_customer_without_plan_is_refused_and_not_written(api: httpx.C
     assert response.json()["error"]["code"] == "not_entitled"
 
 
-@pytest.mark.parametrize("units", [0, -5, 10_000_000_000, "5", 2.5, None])
+@pytest.mark.parametrize("units", [0, -5, 10_000_000_000, 2**70 + 1, "5", 2.5, None])
 def test_event_with_bad_units_is_400(api: httpx.Client, free_customer: str, units: object) -> None:
     response = api.post(
         "/events", json={**_event(free_customer, "evt-bad", 1), "usageUnits": units}
@@ -145,6 +125,20 @@ def test_event_with_bad_units_is_400(api: httpx.Client, free_customer: str, unit
     assert response.json()["error"]["code"] == "invalid_request"
     assert "usageUnits" in response.json()["error"]["message"]
     assert api.get(f"/entitlements/{free_customer}/api_calls").json()["data"]["usage"]["used"] == 0
+
+
+def test_event_keeps_a_cost_input_with_numbers_past_64_bits(
+    api: httpx.Client, free_customer: str, synced: Flask
+) -> None:
+    # Past the 64 bits orjson writes (and reads only as a float): kept exactly.
+    cost = {"model": "large", "tokens": 2**70 + 1, "note": "naïve ☃"}
+    event = {**_event(free_customer, "evt-cost", 3), "costInput": cost}
+    recorded = api.post("/events", json=event)
+    assert recorded.status_code == 201
+    assert api.post("/events", json=event).json()["data"]["replayed"] is True
+    with synced.app_context():
+        stored = db.session.scalars(select(UsageEvent.cost_input)).one()
+    assert stored == cost
 
 
 def test_simulation_shows_credits_and_overage_without_recording(

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import func, make_url, select
 
 from app.accounts.models import Customer
 from app.entitlements.models import CreditLedgerEntry, CreditLot, CreditPool
@@ -82,3 +86,22 @@ def count(app: Flask, model: type[Any]) -> int:
     """How many rows a table holds."""
     with app.app_context():
         return int(db.session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+@contextmanager
+def locked_by_another_writer(database_url: str, reference_id: str) -> Iterator[None]:
+    """Another writer holding the customer: its row on PostgreSQL, the database on SQLite."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        other = sqlite3.connect(str(url.database), isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            other.rollback()
+            other.close()
+        return
+    with psycopg.connect(url.set(drivername="postgresql").render_as_string(False)) as other:
+        other.execute("SELECT id FROM customers WHERE reference_id = %s FOR UPDATE", [reference_id])
+        yield
+        other.rollback()

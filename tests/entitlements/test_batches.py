@@ -58,6 +58,32 @@ def test_record_batch_applies_events_in_order_like_single_events(
         assert [(a.threshold, a.used) for a in alerts_for(customer)] == [(80, 900), (100, 1_000)]
 
 
+def test_batch_with_recorded_and_new_keys_replays_the_old_and_counts_each_new_once(
+    client: WebClient, synced: Flask
+) -> None:
+    customer_id = subscribe(client, synced, "ada@example.com", "free")
+    reference = reference_of(synced, customer_id)
+    with synced.app_context():
+        (first,) = record_batch(
+            customer_by_reference, [UsageEventInput(reference, "a", "calls", "api_calls", 100)]
+        )
+        db.session.commit()
+        events = [
+            UsageEventInput(reference, "b", "calls", "api_calls", 200),
+            UsageEventInput(reference, "a", "calls", "api_calls", 100),
+            UsageEventInput(reference, "c", "calls", "api_calls", 300),
+        ]
+        new, again, last = record_batch(customer_by_reference, events)
+        db.session.commit()
+    assert isinstance(new, UsageResult)
+    assert isinstance(last, UsageResult)
+    assert (again, getattr(again, "replayed", None)) == (first, True)
+    assert [(r.used, r.replayed) for r in (new, last)] == [(300, False), (600, False)]
+    assert count(synced, UsageEvent) == 3
+    with synced.app_context():
+        assert check(db.session.get_one(Customer, customer_id), "api_calls").used == 600
+
+
 def test_record_batch_draws_credits_across_events_in_burn_order(
     client: WebClient, synced: Flask
 ) -> None:

@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
 from app.entitlements.models import OverageOutbox, UsageCounter, UsageEvent
-from app.entitlements.usage import UsageResult
+from app.entitlements.usage import (
+    UsageError,
+    UsageEventInput,
+    UsageResult,
+    customer_by_reference,
+    record_batch,
+)
 from app.extensions import db
 from tests.conftest import MigratedDatabase
-from tests.entitlements.helpers import balance, record, subscribe
+from tests.entitlements.helpers import (
+    balance,
+    locked_by_another_writer,
+    record,
+    reference_of,
+    subscribe,
+)
 from tests.web import WebClient
 
 WRITERS = 16
@@ -61,3 +74,51 @@ def test_record_event_from_16_threads_never_overdraws_or_doubles(
         recorded = db.session.scalar(select(func.sum(UsageEvent.units)))
     assert outbox == overage == 2_000_000
     assert counted == recorded == KEYS * UNITS
+
+
+def _recorded_units(app: Flask, customer_id: int) -> int:
+    with app.app_context():
+        units = db.session.scalar(
+            select(func.sum(UsageEvent.units)).where(UsageEvent.customer_id == customer_id)
+        )
+        db.session.rollback()
+        return int(units or 0)
+
+
+def test_batch_records_customers_no_one_holds_while_it_waits_for_the_rest(
+    client: WebClient, synced: Flask, migrated_database: MigratedDatabase
+) -> None:
+    if migrated_database.backend != "postgresql":
+        pytest.skip("SQLite has one writer at a time: a batch waits for the whole database")
+    held = subscribe(client, synced, "ada@example.com", "free")
+    client.cookies.clear()  # a second buyer, in a browser of their own
+    free = subscribe(client, synced, "bob@example.com", "free")
+    events = [
+        UsageEventInput(reference_of(synced, held), "held-1", "calls", "api_calls", 5),
+        UsageEventInput(reference_of(synced, free), "free-1", "calls", "api_calls", 7),
+        UsageEventInput(reference_of(synced, held), "held-2", "calls", "api_calls", 11),
+    ]
+    answers: list[list[UsageResult | UsageError]] = []
+
+    def batch() -> None:
+        with synced.app_context():
+            answers.append(record_batch(customer_by_reference, events))
+            db.session.commit()
+
+    url = synced.config["SQLALCHEMY_DATABASE_URI"]
+    with locked_by_another_writer(url, reference_of(synced, held)):
+        waiting = threading.Thread(target=batch)
+        waiting.start()
+        deadline = time.monotonic() + 3  # well inside the 5 s a writer waits for a lock
+        while _recorded_units(synced, free) == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # The free customer's event is committed while the batch still waits for the other.
+        assert _recorded_units(synced, free) == 7
+        assert _recorded_units(synced, held) == 0
+        assert waiting.is_alive()
+    waiting.join(timeout=10)
+
+    (outcomes,) = answers
+    assert all(isinstance(outcome, UsageResult) for outcome in outcomes)
+    assert [outcome.used for outcome in outcomes if isinstance(outcome, UsageResult)] == [5, 7, 16]
+    assert (_recorded_units(synced, held), _recorded_units(synced, free)) == (16, 7)
