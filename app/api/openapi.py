@@ -56,7 +56,10 @@ def _operation(
         }
     # Any call may find the database held by other writers past the wait (LOCK_WAIT_MS).
     responses["503"] = {
-        "description": "The database was busy: nothing was written; retry after Retry-After.",
+        "description": (
+            "The database was busy; retry after Retry-After. Nothing was written, but a batch"
+            " may have recorded some of its events: sent again, they answer their first results."
+        ),
         "headers": {"Retry-After": {"schema": {"type": "integer"}}},
         "content": {"application/json": {"schema": _ref("Error")}},
     }
