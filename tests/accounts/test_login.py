@@ -107,6 +107,7 @@ def test_repeated_failed_logins_for_one_address_are_slowed_down(member: WebClien
     blocked = member.log_in("ada@example.com")
     assert blocked.status_code == 429
     assert "Too many attempts" in visible_text(blocked.text)
+    assert int(blocked.headers["Retry-After"]) > 0
     # Another address from the same place is not locked out by someone else's failures.
     assert member.log_in("grace@example.com", "wrong password!!").status_code == 401
 
