@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from app.accounts.models import Customer
 from app.billing.models import Subscription, SubscriptionTerms
-from app.catalog import FeatureDefinition, MeteredAllowance, Plan, current_catalog
+from app.catalog import Catalog, FeatureDefinition, MeteredAllowance, Plan, current_catalog
 from app.entitlements.errors import UnknownFeature
 from app.entitlements.models import UsageCounter
 from app.extensions import db
@@ -90,18 +90,33 @@ def current_subscription(customer_id: int) -> Subscription | None:
     )
 
 
-def standing(subscription: SubscriptionTerms | None, feature_key: str, at: datetime) -> Access:
-    """Whether the holder of ``subscription`` may use a known feature at ``at``, units aside."""
+# What standing() judges by besides the subscription: the catalog and the past-due grace period.
+Terms = tuple[Catalog, timedelta]
+
+
+def standing(
+    subscription: SubscriptionTerms | None,
+    feature_key: str,
+    at: datetime,
+    terms: Terms | None = None,
+) -> Access:
+    """Whether the holder of ``subscription`` may use a known feature at ``at``, units aside.
+    ``terms``: the catalog and grace period, when the caller judges many events at once."""
     if subscription is None:
         return Access(None, None, False, NO_SUBSCRIPTION)
-    plan = current_catalog().plan(subscription.plan_key)
+    catalog, grace = terms or current_terms()
+    plan = catalog.plan(subscription.plan_key)
     grant = plan.features.get(feature_key, False) if plan is not None else False
-    grace = timedelta(days=current_app.config["PAST_DUE_GRACE_DAYS"])
     if not subscription.is_entitled(at, grace):
         return Access(subscription, plan, grant, NOT_ENTITLED)
     if grant is False:
         return Access(subscription, plan, grant, FEATURE_NOT_IN_PLAN)
     return Access(subscription, plan, grant, None)
+
+
+def current_terms() -> Terms:
+    """The application's catalog and past-due grace period."""
+    return current_catalog(), timedelta(days=current_app.config["PAST_DUE_GRACE_DAYS"])
 
 
 def access(customer: Customer, feature_key: str, at: datetime) -> Access:
