@@ -17,24 +17,23 @@ from app.entitlements.sql import insert_rows, one_of, statement_per_dialect
 from app.extensions import db
 
 
-@statement_per_dialect
-def _lock_statement() -> Select[int]:
+def _customer_rows_for_update(*, skip_locked: bool) -> Select[int]:
     return (
         select(Customer.id)
         .where(one_of(Customer.id, "customer_ids"))
         .order_by(Customer.id)
-        .with_for_update()
+        .with_for_update(skip_locked=skip_locked)
     )
+
+
+@statement_per_dialect
+def _lock_statement() -> Select[int]:
+    return _customer_rows_for_update(skip_locked=False)
 
 
 @statement_per_dialect
 def _lock_free_statement() -> Select[int]:
-    return (
-        select(Customer.id)
-        .where(one_of(Customer.id, "customer_ids"))
-        .order_by(Customer.id)
-        .with_for_update(skip_locked=True)
-    )
+    return _customer_rows_for_update(skip_locked=True)
 
 
 def lock_free_customers(customer_ids: Iterable[int]) -> set[int]:
