@@ -78,7 +78,7 @@ def register_extensions(app: Flask) -> None:
     app.before_request_funcs[None].remove(limiter._check_request_limit)
     login_manager.init_app(app)
     # Their other hooks serve pages: the log-in limits' headers and the remember-me cookie. An API
-    # call has no session and no limits, and they took a sixth of the entitlement check's time.
+    # call has no session and no limits, and they took a tenth of the entitlement check's time.
     for funcs, kept in zip(hooks, theirs, strict=True):
         funcs[:] = [hook if hook in kept else _pages_only(hook) for hook in funcs]
     login_manager.login_view = "accounts.login"

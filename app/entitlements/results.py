@@ -50,8 +50,8 @@ class UsageResult:
     replayed: bool = field(default=False, compare=False)
 
     def as_recorded(self, event_id: int, *, replayed: bool) -> UsageResult:
-        """This result with its event's id; dataclasses.replace() costs a batch several times
-        more, as it looks the fields up again for every event."""
+        """This result with its event's id; dataclasses.replace() costs twice as much, as it
+        looks the fields up again for every event of a batch."""
         return UsageResult(
             event_id,
             self.idempotency_key,
