@@ -122,3 +122,78 @@ def test_batch_records_customers_no_one_holds_while_it_waits_for_the_rest(
     assert all(isinstance(outcome, UsageResult) for outcome in outcomes)
     assert [outcome.used for outcome in outcomes if isinstance(outcome, UsageResult)] == [5, 7, 16]
     assert (_recorded_units(synced, held), _recorded_units(synced, free)) == (16, 7)
+
+
+BATCHES = 9  # each sent whole by two of six writers, three batches a writer
+EVENTS_PER_BATCH = 20  # alternating between two customers
+
+
+def test_batches_from_6_threads_on_shared_customers_record_each_event_once(
+    client: WebClient, synced: Flask, migrated_database: MigratedDatabase
+) -> None:
+    if migrated_database.backend != "postgresql":
+        pytest.skip("row locks and concurrent writers are tested on PostgreSQL")
+    customers = []
+    for email in ("ada@example.com", "bob@example.com"):
+        client.cookies.clear()
+        customers.append(subscribe(client, synced, email, "enterprise_monthly"))
+    references = [reference_of(synced, customer_id) for customer_id in customers]
+    answers: dict[str, list[UsageResult | UsageError]] = {}
+    errors: list[BaseException] = []
+    start = threading.Barrier(6)
+
+    def writer(number: int) -> None:
+        start.wait()
+        try:
+            for step in range(BATCHES // 3):
+                batch = (number * 3 + step) % BATCHES
+                events = [
+                    UsageEventInput(references[n % 2], f"b{batch}-{n}", "chat", "ai_chat", UNITS)
+                    for n in range(EVENTS_PER_BATCH)
+                ]
+                with synced.app_context():
+                    outcomes = record_batch(customer_by_reference, events)
+                    db.session.commit()
+                for event, outcome in zip(events, outcomes, strict=True):
+                    answers.setdefault(event.idempotency_key, []).append(outcome)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert len(answers) == BATCHES * EVENTS_PER_BATCH
+    for sent in answers.values():
+        assert len(sent) == 2
+        assert all(isinstance(outcome, UsageResult) for outcome in sent)
+        assert len({outcome.event_id for outcome in sent if isinstance(outcome, UsageResult)}) == 1
+    firsts = [
+        min(sent, key=lambda outcome: getattr(outcome, "replayed", True))
+        for sent in answers.values()
+    ]
+    each = BATCHES * EVENTS_PER_BATCH // 2 * UNITS  # 27,000,000 tokens asked of each customer
+    for customer_id in customers:
+        assert balance(synced, customer_id) == 0  # 10,000,000 tokens of credit, all drawn
+        assert _recorded_units(synced, customer_id) == each
+        with synced.app_context():
+            counted = db.session.scalar(
+                select(UsageCounter.used).where(UsageCounter.customer_id == customer_id)
+            )
+            billed = db.session.scalar(
+                select(func.sum(OverageOutbox.units)).where(
+                    OverageOutbox.customer_id == customer_id
+                )
+            )
+        assert counted == each
+        assert billed == each - 10_000_000
+    drawn = sum(
+        draw.amount
+        for outcome in firsts
+        if isinstance(outcome, UsageResult)
+        for draw in outcome.from_credits
+    )
+    assert drawn == 2 * 10_000_000
