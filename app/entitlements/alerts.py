@@ -53,8 +53,10 @@ def thresholds_passed(
         used = result.used + result.units
         alerts += _passed(customer_id, period, AlertSubject.FEATURE, feature_key, used, base)
     plan = result.access.plan
+    if not drawn or plan is None:
+        return alerts
     drawn_pools = {draw.pool_key for draw in drawn}
-    for grant in plan.credits if plan else []:
+    for grant in plan.credits:
         if grant.pool in drawn_pools:
             left = sum(lot.remaining for lot in lots_after if lot.pool_key == grant.pool)
             spent = max(grant.amount - left, 0)
@@ -67,8 +69,8 @@ def thresholds_passed(
 def _passed(
     customer_id: int, period: str, subject: AlertSubject, key: str, used: int, of: int
 ) -> list[Alert]:
-    if of <= 0:
-        return []
+    if of <= 0 or used * 100 < THRESHOLDS[0] * of:
+        return []  # short of every threshold, as nearly every event of a batch is
     return [
         Alert(customer_id, period, subject, key, threshold, used, of)
         for threshold in THRESHOLDS
@@ -97,7 +99,7 @@ def save_alerts(alerts: Sequence[Alert], at: datetime) -> None:
         first.setdefault(alert.identity, alert)
     if not first:
         return
-    stored = db.session.execute(
+    stored = db.session.connection().execute(
         _stored_alerts(),
         {
             "customer_ids": list({alert.customer_id for alert in first.values()}),

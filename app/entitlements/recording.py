@@ -440,7 +440,9 @@ def _subscriptions_statement() -> Select[*tuple[Any, ...]]:
 
 def _current_subscriptions(customer_ids: list[int]) -> dict[int, SubscriptionRead | None]:
     by_customer: dict[int, list[SubscriptionRead]] = defaultdict(list)
-    for customer_id, stripe_id, plan_key, status, start, end in db.session.execute(
+    # On the session's connection, not session.execute(): the ORM's loading layer would cost
+    # this read several times its query.
+    for customer_id, stripe_id, plan_key, status, start, end in db.session.connection().execute(
         _subscriptions_statement(), {"customer_ids": customer_ids}
     ):
         by_customer[customer_id].append(SubscriptionRead(stripe_id, plan_key, status, start, end))

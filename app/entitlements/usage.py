@@ -86,7 +86,9 @@ def _customers_by_reference() -> Select[str, int]:
 
 def customer_by_reference(reference_ids: Collection[str]) -> dict[str, int]:
     """The ids of the customers with these reference ids, in one query."""
-    rows = db.session.execute(_customers_by_reference(), {"reference_ids": list(reference_ids)})
+    rows = db.session.connection().execute(
+        _customers_by_reference(), {"reference_ids": list(reference_ids)}
+    )
     return dict(rows.all())
 
 
