@@ -99,8 +99,9 @@ def handle_gateway_error(error: GatewayError) -> tuple[Response, int]:
 
 @bp.errorhandler(OperationalError)
 def handle_database_unavailable(error: OperationalError) -> tuple[Response, int]:
-    """The database could not take the call now: on SQLite, other writers held it past the busy
-    timeout; elsewhere, a lost connection. Nothing was written; the caller should retry."""
+    """The database could not take the call now: other writers held it past the lock wait, or
+    the connection was lost. The call's transaction is rolled back (a batch on PostgreSQL may
+    have committed its first part: resent, those events replay); the caller should retry."""
     db.session.rollback()
     current_app.logger.warning("API call refused with 503: %s", error.orig)
     response, status = error_response(

@@ -22,7 +22,6 @@ from app.clock import now
 from app.entitlements.access import (
     LIMIT_EXCEEDED,
     Terms,
-    covering_pool_keys,
     current_terms,
     period_key,
     pick_current,
@@ -88,7 +87,6 @@ class _Batch:
     overage: list[tuple[int, int]] = field(default_factory=list)
     counted: dict[tuple[int, str, str], int] = field(default_factory=lambda: defaultdict(int))
     alerts: list[Alert] = field(default_factory=list)
-    pools: dict[str, frozenset[str]] = field(default_factory=dict)  # covering pools by feature
     terms: Terms = field(default_factory=current_terms)
 
 
@@ -107,8 +105,9 @@ def record_in_turn(
     """
     if not is_postgresql():
         return record_all(events)
-    free = lock_free_customers(customer_id for customer_id, _ in events)
-    if len(free) == len({customer_id for customer_id, _ in events}):
+    customer_ids = {customer_id for customer_id, _ in events}
+    free = lock_free_customers(customer_ids)
+    if free == customer_ids:
         return record_all(events, locked=True)
     outcomes: dict[int, UsageResult | UsageError] = {}
     for free_now in (True, False):
@@ -198,9 +197,8 @@ def _apply(
         )
     counter = (customer_id, event.feature_key, access.period_key)
     used = batch.used.get(counter, 0) if access.allowance else 0
-    pools = batch.pools.get(event.feature_key)
-    if pools is None:
-        pools = batch.pools[event.feature_key] = covering_pool_keys(event.feature_key)
+    catalog, _ = batch.terms
+    pools = catalog.pools_covering(event.feature_key)  # computed once per catalog
     lots = [lot for lot in batch.open_lots[customer_id] if lot.pool_key in pools]
     covered = cover(access, used, event.units, sum(lot.remaining for lot in lots))
     if covered.refusal == LIMIT_EXCEEDED:
