@@ -63,8 +63,19 @@ end
 if rate then
   -- Poisson arrivals at the given rate: each connection waits an exponential time between
   -- requests (wrk takes whole milliseconds; rounding up or down at random keeps the mean).
-  local mean_ms = 1000 * tonumber(os.getenv("TOLLGATE_BENCH_CONNECTIONS")) / rate
+  local connections = tonumber(os.getenv("TOLLGATE_BENCH_CONNECTIONS"))
+  local mean_ms = 1000 * connections / rate
+  -- wrk asks for a delay before each connection's first request too. Those go at once: gunicorn's
+  -- gthread worker gives a new connection a thread of its own until its first request comes, so
+  -- 16 fresh connections that each wait first tie up every thread while requests that did
+  -- come queue behind them. Measured: p99 of 200-400 ms on the bare endpoint at 50 requests/s,
+  -- all in a run's first half second; 2-20 ms once the first requests go at once.
+  local delays = 0
   function delay()
+    delays = delays + 1
+    if delays <= connections then
+      return 0
+    end
     local wait = -math.log(1 - math.random()) * mean_ms
     local whole = math.floor(wait)
     if math.random() < wait - whole then
