@@ -119,44 +119,44 @@ def _write(connection: Any, events: list[dict[str, Any]]) -> list[tuple[Any, ...
     # Customers in id order: each event's foreign key takes a share lock on its customer, and
     # Tollgate's batches lock customers in id order too, so neither waits for the other in a cycle.
     ordered = sorted(rows, key=lambda row: row[0])
-    if _POSTGRES:
-        connection.execute(
-            "INSERT INTO usage_events (customer_id, idempotency_key, event_name, feature_key,"
-            " units, period_key, occurred_at, recorded_at, result)"
-            " SELECT * FROM unnest(%s::int[], %s::text[], %s::text[], %s::text[], %s::bigint[],"
-            " %s::text[], %s::timestamptz[], %s::timestamptz[], %s::json[])"
-            " ON CONFLICT DO NOTHING",
-            [list(column) for column in zip(*ordered, strict=True)],
-        )
-    else:
-        connection.executemany(
-            "INSERT INTO usage_events (customer_id, idempotency_key, event_name, feature_key,"
-            " units, period_key, occurred_at, recorded_at, result)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            ordered,
-        )
+    _insert(
+        connection,
+        "INSERT INTO usage_events (customer_id, idempotency_key, event_name, feature_key,"
+        " units, period_key, occurred_at, recorded_at, result)"
+        " SELECT * FROM unnest(%s::int[], %s::text[], %s::text[], %s::text[], %s::bigint[],"
+        " %s::text[], %s::timestamptz[], %s::timestamptz[], %s::json[])"
+        " ON CONFLICT DO NOTHING",
+        "INSERT INTO usage_events (customer_id, idempotency_key, event_name, feature_key,"
+        " units, period_key, occurred_at, recorded_at, result)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        ordered,
+    )
     used: dict[tuple[int, str], int] = {}
     for row in rows:
         used[row[0], row[3]] = used.get((row[0], row[3]), 0) + row[4]
     # In key order, so that two batches never wait for each other's counters in a cycle.
     counters = [(*key, units) for key, units in sorted(used.items())]
-    if _POSTGRES:
-        connection.execute(
-            "INSERT INTO usage_counters (customer_id, feature_key, period_key, used)"
-            " SELECT customer_id, feature_key, 'floor', used"
-            " FROM unnest(%s::int[], %s::text[], %s::bigint[]) AS t(customer_id, feature_key, used)"
-            " ORDER BY customer_id, feature_key"
-            " ON CONFLICT (customer_id, feature_key, period_key)"
-            " DO UPDATE SET used = usage_counters.used + excluded.used",
-            [list(column) for column in zip(*counters, strict=True)],
-        )
-    else:
-        connection.executemany(
-            "INSERT INTO usage_counters (customer_id, feature_key, period_key, used)"
-            " VALUES (?, ?, 'floor', ?)"
-            " ON CONFLICT (customer_id, feature_key, period_key)"
-            " DO UPDATE SET used = usage_counters.used + excluded.used",
-            counters,
-        )
+    _insert(
+        connection,
+        "INSERT INTO usage_counters (customer_id, feature_key, period_key, used)"
+        " SELECT customer_id, feature_key, 'floor', used"
+        " FROM unnest(%s::int[], %s::text[], %s::bigint[]) AS t(customer_id, feature_key, used)"
+        " ORDER BY customer_id, feature_key"
+        " ON CONFLICT (customer_id, feature_key, period_key)"
+        " DO UPDATE SET used = usage_counters.used + excluded.used",
+        "INSERT INTO usage_counters (customer_id, feature_key, period_key, used)"
+        " VALUES (?, ?, 'floor', ?)"
+        " ON CONFLICT (customer_id, feature_key, period_key)"
+        " DO UPDATE SET used = usage_counters.used + excluded.used",
+        counters,
+    )
     connection.commit()
     return rows
+
+
+def _insert(connection: Any, postgres: str, sqlite: str, rows: list[tuple[Any, ...]]) -> None:
+    """All rows in one statement on PostgreSQL (a column array each), an executemany on SQLite."""
+    if _POSTGRES:
+        connection.execute(postgres, [list(column) for column in zip(*rows, strict=True)])
+    else:
+        connection.executemany(sqlite, rows)
