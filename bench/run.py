@@ -48,7 +48,7 @@ GUNICORN = [
     # nearly all of them and a run measures one core, not two. The cap must leave room to keep
     # them alive, though: gthread keeps at most worker-connections minus threads idle, and
     # closes the rest after each answer. With a cap of 8, paced runs reconnected all the time
-    # and the bare endpoint's p99 was 13-29 ms; with 12 (8 idle + 4 busy), 5-10 ms.
+    # and the bare endpoint's p99 was 13-29 ms; with 12 (8 idle + 4 busy), 5-12 ms.
     "--worker-connections",
     "12",
     "--keep-alive",
