@@ -68,8 +68,8 @@ if rate then
   -- wrk asks for a delay before each connection's first request too. Those go at once: gunicorn's
   -- gthread worker gives a new connection a thread of its own until its first request comes, so
   -- 16 fresh connections that each wait first tie up every thread while requests that did
-  -- come queue behind them. Measured: p99 of 200-400 ms on the bare endpoint at 50 requests/s,
-  -- all in a run's first half second; 2-20 ms once the first requests go at once.
+  -- come queue behind them. Measured on the bare endpoint with one worker at 50 requests/s:
+  -- p99 of 220-350 ms, all in a run's first half second; 12-21 ms once they go at once.
   local delays = 0
   function delay()
     delays = delays + 1
