@@ -13,7 +13,7 @@ from app.entitlements.access import current_subscription, period_key
 from app.entitlements.checks import Cover, CreditDraw
 from app.entitlements.ledger import LotBalance
 from app.entitlements.models import AlertSubject, UsageAlert
-from app.entitlements.sql import insert_rows, one_of, statement_per_dialect
+from app.entitlements.sql import insert_rows, pair_in, pairs, statement_per_dialect
 from app.extensions import db
 
 THRESHOLDS = (80, 100)
@@ -86,10 +86,7 @@ def _stored_alerts() -> Select[int, str, AlertSubject, str, int]:
         UsageAlert.subject,
         UsageAlert.key,
         UsageAlert.threshold,
-    ).where(
-        one_of(UsageAlert.customer_id, "customer_ids"),
-        one_of(UsageAlert.period_key, "period_keys"),
-    )
+    ).where(pair_in(UsageAlert.customer_id, UsageAlert.period_key, "periods"))
 
 
 def save_alerts(alerts: Sequence[Alert], at: datetime) -> None:
@@ -99,13 +96,8 @@ def save_alerts(alerts: Sequence[Alert], at: datetime) -> None:
         first.setdefault(alert.identity, alert)
     if not first:
         return
-    stored = db.session.connection().execute(
-        _stored_alerts(),
-        {
-            "customer_ids": list({alert.customer_id for alert in first.values()}),
-            "period_keys": list({alert.period_key for alert in first.values()}),
-        },
-    )
+    periods = {(alert.customer_id, alert.period_key) for alert in first.values()}
+    stored = db.session.connection().execute(_stored_alerts(), pairs("periods", periods))
     for customer_id, period, subject, key, threshold in stored:
         first.pop((customer_id, period, subject.value, key, threshold), None)
     insert_rows(

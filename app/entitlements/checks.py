@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cached_property
 
 from app.accounts.models import Customer
 from app.catalog import MeteredAllowance
@@ -37,7 +36,8 @@ class CreditDraw:
     amount: int
 
 
-@dataclass(frozen=True)
+# Slotted, not frozen: a batch makes one per event, and a frozen one costs several times as much.
+@dataclass(slots=True)
 class Cover:
     """How ``units`` more of a feature would be paid for: included units, credits, overage."""
 
@@ -47,16 +47,10 @@ class Cover:
     from_included: int
     from_credits: int
     overage: int
-
-    @cached_property
-    def allowance(self) -> MeteredAllowance | None:
-        """The plan's allowance of a metered feature; None for an on/off feature."""
-        return self.access.allowance
-
-    @cached_property
-    def limit(self) -> int | None:
-        """The hard limit per period, if any."""
-        return self.allowance.limit if self.allowance else None
+    # The plan's allowance of a metered feature (None for an on/off feature), and its hard limit
+    # per period, if any.
+    allowance: MeteredAllowance | None
+    limit: int | None
 
     @property
     def would_exceed_limit(self) -> bool:
@@ -84,11 +78,12 @@ def cover(standing: Access, used: int, units: int, credits: int) -> Cover:
     """Cover ``units`` with included units first, then ``credits``; the rest is overage."""
     allowance = standing.allowance
     if allowance is None:
-        return Cover(standing, units, used, 0, 0, 0)
+        return Cover(standing, units, used, 0, 0, 0, None, None)
     from_included = units if allowance.unlimited else min(units, max(allowance.included - used, 0))
     from_credits = min(units - from_included, credits)
+    overage = units - from_included - from_credits
     return Cover(
-        standing, units, used, from_included, from_credits, units - from_included - from_credits
+        standing, units, used, from_included, from_credits, overage, allowance, allowance.limit
     )
 
 

@@ -41,7 +41,10 @@ def lock_free_customers(customer_ids: Iterable[int]) -> set[int]:
     waiting for the others; which it locked."""
     ids = sorted(set(customer_ids))
     return set(
-        db.session.connection().execute(_lock_free_statement(), {"customer_ids": ids}).scalars()
+        db.session.connection()
+        .execute(_lock_free_statement(), {"customer_ids": ids})
+        .scalars()
+        .all()
     )
 
 

@@ -17,10 +17,12 @@ from sqlalchemy import Insert, Select, delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.billing.models import Subscription, SubscriptionRead
+from app.catalog import MeteredAllowance
 from app.catalog.stripe_sync import meter_event_name
 from app.clock import now
 from app.entitlements.access import (
     LIMIT_EXCEEDED,
+    Access,
     Terms,
     current_terms,
     period_key,
@@ -72,6 +74,18 @@ class _Stored:
     result: UsageResult | _New
 
 
+@dataclass(slots=True)
+class _Standing:
+    """A customer's standing for one feature, which holds for the whole batch: worked out at its
+    first event, not at each."""
+
+    access: Access
+    allowance: MeteredAllowance | None
+    counter: tuple[int, str, str]
+    # The customer's open lots of the pools that cover the feature, in burn order.
+    lots: list[LotBalance]
+
+
 @dataclass
 class _Batch:
     """The locked customers' state, loaded once and moved in memory as events apply."""
@@ -88,6 +102,30 @@ class _Batch:
     counted: dict[tuple[int, str, str], int] = field(default_factory=lambda: defaultdict(int))
     alerts: list[Alert] = field(default_factory=list)
     terms: Terms = field(default_factory=current_terms)
+    standings: dict[tuple[int, str], _Standing] = field(default_factory=dict)
+    pools: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def standing_of(self, customer_id: int, feature_key: str) -> _Standing:
+        """The customer's standing for the feature."""
+        found = self.standings.get((customer_id, feature_key))
+        if found is None:
+            access = standing(self.subscriptions[customer_id], feature_key, self.at, self.terms)
+            pools = self.pools_covering(feature_key)
+            found = self.standings[customer_id, feature_key] = _Standing(
+                access,
+                access.allowance,
+                (customer_id, feature_key, access.period_key),
+                [lot for lot in self.open_lots.get(customer_id, ()) if lot.pool_key in pools],
+            )
+        return found
+
+    def pools_covering(self, feature_key: str) -> frozenset[str]:
+        """The catalog's pools_covering(), asked once per feature, not once per customer."""
+        pools = self.pools.get(feature_key)
+        if pools is None:
+            catalog, _ = self.terms
+            pools = self.pools[feature_key] = catalog.pools_covering(feature_key)
+        return pools
 
 
 def record_in_turn(
@@ -190,43 +228,44 @@ def _apply(
                 f"This idempotency key was used for a different event ({differing} differ)."
             )
         return replace(first.result, replayed=True)
-    access = standing(batch.subscriptions[customer_id], event.feature_key, batch.at, batch.terms)
+    held = batch.standing_of(customer_id, event.feature_key)
+    access = held.access
     if access.refusal is not None:
         return NotEntitled(
             f"The customer may not use this feature ({access.refusal}).", reason=access.refusal
         )
-    counter = (customer_id, event.feature_key, access.period_key)
-    used = batch.used.get(counter, 0) if access.allowance else 0
-    catalog, _ = batch.terms
-    pools = catalog.pools_covering(event.feature_key)  # computed once per catalog
-    lots = [lot for lot in batch.open_lots[customer_id] if lot.pool_key in pools]
-    covered = cover(access, used, event.units, sum(lot.remaining for lot in lots))
+    counter = held.counter
+    used = batch.used.get(counter, 0) if held.allowance else 0
+    lots = held.lots
+    covered = cover(access, used, event.units, sum(lot.remaining for lot in lots) if lots else 0)
     if covered.refusal == LIMIT_EXCEEDED:
         return LimitExceeded(
             f"{event.units:,} more would pass this period's limit of {covered.limit:,}."
         )
     index = len(batch.rows)
-    taken = burn(lots, covered.from_credits)
+    taken = burn(lots, covered.from_credits) if covered.from_credits else []
     for lot, amount in taken:
         lot.remaining -= amount
         batch.deductions.append((index, lot, amount))
     batch.used[counter] = batch.used.get(counter, 0) + event.units
     batch.counted[counter] += event.units
-    if covered.overage and covered.overage_billable:
+    overage_billable = covered.overage_billable
+    if covered.overage and overage_billable:
         batch.overage.append((index, covered.overage))
-    result = _result(event, covered, taken, lots)
-    batch.alerts += thresholds_passed(
-        customer_id, event.feature_key, covered, result.from_credits, lots
-    )
+    result = _result(event, covered, overage_billable, taken, lots)
+    if held.allowance is not None or taken:
+        batch.alerts += thresholds_passed(
+            customer_id, event.feature_key, covered, result.from_credits, lots
+        )
     batch.results.append(result)
     batch.rows.append(
         {
             "customer_id": customer_id,
             "idempotency_key": event.idempotency_key,
-            "period_key": access.period_key,
+            "period_key": counter[2],
             "occurred_at": event.occurred_at or batch.at,
             "recorded_at": batch.at,
-            "result": batch.results[-1].stored(),
+            "result": result.stored(),
             **body,
         }
     )
@@ -237,6 +276,7 @@ def _apply(
 def _result(
     event: UsageEventInput,
     covered: Cover,
+    overage_billable: bool,
     taken: list[tuple[LotBalance, int]],
     lots_after: list[LotBalance],
 ) -> UsageResult:
@@ -244,18 +284,18 @@ def _result(
     used = covered.used + event.units
     limit = covered.limit
     return UsageResult(
-        event_id=0,
-        idempotency_key=event.idempotency_key,
-        feature_key=event.feature_key,
-        units=event.units,
-        from_included=covered.from_included,
-        from_credits=credit_draws(taken),
-        overage_units=covered.overage,
-        overage_billable=covered.overage_billable,
-        used=used,
-        limit=limit,
-        remaining=max(limit - used, 0) if limit is not None else None,
-        credit_balance=sum(lot.remaining for lot in lots_after),
+        0,
+        event.idempotency_key,
+        event.feature_key,
+        event.units,
+        covered.from_included,
+        credit_draws(taken) if taken else [],
+        covered.overage,
+        overage_billable,
+        used,
+        limit,
+        max(limit - used, 0) if limit is not None else None,
+        sum(lot.remaining for lot in lots_after) if lots_after else 0,
     )
 
 
@@ -264,7 +304,12 @@ def _final(
 ) -> UsageResult | UsageError:
     if not isinstance(outcome, _New):
         return outcome
-    return batch.results[outcome.index].as_recorded(ids[outcome.index], replayed=outcome.replayed)
+    result = batch.results[outcome.index]
+    if outcome.replayed:
+        # The same key twice in one batch: the second answers the first's result, replayed.
+        return replace(result, event_id=ids[outcome.index], replayed=True)
+    result.event_id = ids[outcome.index]
+    return result
 
 
 # What _apply puts in each event's row.
@@ -440,8 +485,10 @@ def _current_subscriptions(customer_ids: list[int]) -> dict[int, SubscriptionRea
     by_customer: dict[int, list[SubscriptionRead]] = defaultdict(list)
     # On the session's connection, not session.execute(): the ORM's loading layer would cost
     # this read several times its query.
-    for customer_id, stripe_id, plan_key, status, start, end in db.session.connection().execute(
-        _subscriptions_statement(), {"customer_ids": customer_ids}
+    for customer_id, stripe_id, plan_key, status, start, end in (
+        db.session.connection()
+        .execute(_subscriptions_statement(), {"customer_ids": customer_ids})
+        .all()
     ):
         by_customer[customer_id].append(SubscriptionRead(stripe_id, plan_key, status, start, end))
     return {customer_id: pick_current(by_customer[customer_id]) for customer_id in customer_ids}
@@ -454,17 +501,16 @@ def _counters_statement() -> Select[int, str, str, int]:
         UsageCounter.feature_key,
         UsageCounter.period_key,
         UsageCounter.used,
-    ).where(
-        one_of(UsageCounter.customer_id, "customer_ids"),
-        one_of(UsageCounter.period_key, "period_keys"),
-    )
+    ).where(pair_in(UsageCounter.customer_id, UsageCounter.period_key, "periods"))
 
 
 def _counters(
     customer_ids: list[int], subscriptions: dict[int, SubscriptionRead | None]
 ) -> dict[tuple[int, str, str], int]:
-    periods = {period_key(subscription) for subscription in subscriptions.values()}
-    rows = db.session.connection().execute(
-        _counters_statement(), {"customer_ids": customer_ids, "period_keys": list(periods)}
-    )
+    # By (customer, period) pairs: each customer's current period. Two separate sets made
+    # PostgreSQL compare every counter it found with each of the batch's thousand periods.
+    periods = [
+        (customer_id, period_key(subscriptions[customer_id])) for customer_id in customer_ids
+    ]
+    rows = db.session.connection().execute(_counters_statement(), pairs("periods", periods)).all()
     return {(customer_id, feature, period): used for customer_id, feature, period, used in rows}

@@ -39,15 +39,20 @@ def _text(value: str, name: str) -> str:
     return value
 
 
-def _validate(event: UsageEventInput) -> None:
-    """Raise the first thing wrong with an event, before anything is locked or read."""
+def _validate(event: UsageEventInput, metered: dict[str, bool] | None = None) -> None:
+    """Raise the first thing wrong with an event, before anything is locked or read.
+    ``metered``: what is known of features so far, for a batch that asks of each once."""
     _text(event.idempotency_key, "idempotency_key")
     _text(event.event_name, "event_name")
     validate_units(event.units)
-    if feature_definition(event.feature_key).kind != "metered":
-        raise InvalidUsage(
-            f"{event.feature_key} is on or off; it has no usage.", code="not_metered"
-        )
+    feature_key = event.feature_key
+    is_metered = metered.get(feature_key) if metered is not None else None
+    if is_metered is None:
+        is_metered = feature_definition(feature_key).kind == "metered"
+        if metered is not None:
+            metered[feature_key] = is_metered
+    if not is_metered:
+        raise InvalidUsage(f"{feature_key} is on or off; it has no usage.", code="not_metered")
 
 
 def record_event(
@@ -103,13 +108,14 @@ def record_batch(
     customers = customer_lookup({event.customer_reference_id for event in events})
     outcomes: list[UsageResult | UsageError | None] = []
     valid: list[tuple[int, UsageEventInput]] = []
+    metered: dict[str, bool] = {}
     for event in events:
         customer_id = customers.get(event.customer_reference_id)
         if customer_id is None:
             outcomes.append(UnknownCustomer(f"No customer {event.customer_reference_id!r}."))
             continue
         try:
-            _validate(event)
+            _validate(event, metered)
         except UsageError as exc:
             # Every refusal comes before anything is written, so the batch goes on.
             outcomes.append(exc)
