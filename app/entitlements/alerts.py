@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import Select, insert, select
 
 from app.accounts.models import Customer
+from app.catalog import MeteredAllowance
 from app.entitlements.access import current_subscription, period_key
 from app.entitlements.checks import Cover, CreditDraw
 from app.entitlements.ledger import LotBalance
@@ -45,11 +46,10 @@ def thresholds_passed(
     lots_after: Sequence[LotBalance],
 ) -> list[Alert]:
     """The thresholds a recorded event stands past: its feature's, and the drawn pools'."""
-    allowance = result.allowance
     period = result.access.period_key
     alerts = []
-    if allowance is not None and not allowance.unlimited:
-        base = allowance.limit or allowance.included
+    base = alert_base(result.allowance)
+    if base:
         used = result.used + result.units
         alerts += _passed(customer_id, period, AlertSubject.FEATURE, feature_key, used, base)
     plan = result.access.plan
@@ -66,11 +66,25 @@ def thresholds_passed(
     return alerts
 
 
+def alert_base(allowance: MeteredAllowance | None) -> int:
+    """What a feature's alerts measure usage against: its limit, else its included units; 0
+    when it has none (unlimited, or on or off)."""
+    if allowance is None or allowance.unlimited:
+        return 0
+    return allowance.limit or allowance.included
+
+
+def short_of_thresholds(used: int, of: int) -> bool:
+    """Whether ``used`` of ``of`` passes no threshold (nor can, with ``of`` 0), as nearly every
+    event of a batch does."""
+    return of <= 0 or used * 100 < THRESHOLDS[0] * of
+
+
 def _passed(
     customer_id: int, period: str, subject: AlertSubject, key: str, used: int, of: int
 ) -> list[Alert]:
-    if of <= 0 or used * 100 < THRESHOLDS[0] * of:
-        return []  # short of every threshold, as nearly every event of a batch is
+    if short_of_thresholds(used, of):
+        return []
     return [
         Alert(customer_id, period, subject, key, threshold, used, of)
         for threshold in THRESHOLDS

@@ -29,7 +29,13 @@ from app.entitlements.access import (
     pick_current,
     standing,
 )
-from app.entitlements.alerts import Alert, save_alerts, thresholds_passed
+from app.entitlements.alerts import (
+    Alert,
+    alert_base,
+    save_alerts,
+    short_of_thresholds,
+    thresholds_passed,
+)
 from app.entitlements.checks import Cover, burn, cover, credit_draws
 from app.entitlements.errors import IdempotencyConflict, LimitExceeded, NotEntitled, UsageError
 from app.entitlements.ledger import (
@@ -82,6 +88,7 @@ class _Standing:
     access: Access
     allowance: MeteredAllowance | None
     counter: tuple[int, str, str]
+    alert_base: int  # see alerts.alert_base()
     # The customer's open lots of the pools that cover the feature, in burn order.
     lots: list[LotBalance]
 
@@ -92,6 +99,7 @@ class _Batch:
 
     at: datetime
     subscriptions: dict[int, SubscriptionRead | None]
+    periods: dict[int, str]  # each customer's current period key
     open_lots: dict[int, list[LotBalance]]
     used: dict[tuple[int, str, str], int]
     stored: dict[tuple[int, str], _Stored]
@@ -114,7 +122,8 @@ class _Batch:
             found = self.standings[customer_id, feature_key] = _Standing(
                 access,
                 access.allowance,
-                (customer_id, feature_key, access.period_key),
+                (customer_id, feature_key, self.periods[customer_id]),
+                alert_base(access.allowance),
                 [lot for lot in self.open_lots.get(customer_id, ()) if lot.pool_key in pools],
             )
         return found
@@ -194,11 +203,13 @@ def _record(
         if is_open(lot, at):
             open_lots[lot.customer_id].append(lot)
     subscriptions = _current_subscriptions(customer_ids)
+    periods = {customer_id: period_key(subscriptions[customer_id]) for customer_id in customer_ids}
     batch = _Batch(
         at=at,
         subscriptions=subscriptions,
+        periods=periods,
         open_lots=open_lots,
-        used=_counters(customer_ids, subscriptions),
+        used=_counters(periods),
         stored={} if stored is None else stored,
     )
     outcomes = [_apply(batch, customer_id, event) for customer_id, event in events]
@@ -253,7 +264,7 @@ def _apply(
     if covered.overage and overage_billable:
         batch.overage.append((index, covered.overage))
     result = _result(event, covered, overage_billable, taken, lots)
-    if held.allowance is not None or taken:
+    if taken or not short_of_thresholds(used + event.units, held.alert_base):
         batch.alerts += thresholds_passed(
             customer_id, event.feature_key, covered, result.from_credits, lots
         )
@@ -504,13 +515,13 @@ def _counters_statement() -> Select[int, str, str, int]:
     ).where(pair_in(UsageCounter.customer_id, UsageCounter.period_key, "periods"))
 
 
-def _counters(
-    customer_ids: list[int], subscriptions: dict[int, SubscriptionRead | None]
-) -> dict[tuple[int, str, str], int]:
-    # By (customer, period) pairs: each customer's current period. Two separate sets made
-    # PostgreSQL compare every counter it found with each of the batch's thousand periods.
-    periods = [
-        (customer_id, period_key(subscriptions[customer_id])) for customer_id in customer_ids
-    ]
-    rows = db.session.connection().execute(_counters_statement(), pairs("periods", periods)).all()
+def _counters(periods: dict[int, str]) -> dict[tuple[int, str, str], int]:
+    """The customers' counters of their current periods (``periods``)."""
+    # By (customer, period) pairs: two separate sets made PostgreSQL compare every counter it
+    # found with each of the batch's thousand periods.
+    rows = (
+        db.session.connection()
+        .execute(_counters_statement(), pairs("periods", list(periods.items())))
+        .all()
+    )
     return {(customer_id, feature, period): used for customer_id, feature, period, used in rows}
