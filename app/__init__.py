@@ -16,7 +16,6 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.wrappers import Response
 
-from app import prepared
 from app.config import REPO_ROOT, Config
 from app.extensions import csrf, db, limiter, login_manager, migrate
 from app.json_provider import OrjsonProvider
@@ -70,7 +69,6 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(REPO_ROOT / "migrations"))
     csrf.init_app(app)
-    prepared.init_app(app)
     hooks = (app.after_request_funcs[None], app.teardown_request_funcs[None])
     theirs = [list(funcs) for funcs in hooks]
     limiter.init_app(app)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import psycopg
+import pytest
 from flask import Flask
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 from app.accounts.models import Customer
 from app.billing.models import Subscription, SubscriptionStatus
@@ -14,6 +17,7 @@ from app.entitlements.checks import check, check_reference
 from app.entitlements.credits import grant_credits
 from app.entitlements.models import CreditLedgerEntry, LotOrigin, UsageCounter, UsageEvent
 from app.extensions import db
+from tests.conftest import MigratedDatabase
 from tests.entitlements.helpers import balance, count, record, subscribe
 from tests.web import WebClient
 
@@ -89,8 +93,8 @@ def test_a_check_sees_its_callers_transaction_and_hands_back_a_transactional_con
         db.session.rollback()
     assert pending is not None
     assert pending.reason == "no_subscription"
-    # Outside one it reads on a pooled connection of its own (in autocommit on PostgreSQL), which
-    # must go back to the pool as the session expects it: a rolled-back write leaves nothing.
+    # Outside one it reads on the thread's own connection (in autocommit on PostgreSQL), and the
+    # pool's connections stay as the session expects them: a rolled-back write leaves nothing.
     for attempt in range(3):
         with app.app_context():
             assert check_reference("pending", "api_calls") is None
@@ -99,3 +103,41 @@ def test_a_check_sees_its_callers_transaction_and_hands_back_a_transactional_con
             db.session.flush()
             db.session.rollback()
             assert db.session.scalar(select(func.count()).select_from(Customer)) == 0
+
+
+def test_a_check_outside_a_transaction_sees_what_was_committed_since_its_last(app: Flask) -> None:
+    # The thread keeps its reading connection between checks; it must hold no snapshot.
+    for attempt in range(2):
+        with app.app_context():
+            assert check_reference(f"late-{attempt}", "api_calls") is None
+        with app.app_context():
+            db.session.add(Customer(reference_id=f"late-{attempt}", email=f"l{attempt}@x.test"))
+            db.session.commit()
+        with app.app_context():
+            late = check_reference(f"late-{attempt}", "api_calls")
+        assert late is not None
+        assert late.reason == "no_subscription"
+
+
+def test_a_check_answers_after_the_database_cut_its_connection(
+    app: Flask, migrated_database: MigratedDatabase
+) -> None:
+    if migrated_database.backend != "postgresql":
+        pytest.skip("a server that closes connections is a PostgreSQL matter")
+    with app.app_context():
+        db.session.add(Customer(reference_id="kept", email="kept@example.com"))
+        db.session.commit()
+        assert check_reference("kept", "api_calls") is not None
+        db.engine.dispose()  # the pool's connections go; the check's reader is the thread's own
+    url = make_url(migrated_database.url).set(drivername="postgresql")
+    with psycopg.connect(url.render_as_string(False), autocommit=True) as admin:
+        cut = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+    assert cut is not None
+    assert cut[0] >= 1  # the reader, at least
+    with app.app_context():
+        again = check_reference("kept", "api_calls")
+    assert again is not None
+    assert again.reason == "no_subscription"
