@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import g, jsonify, request
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from werkzeug.wrappers import Response
 
 from app.api.errors import ApiError, describe_validation, json_body, parse
@@ -150,17 +150,30 @@ def record_usage_event() -> tuple[Response, int]:
     return _ok(result_view(result), 200 if result.replayed else 201)
 
 
+EVENTS = TypeAdapter(list[EventIn])
+
+
+def _event_or_error(raw: Any) -> EventIn | ValidationError:
+    try:
+        return EventIn.model_validate(raw)
+    except ValidationError as exc:
+        return exc
+
+
 @bp.post("/events/batch")
 def record_usage_batch() -> tuple[Response, int]:
     """Up to 1,000 events; one result per event, in order; the whole batch is safe to retry."""
     batch = parse(BatchIn, json_body())
     inputs: list[UsageEventInput | ApiError] = []
-    for index, raw in enumerate(batch.events):
-        try:
-            event = EventIn.model_validate(raw)
-        except ValidationError as exc:
+    try:
+        # All at once, as nearly every batch is valid: one call, not a thousand.
+        parsed: list[EventIn | ValidationError] = list(EVENTS.validate_python(batch.events))
+    except ValidationError:
+        parsed = [_event_or_error(raw) for raw in batch.events]
+    for index, event in enumerate(parsed):
+        if isinstance(event, ValidationError):
             inputs.append(
-                ApiError(400, "invalid_request", f"events[{index}]: {describe_validation(exc)}")
+                ApiError(400, "invalid_request", f"events[{index}]: {describe_validation(event)}")
             )
             continue
         inputs.append(

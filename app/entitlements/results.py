@@ -9,7 +9,8 @@ from typing import Any
 from app.entitlements.checks import CreditDraw
 
 
-@dataclass(frozen=True)
+# Slotted, not frozen, as UsageResult below: a batch makes a thousand.
+@dataclass(slots=True)
 class UsageEventInput:
     """One event of a batch or an imported file."""
 

@@ -175,6 +175,10 @@ def test_batch_answers_each_event_and_is_safe_to_retry(
     assert statuses == ["recorded", "recorded", "rejected", "rejected", "rejected"]
     codes = [item.get("error", {}).get("code") for item in first.json()["data"]]
     assert codes[2:] == ["unknown_customer", "unknown_feature", "invalid_request"]
+    # The malformed one is named by its place in the batch and its missing fields.
+    malformed = first.json()["data"][4]["error"]["message"]
+    assert malformed.startswith("events[4]: ")
+    assert "customerReferenceId" in malformed
 
     retry = api.post("/events/batch", json={"events": events})
     assert [item["status"] for item in retry.json()["data"]][:2] == ["replayed", "replayed"]
