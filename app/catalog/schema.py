@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 Key = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 Currency = Annotated[str, StringConstraints(pattern=r"^[a-z]{3}$")]
@@ -94,24 +95,25 @@ class Catalog(_Strict):
     features: dict[Key, FeatureDefinition] = Field(default_factory=dict)
     plans: Annotated[dict[Key, Plan], Field(min_length=1)]
 
-    # Filled on first use; the catalog itself never changes once loaded.
-    _covering: dict[str, frozenset[str]] = PrivateAttr(default_factory=dict)
-
     def plan(self, key: str) -> Plan | None:
         """The plan with this key, or None."""
         return self.plans.get(key)
 
+    # Worked out on first use; the catalog never changes once loaded. A cached_property, not a
+    # private attribute: after the first call it is a plain instance attribute, where pydantic
+    # routes private ones through its own __getattr__ on every access.
+    @cached_property
+    def _covering(self) -> dict[str, frozenset[str]]:
+        pools: dict[str, set[str]] = {}
+        for plan in self.plans.values():
+            for grant in plan.credits:
+                for feature_key in grant.features:
+                    pools.setdefault(feature_key, set()).add(grant.pool)
+        return {feature_key: frozenset(keys) for feature_key, keys in pools.items()}
+
     def pools_covering(self, feature_key: str) -> frozenset[str]:
         """Credit pools that may pay for a feature: any a plan grants for it, whichever plan."""
-        pools = self._covering.get(feature_key)
-        if pools is None:
-            pools = self._covering[feature_key] = frozenset(
-                grant.pool
-                for plan in self.plans.values()
-                for grant in plan.credits
-                if feature_key in grant.features
-            )
-        return pools
+        return self._covering.get(feature_key, frozenset())
 
     def tier_rank(self, plan: Plan) -> int:
         """Where the plan's tier stands: higher is a bigger plan."""

@@ -86,7 +86,7 @@ class _Standing:
     first event, not at each."""
 
     access: Access
-    allowance: MeteredAllowance | None
+    allowance: MeteredAllowance | None  # access.allowance, read once per event: kept at hand
     counter: tuple[int, str, str]
     alert_base: int  # see alerts.alert_base()
     # The customer's open lots of the pools that cover the feature, in burn order.
@@ -111,14 +111,14 @@ class _Batch:
     alerts: list[Alert] = field(default_factory=list)
     terms: Terms = field(default_factory=current_terms)
     standings: dict[tuple[int, str], _Standing] = field(default_factory=dict)
-    pools: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def standing_of(self, customer_id: int, feature_key: str) -> _Standing:
         """The customer's standing for the feature."""
         found = self.standings.get((customer_id, feature_key))
         if found is None:
             access = standing(self.subscriptions[customer_id], feature_key, self.at, self.terms)
-            pools = self.pools_covering(feature_key)
+            catalog, _ = self.terms
+            pools = catalog.pools_covering(feature_key)
             found = self.standings[customer_id, feature_key] = _Standing(
                 access,
                 access.allowance,
@@ -127,14 +127,6 @@ class _Batch:
                 [lot for lot in self.open_lots.get(customer_id, ()) if lot.pool_key in pools],
             )
         return found
-
-    def pools_covering(self, feature_key: str) -> frozenset[str]:
-        """The catalog's pools_covering(), asked once per feature, not once per customer."""
-        pools = self.pools.get(feature_key)
-        if pools is None:
-            catalog, _ = self.terms
-            pools = self.pools[feature_key] = catalog.pools_covering(feature_key)
-        return pools
 
 
 def record_in_turn(
