@@ -106,8 +106,9 @@ class UsageEvent(Base):
     period_key: Mapped[str] = mapped_column(String(255))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    # The UsageResult returned the first time (but the event's id), returned again to every retry.
-    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # What recording it answered the first time, answered again to every retry: the values of
+    # results.STORED_FIELDS as an array (an object in events recorded before 2026-12).
+    result: Mapped[list[Any] | dict[str, Any]] = mapped_column(JSON, default=list)
 
 
 class UsageCounter(Base):

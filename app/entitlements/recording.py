@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, Select, delete, insert, select
+from sqlalchemy import BindParameter, Insert, Select, bindparam, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.billing.models import Subscription, SubscriptionRead
@@ -266,8 +266,8 @@ def _apply(
             "customer_id": customer_id,
             "idempotency_key": event.idempotency_key,
             "period_key": counter[2],
-            "occurred_at": event.occurred_at or batch.at,
-            "recorded_at": batch.at,
+            # None when the caller did not say: the insert takes the batch's time then.
+            "occurred_at": event.occurred_at,
             "result": result.stored(),
             **body,
         }
@@ -321,7 +321,6 @@ EVENT_COLUMNS = (
     "idempotency_key",
     "period_key",
     "occurred_at",
-    "recorded_at",
     "result",
     "event_name",
     "feature_key",
@@ -330,12 +329,23 @@ EVENT_COLUMNS = (
 )
 
 
+def _recorded_at() -> BindParameter[datetime]:
+    """The batch's time, bound once as ``at``: when its events were recorded, and when they
+    occurred unless they say."""
+    return bindparam("at", type_=UsageEvent.__table__.c.recorded_at.type)
+
+
 @statement_per_dialect
 def _insert_events() -> Insert:
     """PostgreSQL: the batch's events from one recordset, skipping keys recorded before."""
+    rows = recordset(UsageEvent, EVENT_COLUMNS).subquery("batch")
+    columns = [
+        func.coalesce(rows.c.occurred_at, _recorded_at()) if name == "occurred_at" else rows.c[name]
+        for name in EVENT_COLUMNS
+    ]
     return (
         postgresql.insert(UsageEvent)
-        .from_select(EVENT_COLUMNS, recordset(UsageEvent, EVENT_COLUMNS))
+        .from_select([*EVENT_COLUMNS, "recorded_at"], select(*columns, _recorded_at()))
         .on_conflict_do_nothing(index_elements=[UsageEvent.customer_id, UsageEvent.idempotency_key])
         .returning(UsageEvent.id, UsageEvent.customer_id, UsageEvent.idempotency_key)
     )
@@ -355,7 +365,7 @@ def _insert(batch: _Batch) -> list[int] | None:
     if is_postgresql():
         # One INSERT ... SELECT from a JSON recordset for the whole batch, returning each row's id.
         inserted = connection.execute(
-            _insert_events(), as_recordset(batch.rows, EVENT_COLUMNS)
+            _insert_events(), {**as_recordset(batch.rows, EVENT_COLUMNS), "at": batch.at}
         ).all()
         if len(inserted) < len(batch.rows):
             if inserted:
@@ -366,7 +376,14 @@ def _insert(batch: _Batch) -> list[int] | None:
             return None
     else:
         # SQLite's executemany is cheap; then the ids by (customer, key), which is unique.
-        insert_rows(insert(UsageEvent), batch.rows)
+        at = batch.at
+        insert_rows(
+            insert(UsageEvent),
+            [
+                {**row, "occurred_at": row["occurred_at"] or at, "recorded_at": at}
+                for row in batch.rows
+            ],
+        )
         keys = [(row["customer_id"], row["idempotency_key"]) for row in batch.rows]
         inserted = connection.execute(_event_ids(), pairs("events", keys)).all()
     id_of = {(customer_id, key): event_id for event_id, customer_id, key in inserted}
@@ -392,7 +409,7 @@ def _write(batch: _Batch, ids: list[int], due: list[LotBalance]) -> None:
                 "event_name": meter_event_name(batch.rows[index]["feature_key"]),
                 "period_key": batch.rows[index]["period_key"],
                 "units": units,
-                "occurred_at": batch.rows[index]["occurred_at"],
+                "occurred_at": batch.rows[index]["occurred_at"] or batch.at,
             }
             for index, units in batch.overage
         ],
@@ -464,7 +481,8 @@ def _stored_events(
             "units": units,
             "cost_input": cost_input,
         }
-        stored[customer_id, key] = _Stored(body, UsageResult.from_stored(result, event_id))
+        first = UsageResult.from_stored(result, (event_id, key, feature_key, units))
+        stored[customer_id, key] = _Stored(body, first)
     return stored
 
 

@@ -83,6 +83,38 @@ def test_record_event_same_key_returns_first_result_and_changes_nothing(
     assert balance(synced, customer_id) == 999_000
 
 
+def test_event_kept_in_the_earlier_object_form_replays_its_first_result(
+    client: WebClient, synced: Flask
+) -> None:
+    # Events recorded before 2026-12 kept their result as an object that repeated the row's key,
+    # feature and units; a retry of one must still answer it.
+    customer_id = subscribe(client, synced, "ada@example.com", "enterprise_monthly")
+    first = record(synced, customer_id, "chat-1", "ai_chat", 1_000)
+    assert [(draw.pool_key, draw.amount) for draw in first.from_credits] == [("ai_tokens", 1_000)]
+    with synced.app_context():
+        event = db.session.scalars(db.select(UsageEvent)).one()
+        event.result = {
+            "idempotency_key": "chat-1",
+            "feature_key": "ai_chat",
+            "units": 1_000,
+            "from_included": first.from_included,
+            "from_credits": [
+                {"pool_key": "ai_tokens", "denomination": "tokens", "amount": 1_000},
+            ],
+            "overage_units": first.overage_units,
+            "overage_billable": first.overage_billable,
+            "used": first.used,
+            "limit": first.limit,
+            "remaining": first.remaining,
+            "credit_balance": first.credit_balance,
+        }
+        db.session.commit()
+    again = record(synced, customer_id, "chat-1", "ai_chat", 1_000)
+    assert (again, again.replayed) == (first, True)
+    assert count(synced, UsageEvent) == 1
+    assert balance(synced, customer_id) == 9_999_000
+
+
 def test_record_event_cancelled_subscription_is_refused_not_entitled(
     client: WebClient, synced: Flask
 ) -> None:
