@@ -13,7 +13,17 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, Insert, Select, bindparam, delete, func, insert, select
+from sqlalchemy import (
+    BindParameter,
+    Insert,
+    Select,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    true,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.billing.models import Subscription, SubscriptionRead
@@ -56,6 +66,7 @@ from app.entitlements.sql import (
     is_postgresql,
     one_of,
     pair_in,
+    pair_rows,
     pairs,
     recordset,
     statement_per_dialect,
@@ -517,12 +528,31 @@ def _current_subscriptions(customer_ids: list[int]) -> dict[int, SubscriptionRea
 
 @statement_per_dialect
 def _counters_statement() -> Select[int, str, str, int]:
-    return select(
+    columns = (
         UsageCounter.customer_id,
         UsageCounter.feature_key,
         UsageCounter.period_key,
         UsageCounter.used,
-    ).where(pair_in(UsageCounter.customer_id, UsageCounter.period_key, "periods"))
+    )
+    if not is_postgresql():
+        return select(*columns).where(
+            pair_in(UsageCounter.customer_id, UsageCounter.period_key, "periods")
+        )
+    # Each (customer, period) looked up by the counters' key, the way SQLite finds them. As a
+    # join or IN, the planner read and hashed every counter of every period instead: 5 ms for a
+    # batch against 20,000 counters, 3 ms this way, and the table grows with every period. The
+    # OFFSET keeps PostgreSQL from folding the lookup back into a join.
+    wanted = pair_rows(UsageCounter.customer_id, UsageCounter.period_key, "periods")
+    counters = (
+        select(*columns)
+        .where(
+            UsageCounter.customer_id == wanted.c.first,
+            UsageCounter.period_key == wanted.c.second,
+        )
+        .offset(0)
+        .lateral("counters")
+    )
+    return select(*counters.c).select_from(wanted).join(counters, true())
 
 
 def _counters(periods: dict[int, str]) -> dict[tuple[int, str, str], int]:

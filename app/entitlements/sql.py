@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import QueryableAttribute
+from sqlalchemy.sql.selectable import TableValuedAlias
 
 from app.extensions import Base, db
 
@@ -64,11 +65,19 @@ def pair_in(
     """``(first, second) IN :name``, bound per call with pairs(), so an index on the two columns
     finds exactly those rows (two separate IN lists make SQLite probe every combination)."""
     if is_postgresql():
-        firsts = bindparam(f"{name}_first", type_=ARRAY(first.expression.type))
-        seconds = bindparam(f"{name}_second", type_=ARRAY(second.expression.type))
-        wanted = func.unnest(firsts, seconds).table_valued("first", "second").render_derived()
+        wanted = pair_rows(first, second, name)
         return tuple_(first, second).in_(select(wanted.c.first, wanted.c.second))
     return tuple_(first, second).in_(bindparam(name, expanding=True))
+
+
+def pair_rows(
+    first: QueryableAttribute[T], second: QueryableAttribute[U], name: str
+) -> TableValuedAlias:
+    """PostgreSQL: the pairs bound with pairs(name, ...) as rows of two columns, ``first`` and
+    ``second``, typed as the two columns given."""
+    firsts = bindparam(f"{name}_first", type_=ARRAY(first.expression.type))
+    seconds = bindparam(f"{name}_second", type_=ARRAY(second.expression.type))
+    return func.unnest(firsts, seconds).table_valued("first", "second").render_derived()
 
 
 def pairs(name: str, values: Collection[tuple[T, U]]) -> dict[str, Any]:
