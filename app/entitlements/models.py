@@ -107,7 +107,7 @@ class UsageEvent(Base):
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # What recording it answered the first time, answered again to every retry: the values of
-    # results.STORED_FIELDS as an array (an object in events recorded before 2026-12).
+    # results.STORED_FIELDS as an array (an object in events that earlier versions recorded).
     result: Mapped[list[Any] | dict[str, Any]] = mapped_column(JSON, default=list)
 
 

@@ -73,8 +73,8 @@ class UsageResult:
         """The first result of an event (its id, key, feature and units), returned to a retry."""
         values: list[Any]
         if isinstance(stored, dict):
-            # As events recorded before 2026-12 kept it: an object that also repeated the row's
-            # key, feature and units.
+            # As earlier versions kept it: an object that also repeated the row's key, feature
+            # and units.
             values = [stored[name] for name in STORED_FIELDS]
             draws = [CreditDraw(**draw) for draw in stored["from_credits"]]
         else:
@@ -100,8 +100,8 @@ class UsageResult:
 
 
 # A stored result is a JSON array of these values, in this order. As an object with these keys it
-# made up about half of an event row's bytes, and a batch's event insert spent about a quarter of
-# its time on PostgreSQL reading it (README, Benchmarks).
+# was about two fifths of the bytes a batch sends for each event row, and the batch's insert took
+# about a fifth longer on PostgreSQL (README, Benchmarks).
 STORED_FIELDS = (
     "from_included",
     "from_credits",

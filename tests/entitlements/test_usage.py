@@ -86,8 +86,8 @@ def test_record_event_same_key_returns_first_result_and_changes_nothing(
 def test_event_kept_in_the_earlier_object_form_replays_its_first_result(
     client: WebClient, synced: Flask
 ) -> None:
-    # Events recorded before 2026-12 kept their result as an object that repeated the row's key,
-    # feature and units; a retry of one must still answer it.
+    # Earlier versions kept an event's result as an object that repeated the row's key, feature
+    # and units; a retry of such an event must still answer it.
     customer_id = subscribe(client, synced, "ada@example.com", "enterprise_monthly")
     first = record(synced, customer_id, "chat-1", "ai_chat", 1_000)
     assert [(draw.pool_key, draw.amount) for draw in first.from_credits] == [("ai_tokens", 1_000)]
