@@ -27,7 +27,6 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.billing.models import Subscription, SubscriptionRead
-from app.catalog import MeteredAllowance
 from app.catalog.stripe_sync import meter_event_name
 from app.clock import now
 from app.entitlements.access import (
@@ -97,7 +96,6 @@ class _Standing:
     first event, not at each."""
 
     access: Access
-    allowance: MeteredAllowance | None  # access.allowance, read once per event: kept at hand
     counter: tuple[int, str, str]
     alert_base: int  # see alerts.alert_base()
     # The customer's open lots of the pools that cover the feature, in burn order.
@@ -132,7 +130,6 @@ class _Batch:
             pools = catalog.pools_covering(feature_key)
             found = self.standings[customer_id, feature_key] = _Standing(
                 access,
-                access.allowance,
                 (customer_id, feature_key, self.periods[customer_id]),
                 alert_base(access.allowance),
                 [lot for lot in self.open_lots.get(customer_id, ()) if lot.pool_key in pools],
@@ -249,7 +246,7 @@ def _apply(
             f"The customer may not use this feature ({access.refusal}).", reason=access.refusal
         )
     counter = held.counter
-    used = batch.used.get(counter, 0) if held.allowance else 0
+    used = batch.used.get(counter, 0) if access.allowance else 0
     lots = held.lots
     covered = cover(access, used, event.units, sum(lot.remaining for lot in lots) if lots else 0)
     if covered.refusal == LIMIT_EXCEEDED:
