@@ -62,9 +62,10 @@ def period_key(subscription: SubscriptionTerms | None) -> str:
     return f"{subscription.stripe_subscription_id}:{int(start.timestamp()) if start else 0}"
 
 
-def feature_definition(feature_key: str) -> FeatureDefinition:
-    """The catalog's feature, or UnknownFeature."""
-    feature = current_catalog().features.get(feature_key)
+def feature_definition(feature_key: str, catalog: Catalog | None = None) -> FeatureDefinition:
+    """The catalog's feature, or UnknownFeature. ``catalog``: the application's, when the caller
+    asks of many events at once."""
+    feature = (current_catalog() if catalog is None else catalog).features.get(feature_key)
     if feature is None:
         raise UnknownFeature(f"There is no feature {feature_key!r}.")
     return feature

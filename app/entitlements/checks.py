@@ -47,10 +47,17 @@ class Cover:
     from_included: int
     from_credits: int
     overage: int
-    # The plan's allowance of a metered feature (None for an on/off feature), and its hard limit
-    # per period, if any.
-    allowance: MeteredAllowance | None
-    limit: int | None
+
+    @property
+    def allowance(self) -> MeteredAllowance | None:
+        """The plan's allowance of a metered feature; None for an on/off feature."""
+        return self.access.allowance
+
+    @property
+    def limit(self) -> int | None:
+        """The hard limit per period, if any."""
+        allowance = self.access.allowance
+        return allowance.limit if allowance else None
 
     @property
     def would_exceed_limit(self) -> bool:
@@ -78,12 +85,11 @@ def cover(standing: Access, used: int, units: int, credits: int) -> Cover:
     """Cover ``units`` with included units first, then ``credits``; the rest is overage."""
     allowance = standing.allowance
     if allowance is None:
-        return Cover(standing, units, used, 0, 0, 0, None, None)
+        return Cover(standing, units, used, 0, 0, 0)
     from_included = units if allowance.unlimited else min(units, max(allowance.included - used, 0))
     from_credits = min(units - from_included, credits)
-    overage = units - from_included - from_credits
     return Cover(
-        standing, units, used, from_included, from_credits, overage, allowance, allowance.limit
+        standing, units, used, from_included, from_credits, units - from_included - from_credits
     )
 
 

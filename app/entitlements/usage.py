@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Select, select
 
 from app.accounts.models import Customer
+from app.catalog import Catalog, current_catalog
 from app.entitlements.access import feature_definition
 from app.entitlements.checks import validate_units
 from app.entitlements.errors import InvalidUsage, UnknownCustomer, UsageError
@@ -39,19 +40,14 @@ def _text(value: str, name: str) -> str:
     return value
 
 
-def _validate(event: UsageEventInput, metered: dict[str, bool] | None = None) -> None:
+def _validate(event: UsageEventInput, catalog: Catalog | None = None) -> None:
     """Raise the first thing wrong with an event, before anything is locked or read.
-    ``metered``: what is known of features so far, for a batch that asks of each once."""
+    ``catalog``: the application's, for a batch that looks it up once."""
     _text(event.idempotency_key, "idempotency_key")
     _text(event.event_name, "event_name")
     validate_units(event.units)
     feature_key = event.feature_key
-    is_metered = metered.get(feature_key) if metered is not None else None
-    if is_metered is None:
-        is_metered = feature_definition(feature_key).kind == "metered"
-        if metered is not None:
-            metered[feature_key] = is_metered
-    if not is_metered:
+    if feature_definition(feature_key, catalog).kind != "metered":
         raise InvalidUsage(f"{feature_key} is on or off; it has no usage.", code="not_metered")
 
 
@@ -108,14 +104,14 @@ def record_batch(
     customers = customer_lookup({event.customer_reference_id for event in events})
     outcomes: list[UsageResult | UsageError | None] = []
     valid: list[tuple[int, UsageEventInput]] = []
-    metered: dict[str, bool] = {}
+    catalog = current_catalog()
     for event in events:
         customer_id = customers.get(event.customer_reference_id)
         if customer_id is None:
             outcomes.append(UnknownCustomer(f"No customer {event.customer_reference_id!r}."))
             continue
         try:
-            _validate(event, metered)
+            _validate(event, catalog)
         except UsageError as exc:
             # Every refusal comes before anything is written, so the batch goes on.
             outcomes.append(exc)
