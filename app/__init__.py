@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from werkzeug.wrappers import Response
 
 from app.config import REPO_ROOT, Config
+from app.entitlements.check_cache import init_check_cache
 from app.extensions import csrf, db, limiter, login_manager, migrate
 from app.json_provider import OrjsonProvider
 
@@ -47,6 +48,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     load_plan_catalog(app)
     register_extensions(app)
+    init_check_cache(app)
     register_blueprints(app)
     register_stripe(app)
     register_commands(app)

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Values that turn a setting off.
+OFF = frozenset({"0", "off", "false", "no"})
 
 
 def database_url(raw: str | None, instance_path: Path) -> str:
@@ -60,6 +62,9 @@ class Config:
     SANDBOX_DELIVER_WEBHOOKS = True
     # How long a past_due subscription keeps its features while Stripe retries the payment.
     PAST_DUE_GRACE_DAYS = 7
+    # Entitlement checks answered from memory on PostgreSQL (app/entitlements/check_cache.py);
+    # TOLLGATE_CHECK_CACHE=off makes every check read the database.
+    CHECK_CACHE = True
 
     @staticmethod
     def from_environ(instance_path: Path, environ: Mapping[str, str]) -> dict[str, Any]:
@@ -70,6 +75,8 @@ class Config:
         }
         if environ.get("PORT") and not environ.get("TOLLGATE_BASE_URL"):
             settings["TOLLGATE_BASE_URL"] = f"http://127.0.0.1:{environ['PORT']}"
+        if environ.get("TOLLGATE_CHECK_CACHE"):
+            settings["CHECK_CACHE"] = environ["TOLLGATE_CHECK_CACHE"].lower() not in OFF
         if environ.get("PAST_DUE_GRACE_DAYS"):
             settings["PAST_DUE_GRACE_DAYS"] = int(environ["PAST_DUE_GRACE_DAYS"])
         for name in (

@@ -13,6 +13,8 @@ import httpx
 from flask import Flask
 from werkzeug.serving import make_server
 
+from app.entitlements.check_cache import stop_check_cache
+
 CSRF_INPUT = re.compile(
     r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"'
 )
@@ -37,6 +39,7 @@ def serve(make_app: Callable[[str], Flask]) -> Iterator[Flask]:
     finally:
         server.shutdown()
         thread.join()
+        stop_check_cache(app)
 
 
 def _not_ready(environ: Any, start_response: Any) -> list[bytes]:

@@ -30,6 +30,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from app.accounts.models import Customer
 from app.api.models import ApiKey
 from app.billing.models import LIVE_STATUSES, Subscription, SubscriptionRead
+from app.entitlements.check_cache import check_cache
 from app.entitlements.errors import InvalidApiKey
 from app.entitlements.models import CreditLot, CreditPool, UsageCounter
 from app.prepared import PreparedRead
@@ -95,9 +96,10 @@ def _statement(by_reference: bool, pool_keys: frozenset[str], keyed: bool) -> Pr
         .scalar_subquery()
     )
     credits: ColumnElement[int] = literal(0, BigInteger)
+    first_expiry: ColumnElement[Any] = null()
     if pool_keys:
-        credits = (
-            select(func.coalesce(func.sum(CreditLot.remaining), 0))
+        counted = (
+            select(CreditLot.remaining)
             .join(CreditPool, CreditLot.pool_id == CreditPool.id)
             .where(
                 CreditPool.customer_id == Customer.id,
@@ -107,8 +109,15 @@ def _statement(by_reference: bool, pool_keys: frozenset[str], keyed: bool) -> Pr
                 | (CreditLot.expires_at > bindparam("at", required=False)),
             )
             .correlate(Customer)
-            .scalar_subquery()
         )
+        credits = counted.with_only_columns(
+            func.coalesce(func.sum(CreditLot.remaining), 0)
+        ).scalar_subquery()
+        if keyed:
+            # Until when the sum holds: a cached check (check_cache.py) stops counting then.
+            first_expiry = counted.with_only_columns(
+                func.min(CreditLot.expires_at)
+            ).scalar_subquery()
     customer = (
         Customer.reference_id == bindparam("reference_id", required=False)
         if by_reference
@@ -124,6 +133,7 @@ def _statement(by_reference: bool, pool_keys: frozenset[str], keyed: bool) -> Pr
         Subscription.current_period_end,
         func.coalesce(UsageCounter.used, 0),
         credits,
+        first_expiry,
     )
     statement: Select[*tuple[Any, ...]]
     if keyed:
@@ -157,7 +167,31 @@ def standing_row(
 ) -> StandingRow | None:
     """The customer (by id, else by reference id) and its standing for a feature at ``at``;
     None when there is no such customer. With ``key_hash``, InvalidApiKey unless it is the hash
-    of an unrevoked API key, checked in the same query."""
+    of an unrevoked API key, checked in the same query; what that query finds may come from the
+    worker's check cache."""
+    cache = check_cache() if key_hash is not None and reference_id is not None else None
+    if cache is None:
+        return _read(customer_id, reference_id, feature_key, pool_keys, at, key_hash)[0]
+    key = (str(key_hash), str(reference_id), feature_key)
+    cached = cache.get(key, at)
+    if cached is not None:
+        return cached
+    ticket = cache.ticket()
+    found, valid_until = _read(customer_id, reference_id, feature_key, pool_keys, at, key_hash)
+    if found is not None:
+        cache.put(ticket, key, found, valid_until)
+    return found
+
+
+def _read(
+    customer_id: int | None,
+    reference_id: str | None,
+    feature_key: str,
+    pool_keys: Collection[str],
+    at: datetime,
+    key_hash: str | None,
+) -> tuple[StandingRow | None, datetime | None]:
+    """standing_row() from the database, with the time its credits' sum holds until."""
     params: dict[str, Any] = {"feature_key": feature_key}
     if key_hash is not None:
         params["key_hash"] = key_hash
@@ -172,9 +206,11 @@ def standing_row(
     if row is None and keyed:
         raise InvalidApiKey()
     if row is None or row[1] is None:
-        return None
-    _key, found, subscription_id, stripe_id, plan_key, status, start, end, used, credits = row
+        return None, None
+    _key, found, subscription_id, stripe_id, plan_key, status, start, end, used, credits, expiry = (
+        row
+    )
     subscription = None
     if subscription_id is not None:
         subscription = SubscriptionRead(stripe_id, plan_key, status, start, end)
-    return StandingRow(found, subscription, int(used), int(credits))
+    return StandingRow(found, subscription, int(used), int(credits)), expiry

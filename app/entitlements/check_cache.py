@@ -1,0 +1,244 @@
+"""The API's entitlement checks, answered from memory on PostgreSQL and kept current by it.
+
+A check's one query costs more than the whole of the rest of the call: on PostgreSQL it alone
+held checks below 60% of a bare Flask endpoint's throughput. Each worker keeps what the query
+read (the customer's subscription, counter and credits, and that the API key was valid) for
+each (key, customer, feature) it was asked about, and drops it when it may have changed:
+
+- Triggers (migration 0007) notify the ``tollgate_standing`` channel when a transaction that
+  changed a customer, its subscriptions, counters, credit pools or lots commits, naming the
+  customers; any change to an API key drops everything. They fire whatever code or process
+  made the change: the API, webhooks, the CLI, a psql session.
+- A thread of each worker listens on its own connection and drops those customers' entries.
+- A worker's own commits send a marker through the same channel: until the listener has seen
+  it (with the trigger's notifications ahead of it), this worker's checks read the database.
+  A caller that records usage and then checks on the same worker always sees its usage.
+- On another worker, a check may answer from memory for as long as the notification takes to
+  arrive: about a millisecond, a few under load. Recording usage never reads this cache, so
+  limits and credits are enforced exactly; a check is a forecast either way, since usage may
+  be recorded between the check and the use.
+- Read entries are stored only if no notification arrived while the read ran, so a read that
+  raced a commit is never kept; an entry that counted credits lasts until the first of them
+  expires. While the listener is not connected (at start, or after losing the connection), every
+  check reads the database.
+
+SQLite has no notifications: there each check reads the database, as it does with
+``TOLLGATE_CHECK_CACHE=off``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from flask import Flask, current_app
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from app.extensions import db
+
+if TYPE_CHECKING:
+    from app.entitlements.standing import StandingRow
+
+CHANNEL = "tollgate_standing"
+EXTENSION = "tollgate.check_cache"
+# A bound on memory, not a policy: past it the cache starts again from empty.
+MAX_ENTRIES = 200_000
+# A marker whose commit failed never arrives (the rollback hook drops it first, normally).
+MARKER_TIMEOUT_SECONDS = 5.0
+RECONNECT_SECONDS = 1.0
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str, str]  # (API key hash, customer reference id, feature key)
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    customer_id: int
+    row: StandingRow
+    valid_until: datetime | None
+
+
+class CheckCache:
+    """One worker's cached check reads, and the thread that keeps them current."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._conninfo = engine.url.set(drivername="postgresql").render_as_string(
+            hide_password=False
+        )
+        self._entries: dict[Key, _Entry] = {}
+        self._keys_of: dict[int, set[Key]] = {}
+        self._lock = threading.Lock()
+        # Bumped by every notification: a read stores what it read only if none came meanwhile.
+        self.generation = 0
+        self.live = False
+        self.hits = 0
+        self.misses = 0
+        self._markers: dict[int, float] = {}
+        self._marker_numbers = itertools.count()
+        self._pid: int | None = None
+        # Names this process's cache in its markers (tests run several apps in one process).
+        self._token = ""
+        self._stop = threading.Event()
+        event.listen(engine, "commit", self._mark_commit)
+        event.listen(engine, "rollback", self._forget_marker)
+
+    # The check's side.
+
+    def get(self, key: Key, at: datetime) -> StandingRow | None:
+        """The row cached for ``key``, if it may be used at ``at``; None to read the database."""
+        if not self._usable():
+            return None
+        entry = self._entries.get(key)
+        if entry is None or (entry.valid_until is not None and at >= entry.valid_until):
+            self.misses += 1
+            return None
+        self.hits += 1
+        return entry.row
+
+    def ticket(self) -> int:
+        """Taken before reading: hand it back to ``put``."""
+        return self.generation
+
+    def put(self, ticket: int, key: Key, row: StandingRow, valid_until: datetime | None) -> None:
+        """Keep ``row``, read for ``key`` after ``ticket`` was taken, unless anything changed."""
+        with self._lock:
+            if ticket != self.generation or not self.live or self._markers:
+                return
+            if len(self._entries) >= MAX_ENTRIES:
+                self._clear()
+            self._entries[key] = _Entry(row.customer_id, row, valid_until)
+            self._keys_of.setdefault(row.customer_id, set()).add(key)
+
+    def _usable(self) -> bool:
+        if self._pid != os.getpid():
+            self._start()  # first use in this process (gunicorn forks after import)
+            return False
+        if not self.live:
+            return False
+        if self._markers:
+            self._expire_markers()
+            return not self._markers
+        return True
+
+    # The writers' side: a marker after each of this process's commits.
+
+    def _mark_commit(self, connection: Connection) -> None:
+        if not self.live:
+            return
+        number = next(self._marker_numbers)
+        self._markers[number] = time.monotonic()
+        connection.info["tollgate_marker"] = number
+        driver = connection.connection.driver_connection
+        assert driver is not None  # the connection is committing, so it has one
+        # In the transaction, after its triggers' notifications: delivered with them on commit.
+        driver.execute("SELECT pg_notify(%s, %s)", (CHANNEL, f"sync {self._token} {number}"))
+
+    def _forget_marker(self, connection: Connection) -> None:
+        number = connection.info.pop("tollgate_marker", None)
+        if number is not None:
+            self._markers.pop(number, None)
+
+    def _expire_markers(self) -> None:
+        oldest = time.monotonic() - MARKER_TIMEOUT_SECONDS
+        for number, sent in list(self._markers.items()):
+            if sent < oldest:
+                self._markers.pop(number, None)
+
+    # The listener.
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            self._token = uuid.uuid4().hex
+            self.live = False
+            self._clear()
+            self._markers.clear()
+            self._stop.clear()
+            threading.Thread(target=self._listen, name="tollgate-check-cache", daemon=True).start()
+
+    def stop(self) -> None:
+        """Stop listening (the tests' servers stop with their app); the thread ends within a
+        second, when it next looks up from waiting."""
+        self._stop.set()
+
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self._conninfo, autocommit=True) as connection:
+                    connection.execute(f"LISTEN {CHANNEL}")
+                    # Listening now: whatever changes from here on is told. Start from empty.
+                    self._reset(live=True)
+                    while not self._stop.is_set():
+                        for notification in connection.notifies(timeout=1.0):
+                            self._apply(notification.payload)
+            except Exception as exc:  # whatever it was, stop trusting the memory
+                self._reset(live=False)
+                log.warning(
+                    "Entitlement check cache not listening (%s); checks read the database",
+                    type(exc).__name__,
+                )
+                self._stop.wait(RECONNECT_SECONDS)
+        self._reset(live=False)
+
+    def _reset(self, *, live: bool) -> None:
+        with self._lock:
+            self._clear()
+            self._markers.clear()
+            self.live = live
+
+    def _apply(self, payload: str) -> None:
+        kind, _, rest = payload.partition(" ")
+        if kind == "sync":
+            token, _, number = rest.partition(" ")
+            if token == self._token:
+                self._markers.pop(int(number), None)
+            return
+        with self._lock:
+            if kind == "c":
+                for customer_id in rest.split(","):
+                    for key in self._keys_of.pop(int(customer_id), ()):
+                        self._entries.pop(key, None)
+                self.generation += 1
+            else:  # "*", or anything this version does not know: drop everything
+                self._clear()
+
+    def _clear(self) -> None:
+        """Drop every entry (the caller holds the lock)."""
+        self._entries.clear()
+        self._keys_of.clear()
+        self.generation += 1
+
+
+def init_check_cache(app: Flask) -> None:
+    """Give the app its check cache, on PostgreSQL unless TOLLGATE_CHECK_CACHE is off."""
+    if not app.config["CHECK_CACHE"]:
+        return
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name == "postgresql":
+        app.extensions[EXTENSION] = CheckCache(engine)
+
+
+def check_cache() -> CheckCache | None:
+    """The current app's check cache, if it has one."""
+    cache: CheckCache | None = current_app.extensions.get(EXTENSION)
+    return cache
+
+
+def stop_check_cache(app: Flask) -> None:
+    """Stop the app's listener, if it has one."""
+    cache: Any = app.extensions.get(EXTENSION)
+    if cache is not None:
+        cache.stop()

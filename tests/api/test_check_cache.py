@@ -1,0 +1,261 @@
+"""Checks answered from memory on PostgreSQL: what a caller sees must not change for it.
+
+"Another worker" here is a second application on the same database, as a second gunicorn
+worker is: its writes reach the served app only through PostgreSQL's notifications.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from flask import Flask
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+
+from app import create_app
+from app.accounts.models import Customer
+from app.billing.models import Subscription, SubscriptionStatus
+from app.clock import now
+from app.entitlements.check_cache import EXTENSION, CheckCache
+from app.entitlements.credits import grant_credits
+from app.entitlements.models import LotOrigin
+from app.extensions import db
+from app.stripe_sandbox import Sandbox
+from tests.apps import app_config
+from tests.entitlements.helpers import record
+
+
+@pytest.fixture
+def cache(app: Flask) -> CheckCache | None:
+    """The served app's check cache: on PostgreSQL only (SQLite's checks read the database,
+    and what these tests ask of a check holds there too)."""
+    cached: CheckCache | None = app.extensions.get(EXTENSION)
+    return cached
+
+
+@pytest.fixture
+def other_worker(app: Flask, tmp_path: Path) -> Iterator[Flask]:
+    """A second app on the served app's database, with no cache of its own running."""
+    other = create_app(
+        app_config(
+            app.config["SQLALCHEMY_DATABASE_URI"],
+            STRIPE_SANDBOX_PATH=str(tmp_path / "other_sandbox.sqlite3"),
+            CHECK_CACHE=False,
+        )
+    )
+    yield other
+    with other.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def customer(api: httpx.Client) -> str:
+    """A customer on Enterprise: API calls unlimited, AI tokens from a credit pool."""
+    api.post("/customers", json={"customerReferenceId": "ent-1", "email": "e@example.com"})
+    response = api.post(
+        "/subscriptions", json={"customerReferenceId": "ent-1", "planId": "enterprise_monthly"}
+    )
+    assert response.status_code == 201
+    return "ent-1"
+
+
+def _check(api: httpx.Client, reference: str, feature: str = "api_calls") -> dict:
+    response = api.get(f"/entitlements/{reference}/{feature}")
+    assert response.status_code == 200, response.text
+    data: dict = response.json()["data"]
+    return data
+
+
+def _served_from_memory(cache: CheckCache | None, call: Callable[[], dict]) -> dict:
+    """``call``'s answer, asserting that the cache answered it, where there is one (its
+    listener may still be connecting when a test starts)."""
+    if cache is None:
+        return call()
+    deadline = time.monotonic() + 5
+    while True:
+        hits = cache.hits
+        answer = call()
+        if cache.hits > hits:
+            return answer
+        assert time.monotonic() < deadline, "the check never came from memory"
+        time.sleep(0.01)
+
+
+def _eventually(call: Callable[[], dict], done: Callable[[dict], bool]) -> dict:
+    """``call``'s answer once ``done`` holds of it; fails after 5 s."""
+    deadline = time.monotonic() + 5
+    while True:
+        answer = call()
+        if done(answer) or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.005)
+
+
+def _customer_id(app: Flask, reference: str) -> int:
+    with app.app_context():
+        return db.session.scalars(
+            select(Customer.id).where(Customer.reference_id == reference)
+        ).one()
+
+
+def test_usage_recorded_through_the_api_shows_in_the_very_next_check(
+    api: httpx.Client, cache: CheckCache | None, customer: str
+) -> None:
+    _served_from_memory(cache, lambda: _check(api, customer))
+    for n in range(1, 21):
+        event = {
+            "eventIdempotencyKey": f"call-{n}",
+            "eventName": "api.call",
+            "customerReferenceId": customer,
+            "featureKey": "api_calls",
+            "usageUnits": 1,
+        }
+        assert api.post("/events", json=event).status_code == 201
+        # No waiting: on the worker that recorded it, the next check counts it.
+        assert _check(api, customer)["usage"]["used"] == n
+    assert _served_from_memory(cache, lambda: _check(api, customer))["usage"]["used"] == 20
+
+
+def test_checks_count_every_event_acknowledged_before_them_under_concurrent_use(
+    api: httpx.Client, server: str, api_key: str, cache: CheckCache | None, customer: str
+) -> None:
+    # Four callers record and check at once on one worker: a check never counts fewer events
+    # than had been acknowledged when it was sent, however busy the worker's threads are.
+    _served_from_memory(cache, lambda: _check(api, customer))
+    acknowledged = 0
+    lock = threading.Lock()
+    shortfalls: list[tuple[int, int]] = []
+
+    def caller(number: int) -> None:
+        nonlocal acknowledged
+        with httpx.Client(
+            base_url=f"{server}/api/v1/client", headers={"Authorization": f"Bearer {api_key}"}
+        ) as own:
+            for n in range(25):
+                event = {
+                    "eventIdempotencyKey": f"caller-{number}-{n}",
+                    "eventName": "api.call",
+                    "customerReferenceId": customer,
+                    "featureKey": "api_calls",
+                    "usageUnits": 1,
+                }
+                assert own.post("/events", json=event).status_code == 201
+                with lock:
+                    acknowledged += 1
+                    floor = acknowledged
+                used = _check(own, customer)["usage"]["used"]
+                if used < floor:
+                    shortfalls.append((used, floor))
+
+    threads = [threading.Thread(target=caller, args=(number,)) for number in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert shortfalls == []
+    assert _check(api, customer)["usage"]["used"] == 100
+
+
+def test_a_write_on_another_worker_reaches_a_check_answered_from_memory(
+    api: httpx.Client, app: Flask, cache: CheckCache | None, customer: str, other_worker: Flask
+) -> None:
+    assert _served_from_memory(cache, lambda: _check(api, customer))["usage"]["used"] == 0
+    record(other_worker, _customer_id(app, customer), "elsewhere", "api_calls", 7)
+    seen = _eventually(lambda: _check(api, customer), lambda d: d["usage"]["used"] == 7)
+    assert seen["usage"]["used"] == 7
+
+    # Another worker ends the subscription (as its webhook would): the next checks refuse.
+    with other_worker.app_context():
+        subscription = db.session.scalars(select(Subscription)).one()
+        subscription.status = SubscriptionStatus.CANCELED
+        db.session.commit()
+    refused = _eventually(lambda: _check(api, customer), lambda d: not d["isAllowed"])
+    assert (refused["isAllowed"], refused["subscriptionStatus"]) == (False, "canceled")
+
+
+def test_a_change_made_outside_tollgate_reaches_a_check_answered_from_memory(
+    api: httpx.Client, app: Flask, cache: CheckCache | None, customer: str
+) -> None:
+    # A psql session, say, correcting a counter by hand: the triggers tell every worker.
+    _served_from_memory(cache, lambda: _check(api, customer))
+    record(app, _customer_id(app, customer), "first", "api_calls", 3)
+    assert _check(api, customer)["usage"]["used"] == 3
+    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    fix = "UPDATE usage_counters SET used = 40 WHERE feature_key = 'api_calls'"
+    if url.get_backend_name() == "postgresql":
+        conninfo = url.set(drivername="postgresql").render_as_string(False)
+        with psycopg.connect(conninfo, autocommit=True) as psql:
+            psql.execute(fix)
+    else:
+        with closing(sqlite3.connect(str(url.database))) as sqlite:
+            sqlite.execute(fix)
+            sqlite.commit()
+    seen = _eventually(lambda: _check(api, customer), lambda d: d["usage"]["used"] == 40)
+    assert seen["usage"]["used"] == 40
+
+
+def test_a_revoked_key_is_refused_though_its_checks_were_answered_from_memory(
+    api: httpx.Client, app: Flask, cache: CheckCache | None, customer: str
+) -> None:
+    _served_from_memory(cache, lambda: _check(api, customer))
+    listed = app.test_cli_runner().invoke(args=["api-keys", "list"]).output
+    key_id = next(line.split()[0] for line in listed.splitlines() if "tests" in line)
+    result = app.test_cli_runner().invoke(args=["api-keys", "revoke", key_id])
+    assert result.exit_code == 0, result.output
+    response = api.get(f"/entitlements/{customer}/api_calls")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthorized"
+
+
+def test_credits_leave_a_check_answered_from_memory_when_they_expire(
+    api: httpx.Client, app: Flask, cache: CheckCache | None, customer: str, sandbox: Sandbox
+) -> None:
+    with app.app_context():
+        grant_credits(
+            _customer_id(app, customer),
+            pool_key="ai_tokens",
+            denomination="tokens",
+            amount=500,
+            origin=LotOrigin.PROMOTIONAL,
+            source="promo",
+            expires_at=now() + timedelta(hours=1),
+        )
+        db.session.commit()
+    before = _served_from_memory(cache, lambda: _check(api, customer, "ai_chat"))
+    sandbox.advance(2 * 3600)  # time passes; nothing is written
+    after = _check(api, customer, "ai_chat")
+    assert after["creditBalance"] == before["creditBalance"] - 500
+
+
+def test_checks_read_the_database_while_the_listener_is_cut_off(
+    api: httpx.Client, app: Flask, cache: CheckCache | None, customer: str, other_worker: Flask
+) -> None:
+    if cache is None:
+        pytest.skip("SQLite has no notifications to listen for")
+    _served_from_memory(cache, lambda: _check(api, customer))
+    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).set(drivername="postgresql")
+    with psycopg.connect(url.render_as_string(False), autocommit=True) as admin:
+        cut = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+        ).fetchone()
+    assert cut == (1,)
+    deadline = time.monotonic() + 5
+    while cache.live:  # the worker notices at once: the connection's socket closes
+        assert time.monotonic() < deadline, "the cut went unnoticed"
+        time.sleep(0.001)
+    # Whatever is written while no notification can arrive, the next checks see.
+    record(other_worker, _customer_id(app, customer), "while-cut", "api_calls", 5)
+    for _ in range(20):
+        assert _check(api, customer)["usage"]["used"] == 5
+    # The listener connects again, and checks come from memory once more.
+    assert _served_from_memory(cache, lambda: _check(api, customer))["usage"]["used"] == 5
