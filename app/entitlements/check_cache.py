@@ -50,8 +50,8 @@ if TYPE_CHECKING:
 
 CHANNEL = "tollgate_standing"
 EXTENSION = "tollgate.check_cache"
-# A bound on memory, not a policy: past it the cache starts again from empty.
-MAX_ENTRIES = 200_000
+# A bound on memory (an entry takes about a kilobyte): past it, the oldest entries go first.
+MAX_ENTRIES = 100_000
 # A marker whose commit failed never arrives (the rollback hook drops it first, normally).
 MARKER_TIMEOUT_SECONDS = 5.0
 RECONNECT_SECONDS = 1.0
@@ -92,6 +92,9 @@ class CheckCache:
         event.listen(engine, "commit", self._mark_commit)
         event.listen(engine, "rollback", self._forget_marker)
 
+    def __len__(self) -> int:
+        return len(self._entries)
+
     # The check's side.
 
     def get(self, key: Key, at: datetime) -> StandingRow | None:
@@ -115,7 +118,7 @@ class CheckCache:
             if ticket != self.generation or not self.live or self._markers:
                 return
             if len(self._entries) >= MAX_ENTRIES:
-                self._clear()
+                self._drop(next(iter(self._entries)))  # the oldest
             self._entries[key] = _Entry(row.customer_id, row, valid_until)
             self._keys_of.setdefault(row.customer_id, set()).add(key)
 
@@ -213,6 +216,15 @@ class CheckCache:
                 self.generation += 1
             else:  # "*", or anything this version does not know: drop everything
                 self._clear()
+
+    def _drop(self, key: Key) -> None:
+        """Drop one entry (the caller holds the lock)."""
+        entry = self._entries.pop(key)
+        keys = self._keys_of.get(entry.customer_id)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._keys_of[entry.customer_id]
 
     def _clear(self) -> None:
         """Drop every entry (the caller holds the lock)."""
