@@ -45,6 +45,7 @@ from app.entitlements.alerts import (
     short_of_thresholds,
     thresholds_passed,
 )
+from app.entitlements.check_cache import tell_counters_changed
 from app.entitlements.checks import Cover, burn, cover, credit_draws
 from app.entitlements.errors import IdempotencyConflict, LimitExceeded, NotEntitled, UsageError
 from app.entitlements.ledger import (
@@ -441,6 +442,7 @@ def _add_to_counters(counted: dict[tuple[int, str, str], int]) -> None:
         for (customer_id, feature, period), used in sorted(counted.items())
     ]
     if is_postgresql():
+        tell_counters_changed({customer_id for customer_id, _, _ in counted})
         db.session.connection().execute(
             _add_to_counters_statement(), as_recordset(rows, COUNTER_COLUMNS)
         )

@@ -7,8 +7,9 @@ Create Date: 2026-11-30 22:40:00
 Each worker keeps the checks' reads in memory (app/entitlements/check_cache.py) and drops a
 customer's the moment PostgreSQL tells it that a change to what a check reads has committed:
 the customer, its subscriptions, usage counters, credit pools and lots, or any API key. The
-triggers tell it, whichever code or process made the change. SQLite has no notifications, and
-its checks are not cached.
+triggers tell it, whichever code or process made the change (for the counters, Tollgate's
+recording names the customers itself). SQLite has no notifications, and its checks are not
+cached.
 """
 
 from alembic import op
@@ -21,6 +22,9 @@ branch_labels = None
 depends_on = None
 
 CHANNEL = "tollgate_standing"
+# Set (for its transaction) by Tollgate's recording when it has named the customers whose
+# counters it changes (app/entitlements/check_cache.py: tell_counters_changed).
+TOLD = "tollgate.counters_told"
 
 # Notifications carry at most 8,000 bytes: ids go 500 to one ("c 12,15,..."), so a batch's
 # thousand customers make two. PostgreSQL delivers them when the transaction commits, never
@@ -71,6 +75,16 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION tollgate_changed_counters() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_setting('{TOLD}', true) IS DISTINCT FROM 'on' THEN
+        PERFORM pg_notify('{CHANNEL}', '*');
+    END IF;
+    RETURN NULL;
+END
+$$;
+
 CREATE FUNCTION tollgate_changed_api_keys() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -84,7 +98,6 @@ $$;
 TABLES = {
     "customers": "tollgate_changed_customers",
     "subscriptions": "tollgate_changed_by_customer_id",
-    "usage_counters": "tollgate_changed_by_customer_id",
     "credit_pools": "tollgate_changed_by_customer_id",
     "credit_lots": "tollgate_changed_credit_lots",
 }
@@ -103,6 +116,14 @@ def upgrade():
                 f"REFERENCING {transition} TABLE AS changed "
                 f"FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
             )
+    # The counters change with every event. Transition tables made their upsert take half as
+    # long again (7 ms against 11 for a batch's 950 rows), so Tollgate's recording names the
+    # customers itself, in the same transaction; a change from anywhere else drops everything.
+    op.execute(
+        "CREATE TRIGGER usage_counters_changed_notifies"
+        " AFTER INSERT OR UPDATE OR DELETE ON usage_counters"
+        " FOR EACH STATEMENT EXECUTE FUNCTION tollgate_changed_counters()"
+    )
     # A new key changes no cached check; a revoked or deleted one drops them all.
     op.execute(
         "CREATE TRIGGER api_keys_changed_notifies AFTER UPDATE OR DELETE ON api_keys "
@@ -114,11 +135,13 @@ def downgrade():
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute("DROP TRIGGER api_keys_changed_notifies ON api_keys")
+    op.execute("DROP TRIGGER usage_counters_changed_notifies ON usage_counters")
     for table in TABLES:
         for event in ("insert", "update", "delete"):
             op.execute(f"DROP TRIGGER {table}_{event}_notifies ON {table}")
     for function in (
         "tollgate_changed_api_keys",
+        "tollgate_changed_counters",
         "tollgate_changed_credit_lots",
         "tollgate_changed_customers",
         "tollgate_changed_by_customer_id",

@@ -183,6 +183,23 @@ def test_a_write_on_another_worker_reaches_a_check_answered_from_memory(
     assert (refused["isAllowed"], refused["subscriptionStatus"]) == (False, "canceled")
 
 
+def test_usage_recorded_for_one_customer_leaves_the_others_checks_in_memory(
+    api: httpx.Client, app: Flask, cache: CheckCache | None, customer: str, other_worker: Flask
+) -> None:
+    if cache is None:
+        pytest.skip("SQLite keeps nothing in memory")
+    api.post("/customers", json={"customerReferenceId": "busy-1", "email": "b@example.com"})
+    api.post("/subscriptions", json={"customerReferenceId": "busy-1", "planId": "free"})
+    _served_from_memory(cache, lambda: _check(api, customer))
+    _served_from_memory(cache, lambda: _check(api, "busy-1"))
+    record(other_worker, _customer_id(app, "busy-1"), "busy", "api_calls", 9)
+    seen = _eventually(lambda: _check(api, "busy-1"), lambda d: d["usage"]["used"] == 9)
+    assert seen["usage"]["used"] == 9
+    hits = cache.hits
+    assert _check(api, customer)["usage"]["used"] == 0
+    assert cache.hits == hits + 1  # still in memory: only busy-1's entries went
+
+
 def test_a_change_made_outside_tollgate_reaches_a_check_answered_from_memory(
     api: httpx.Client, app: Flask, cache: CheckCache | None, customer: str
 ) -> None:
