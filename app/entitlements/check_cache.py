@@ -101,6 +101,7 @@ class CheckCache:
         # The listening connection, read by whichever thread drains it, one at a time.
         self._connection: psycopg.Connection[Any] | None = None
         self._draining = threading.Lock()
+        event.listen(engine, "begin", self._forget_marker)  # a marker is its transaction's
         event.listen(engine, "commit", self._mark_commit)
         event.listen(engine, "rollback", self._forget_marker)
 
@@ -186,8 +187,8 @@ class CheckCache:
             threading.Thread(target=self._listen, name="tollgate-check-cache", daemon=True).start()
 
     def stop(self) -> None:
-        """Stop listening (the tests' servers stop with their app); the thread ends within a
-        second, when it next looks up from waiting."""
+        """Stop listening (the tests' servers stop with their app); the thread ends when it next
+        looks up from waiting, within 50 ms."""
         self._stop.set()
 
     def _listen(self) -> None:
@@ -229,8 +230,10 @@ class CheckCache:
         return True
 
     def _lost(self, exc: Exception) -> None:
+        was_live = self.live
         self._reset(live=False)
-        log.warning(
+        # Once when it stops, not at every attempt to listen again while the database is down.
+        (log.warning if was_live else log.debug)(
             "Entitlement check cache not listening (%s); checks read the database until it is",
             type(exc).__name__,
         )

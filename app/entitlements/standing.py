@@ -33,6 +33,7 @@ from app.billing.models import LIVE_STATUSES, Subscription, SubscriptionRead
 from app.entitlements.check_cache import check_cache
 from app.entitlements.errors import InvalidApiKey
 from app.entitlements.models import CreditLot, CreditPool, UsageCounter
+from app.extensions import db
 from app.prepared import PreparedRead
 
 
@@ -170,7 +171,8 @@ def standing_row(
     of an unrevoked API key, checked in the same query; what that query finds may come from the
     worker's check cache."""
     cache = check_cache() if key_hash is not None and reference_id is not None else None
-    if cache is None:
+    if cache is None or (db.session.registry.has() and db.session().in_transaction()):
+        # Nothing to keep, or a read that would see this transaction's uncommitted writes.
         return _read(customer_id, reference_id, feature_key, pool_keys, at, key_hash)[0]
     key = (str(key_hash), str(reference_id), feature_key)
     cached = cache.get(key, at)
