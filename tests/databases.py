@@ -36,3 +36,16 @@ def postgres_database(admin_url: str, label: str) -> Iterator[str]:
     finally:
         with psycopg.connect(conninfo, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def cut_connections(database_url: str, which: str) -> int:
+    """Terminate the connections to the database that ``which`` (SQL on pg_stat_activity)
+    picks, as a restarting server or a network fault would; how many there were."""
+    conninfo = make_url(database_url).set(drivername="postgresql").render_as_string(False)
+    with psycopg.connect(conninfo, autocommit=True) as admin:
+        cut = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"  # noqa: S608 (tests' own SQL)
+            f" WHERE datname = current_database() AND pid <> pg_backend_pid() AND {which}"
+        ).fetchone()
+    assert cut is not None
+    return int(cut[0])

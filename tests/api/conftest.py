@@ -26,3 +26,27 @@ def api(server: str, api_key: str) -> Iterator[httpx.Client]:
         timeout=10,
     ) as client:
         yield client
+
+
+@pytest.fixture
+def free_customer(api: httpx.Client) -> str:
+    """A customer on the free plan (1,000 API calls a month, hard limit)."""
+    api.post("/customers", json={"customerReferenceId": "free-1", "email": "f@example.com"})
+    assert (
+        api.post(
+            "/subscriptions", json={"customerReferenceId": "free-1", "planId": "free"}
+        ).status_code
+        == 201
+    )
+    return "free-1"
+
+
+@pytest.fixture
+def enterprise_customer(api: httpx.Client) -> str:
+    """A customer on Enterprise (in arrears, 10M AI tokens of credit, billable overage)."""
+    api.post("/customers", json={"customerReferenceId": "ent-1", "email": "e@example.com"})
+    response = api.post(
+        "/subscriptions", json={"customerReferenceId": "ent-1", "planId": "enterprise_monthly"}
+    )
+    assert response.status_code == 201
+    return "ent-1"

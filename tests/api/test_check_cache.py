@@ -32,6 +32,7 @@ from app.entitlements.models import LotOrigin
 from app.extensions import db
 from app.stripe_sandbox import Sandbox
 from tests.apps import app_config
+from tests.databases import cut_connections
 from tests.entitlements.helpers import record
 
 
@@ -59,14 +60,9 @@ def other_worker(app: Flask, tmp_path: Path) -> Iterator[Flask]:
 
 
 @pytest.fixture
-def customer(api: httpx.Client) -> str:
+def customer(enterprise_customer: str) -> str:
     """A customer on Enterprise: API calls unlimited, AI tokens from a credit pool."""
-    api.post("/customers", json={"customerReferenceId": "ent-1", "email": "e@example.com"})
-    response = api.post(
-        "/subscriptions", json={"customerReferenceId": "ent-1", "planId": "enterprise_monthly"}
-    )
-    assert response.status_code == 201
-    return "ent-1"
+    return enterprise_customer
 
 
 def _check(api: httpx.Client, reference: str, feature: str = "api_calls") -> dict:
@@ -260,14 +256,8 @@ def test_checks_read_the_database_while_the_listener_is_cut_off(
     if cache is None:
         pytest.skip("SQLite has no notifications to listen for")
     _served_from_memory(cache, lambda: _check(api, customer))
-    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).set(drivername="postgresql")
-    with psycopg.connect(url.render_as_string(False), autocommit=True) as admin:
-        cut = admin.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND query LIKE 'LISTEN%'"
-        ).fetchone()
-    assert cut is not None
-    assert cut[0] >= 1  # this app's listener, and any a finished test left stopping
+    # This app's listener, and any that a finished test's app left stopping.
+    assert cut_connections(app.config["SQLALCHEMY_DATABASE_URI"], "query LIKE 'LISTEN%'") >= 1
     deadline = time.monotonic() + 5
     while cache.live:  # the worker notices at once: the connection's socket closes
         assert time.monotonic() < deadline, "the cut went unnoticed"

@@ -12,30 +12,6 @@ from app.extensions import db
 from tests.entitlements.helpers import locked_by_another_writer
 
 
-@pytest.fixture
-def free_customer(api: httpx.Client) -> str:
-    """A customer on the free plan (1,000 API calls a month, hard limit)."""
-    api.post("/customers", json={"customerReferenceId": "free-1", "email": "f@example.com"})
-    assert (
-        api.post(
-            "/subscriptions", json={"customerReferenceId": "free-1", "planId": "free"}
-        ).status_code
-        == 201
-    )
-    return "free-1"
-
-
-@pytest.fixture
-def enterprise_customer(api: httpx.Client) -> str:
-    """A customer on Enterprise (in arrears, 10M AI tokens of credit, billable overage)."""
-    api.post("/customers", json={"customerReferenceId": "ent-1", "email": "e@example.com"})
-    response = api.post(
-        "/subscriptions", json={"customerReferenceId": "ent-1", "planId": "enterprise_monthly"}
-    )
-    assert response.status_code == 201
-    return "ent-1"
-
-
 def _event(reference: str, key: str, units: int, feature: str = "api_calls") -> dict:
     return {
         "eventIdempotencyKey": key,

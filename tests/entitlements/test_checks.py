@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import psycopg
 import pytest
 from flask import Flask
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 
 from app.accounts.models import Customer
 from app.billing.models import Subscription, SubscriptionStatus
@@ -18,6 +16,7 @@ from app.entitlements.credits import grant_credits
 from app.entitlements.models import CreditLedgerEntry, LotOrigin, UsageCounter, UsageEvent
 from app.extensions import db
 from tests.conftest import MigratedDatabase
+from tests.databases import cut_connections
 from tests.entitlements.helpers import balance, count, record, subscribe
 from tests.web import WebClient
 
@@ -129,14 +128,7 @@ def test_a_check_answers_after_the_database_cut_its_connection(
         db.session.commit()
         assert check_reference("kept", "api_calls") is not None
         db.engine.dispose()  # the pool's connections go; the check's reader is the thread's own
-    url = make_url(migrated_database.url).set(drivername="postgresql")
-    with psycopg.connect(url.render_as_string(False), autocommit=True) as admin:
-        cut = admin.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        ).fetchone()
-    assert cut is not None
-    assert cut[0] >= 1  # the reader, at least
+    assert cut_connections(migrated_database.url, "true") >= 1  # the reader, at least
     with app.app_context():
         again = check_reference("kept", "api_calls")
     assert again is not None
