@@ -23,8 +23,9 @@ each (key, customer, feature) it was asked about, and drops it when it may have 
   since usage may be recorded between the check and the use.
 - Read entries are stored only if no notification arrived while the read ran, so a read that
   raced a commit is never kept; an entry that counted credits lasts until the first of them
-  expires. While the worker is not listening (at start, or after losing the connection), every
-  check reads the database, and the memory starts empty once it listens again.
+  expires. While the worker is not listening (at start, after losing the connection, or when
+  one of its own markers is 5 s late), every check reads the database, and the memory starts
+  empty once it listens again.
 
 SQLite has no notifications: there each check reads the database, as it does with
 ``TOLLGATE_CHECK_CACHE=off``.
@@ -57,7 +58,8 @@ CHANNEL = "tollgate_standing"
 EXTENSION = "tollgate.check_cache"
 # A bound on memory (an entry takes about a kilobyte): past it, the oldest entries go first.
 MAX_ENTRIES = 100_000
-# A marker whose commit failed never arrives (the rollback hook drops it first, normally).
+# A marker arrives within a millisecond or so; one this late means the worker is not being
+# told what commits (or its commit failed without a rollback), and it stops trusting its memory.
 MARKER_TIMEOUT_SECONDS = 5.0
 RECONNECT_SECONDS = 1.0
 # How often the listener reads what has arrived when no check has. A check reads it first
@@ -144,8 +146,7 @@ class CheckCache:
         if not self._drain():  # what has arrived by now, before answering from memory
             return False
         if self._markers:
-            self._expire_markers()
-            return not self._markers
+            return self._markers_on_time() and not self._markers
         return True
 
     # The writers' side: a marker after each of this process's commits.
@@ -166,11 +167,17 @@ class CheckCache:
         if number is not None:
             self._markers.pop(number, None)
 
-    def _expire_markers(self) -> None:
-        oldest = time.monotonic() - MARKER_TIMEOUT_SECONDS
-        for number, sent in list(self._markers.items()):
-            if sent < oldest:
-                self._markers.pop(number, None)
+    def _markers_on_time(self) -> bool:
+        """False when a marker is overdue: the worker's own commit was never told, so nothing
+        else it was told can be trusted either (a pooler that drops LISTEN, a lost message).
+        The worker then listens again, from empty."""
+        overdue = time.monotonic() - MARKER_TIMEOUT_SECONDS
+        if all(sent >= overdue for sent in list(self._markers.values())):
+            return True
+        with self._draining:
+            self._connection = None  # the listener sees it gone, and connects again
+        self._lost(TimeoutError("a commit's notification never arrived"))
+        return False
 
     # The listener.
 

@@ -270,6 +270,32 @@ def test_checks_read_the_database_while_the_listener_is_cut_off(
     assert _served_from_memory(cache, lambda: _check(api, customer))["usage"]["used"] == 5
 
 
+def test_a_worker_that_stops_hearing_its_own_commits_stops_answering_from_memory(
+    api: httpx.Client, cache: CheckCache | None, customer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As behind a pooler that drops LISTEN: the worker's connection stays up but hears nothing.
+    if cache is None:
+        pytest.skip("SQLite keeps nothing in memory")
+    monkeypatch.setattr(check_cache, "MARKER_TIMEOUT_SECONDS", 0.2)
+    _served_from_memory(cache, lambda: _check(api, customer))
+    with cache._draining:  # deafen the listener, as the pooler would
+        assert cache._connection is not None
+        cache._connection.execute("UNLISTEN *")
+    event = {
+        "eventIdempotencyKey": "unheard",
+        "eventName": "api.call",
+        "customerReferenceId": customer,
+        "featureKey": "api_calls",
+        "usageUnits": 4,
+    }
+    assert api.post("/events", json=event).status_code == 201
+    assert _check(api, customer)["usage"]["used"] == 4  # its marker is due: the database
+    time.sleep(0.3)
+    assert _check(api, customer)["usage"]["used"] == 4  # overdue: it listens again
+    assert not cache.live or len(cache) == 0
+    assert _served_from_memory(cache, lambda: _check(api, customer))["usage"]["used"] == 4
+
+
 def test_the_memory_keeps_at_most_its_bound_and_drops_the_oldest_first(
     api: httpx.Client, cache: CheckCache | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
