@@ -67,6 +67,9 @@ RECONNECT_SECONDS = 1.0
 # cost batch-heavy workers their GIL several times per batch.
 DRAIN_SECONDS = 0.05
 
+# Where a connection notes the marker its transaction's commit sent.
+MARKER = "tollgate.check_cache.marker"
+
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str, str]  # (API key hash, customer reference id, feature key)
@@ -103,7 +106,9 @@ class CheckCache:
         # The listening connection, read by whichever thread drains it, one at a time.
         self._connection: psycopg.Connection[Any] | None = None
         self._draining = threading.Lock()
-        event.listen(engine, "begin", self._forget_marker)  # a marker is its transaction's
+        # A connection's marker is its last transaction's: the next one starts without it, and
+        # leaves the marker itself pending until it arrives.
+        event.listen(engine, "begin", lambda connection: connection.info.pop(MARKER, None))
         event.listen(engine, "commit", self._mark_commit)
         event.listen(engine, "rollback", self._forget_marker)
 
@@ -156,14 +161,14 @@ class CheckCache:
             return
         number = next(self._marker_numbers)
         self._markers[number] = time.monotonic()
-        connection.info["tollgate_marker"] = number
+        connection.info[MARKER] = number
         driver = connection.connection.driver_connection
         assert driver is not None  # the connection is committing, so it has one
         # In the transaction, after its triggers' notifications: delivered with them on commit.
         driver.execute("SELECT pg_notify(%s, %s)", (CHANNEL, f"sync {self._token} {number}"))
 
     def _forget_marker(self, connection: Connection) -> None:
-        number = connection.info.pop("tollgate_marker", None)
+        number = connection.info.pop(MARKER, None)
         if number is not None:
             self._markers.pop(number, None)
 
