@@ -77,7 +77,6 @@ Key = tuple[str, str, str]  # (API key hash, customer reference id, feature key)
 
 @dataclass(frozen=True, slots=True)
 class _Entry:
-    customer_id: int
     row: StandingRow
     valid_until: datetime | None
 
@@ -95,8 +94,7 @@ class CheckCache:
         # Bumped by every notification: a read stores what it read only if none came meanwhile.
         self.generation = 0
         self.live = False
-        self.hits = 0
-        self.misses = 0
+        self.hits = 0  # checks answered from memory
         self._markers: dict[int, float] = {}
         self._marker_numbers = itertools.count()
         self._pid: int | None = None
@@ -123,7 +121,6 @@ class CheckCache:
             return None
         entry = self._entries.get(key)
         if entry is None or (entry.valid_until is not None and at >= entry.valid_until):
-            self.misses += 1
             return None
         self.hits += 1
         return entry.row
@@ -139,7 +136,7 @@ class CheckCache:
                 return
             if len(self._entries) >= MAX_ENTRIES:
                 self._drop(next(iter(self._entries)))  # the oldest
-            self._entries[key] = _Entry(row.customer_id, row, valid_until)
+            self._entries[key] = _Entry(row, valid_until)
             self._keys_of.setdefault(row.customer_id, set()).add(key)
 
     def _usable(self) -> bool:
@@ -274,12 +271,12 @@ class CheckCache:
 
     def _drop(self, key: Key) -> None:
         """Drop one entry (the caller holds the lock)."""
-        entry = self._entries.pop(key)
-        keys = self._keys_of.get(entry.customer_id)
+        customer_id = self._entries.pop(key).row.customer_id
+        keys = self._keys_of.get(customer_id)
         if keys is not None:
             keys.discard(key)
             if not keys:
-                del self._keys_of[entry.customer_id]
+                del self._keys_of[customer_id]
 
     def _clear(self) -> None:
         """Drop every entry (the caller holds the lock)."""
@@ -332,6 +329,6 @@ def check_cache() -> CheckCache | None:
 
 def stop_check_cache(app: Flask) -> None:
     """Stop the app's listener, if it has one."""
-    cache: Any = app.extensions.get(EXTENSION)
+    cache: CheckCache | None = app.extensions.get(EXTENSION)
     if cache is not None:
         cache.stop()

@@ -170,11 +170,16 @@ def standing_row(
     None when there is no such customer. With ``key_hash``, InvalidApiKey unless it is the hash
     of an unrevoked API key, checked in the same query; what that query finds may come from the
     worker's check cache."""
-    cache = check_cache() if key_hash is not None and reference_id is not None else None
-    if cache is None or (db.session.registry.has() and db.session().in_transaction()):
-        # Nothing to keep, or a read that would see this transaction's uncommitted writes.
+    cache = check_cache()
+    if (
+        cache is None
+        or key_hash is None
+        or reference_id is None
+        # A read that would see this transaction's uncommitted writes is not for keeping.
+        or (db.session.registry.has() and db.session().in_transaction())
+    ):
         return _read(customer_id, reference_id, feature_key, pool_keys, at, key_hash)[0]
-    key = (str(key_hash), str(reference_id), feature_key)
+    key = (key_hash, reference_id, feature_key)
     cached = cache.get(key, at)
     if cached is not None:
         return cached

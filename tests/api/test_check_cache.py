@@ -60,9 +60,11 @@ def other_worker(app: Flask, tmp_path: Path) -> Iterator[Flask]:
 
 
 @pytest.fixture
-def customer(enterprise_customer: str) -> str:
-    """A customer on Enterprise: API calls unlimited, AI tokens from a credit pool."""
-    return enterprise_customer
+def kept(cache: CheckCache | None) -> CheckCache:
+    """The cache, for the tests of the memory itself: they have nothing to test on SQLite."""
+    if cache is None:
+        pytest.skip("SQLite keeps nothing in memory: its checks read the database")
+    return cache
 
 
 def _check(api: httpx.Client, reference: str, feature: str = "api_calls") -> dict:
@@ -105,29 +107,31 @@ def _customer_id(app: Flask, reference: str) -> int:
 
 
 def test_usage_recorded_through_the_api_shows_in_the_very_next_check(
-    api: httpx.Client, cache: CheckCache | None, customer: str
+    api: httpx.Client, cache: CheckCache | None, enterprise_customer: str
 ) -> None:
-    _served_from_memory(cache, lambda: _check(api, customer))
+    _served_from_memory(cache, lambda: _check(api, enterprise_customer))
     for n in range(1, 21):
         event = {
             "eventIdempotencyKey": f"call-{n}",
             "eventName": "api.call",
-            "customerReferenceId": customer,
+            "customerReferenceId": enterprise_customer,
             "featureKey": "api_calls",
             "usageUnits": 1,
         }
         assert api.post("/events", json=event).status_code == 201
         # No waiting: on the worker that recorded it, the next check counts it.
-        assert _check(api, customer)["usage"]["used"] == n
-    assert _served_from_memory(cache, lambda: _check(api, customer))["usage"]["used"] == 20
+        assert _check(api, enterprise_customer)["usage"]["used"] == n
+    assert (
+        _served_from_memory(cache, lambda: _check(api, enterprise_customer))["usage"]["used"] == 20
+    )
 
 
 def test_checks_count_every_event_acknowledged_before_them_under_concurrent_use(
-    api: httpx.Client, server: str, api_key: str, cache: CheckCache | None, customer: str
+    api: httpx.Client, server: str, api_key: str, cache: CheckCache | None, enterprise_customer: str
 ) -> None:
     # Four callers record and check at once on one worker: a check never counts fewer events
     # than had been acknowledged when it was sent, however busy the worker's threads are.
-    _served_from_memory(cache, lambda: _check(api, customer))
+    _served_from_memory(cache, lambda: _check(api, enterprise_customer))
     acknowledged = 0
     lock = threading.Lock()
     shortfalls: list[tuple[int, int]] = []
@@ -141,7 +145,7 @@ def test_checks_count_every_event_acknowledged_before_them_under_concurrent_use(
                 event = {
                     "eventIdempotencyKey": f"caller-{number}-{n}",
                     "eventName": "api.call",
-                    "customerReferenceId": customer,
+                    "customerReferenceId": enterprise_customer,
                     "featureKey": "api_calls",
                     "usageUnits": 1,
                 }
@@ -149,7 +153,7 @@ def test_checks_count_every_event_acknowledged_before_them_under_concurrent_use(
                 with lock:
                     acknowledged += 1
                     floor = acknowledged
-                used = _check(own, customer)["usage"]["used"]
+                used = _check(own, enterprise_customer)["usage"]["used"]
                 if used < floor:
                     shortfalls.append((used, floor))
 
@@ -159,15 +163,21 @@ def test_checks_count_every_event_acknowledged_before_them_under_concurrent_use(
     for thread in threads:
         thread.join()
     assert shortfalls == []
-    assert _check(api, customer)["usage"]["used"] == 100
+    assert _check(api, enterprise_customer)["usage"]["used"] == 100
 
 
 def test_a_write_on_another_worker_reaches_a_check_answered_from_memory(
-    api: httpx.Client, app: Flask, cache: CheckCache | None, customer: str, other_worker: Flask
+    api: httpx.Client,
+    app: Flask,
+    cache: CheckCache | None,
+    enterprise_customer: str,
+    other_worker: Flask,
 ) -> None:
-    assert _served_from_memory(cache, lambda: _check(api, customer))["usage"]["used"] == 0
-    record(other_worker, _customer_id(app, customer), "elsewhere", "api_calls", 7)
-    seen = _eventually(lambda: _check(api, customer), lambda d: d["usage"]["used"] == 7)
+    assert (
+        _served_from_memory(cache, lambda: _check(api, enterprise_customer))["usage"]["used"] == 0
+    )
+    record(other_worker, _customer_id(app, enterprise_customer), "elsewhere", "api_calls", 7)
+    seen = _eventually(lambda: _check(api, enterprise_customer), lambda d: d["usage"]["used"] == 7)
     assert seen["usage"]["used"] == 7
 
     # Another worker ends the subscription (as its webhook would): the next checks refuse.
@@ -175,34 +185,32 @@ def test_a_write_on_another_worker_reaches_a_check_answered_from_memory(
         subscription = db.session.scalars(select(Subscription)).one()
         subscription.status = SubscriptionStatus.CANCELED
         db.session.commit()
-    refused = _eventually(lambda: _check(api, customer), lambda d: not d["isAllowed"])
+    refused = _eventually(lambda: _check(api, enterprise_customer), lambda d: not d["isAllowed"])
     assert (refused["isAllowed"], refused["subscriptionStatus"]) == (False, "canceled")
 
 
 def test_usage_recorded_for_one_customer_leaves_the_others_checks_in_memory(
-    api: httpx.Client, app: Flask, cache: CheckCache | None, customer: str, other_worker: Flask
+    api: httpx.Client, app: Flask, kept: CheckCache, enterprise_customer: str, other_worker: Flask
 ) -> None:
-    if cache is None:
-        pytest.skip("SQLite keeps nothing in memory")
     api.post("/customers", json={"customerReferenceId": "busy-1", "email": "b@example.com"})
     api.post("/subscriptions", json={"customerReferenceId": "busy-1", "planId": "free"})
-    _served_from_memory(cache, lambda: _check(api, customer))
-    _served_from_memory(cache, lambda: _check(api, "busy-1"))
+    _served_from_memory(kept, lambda: _check(api, enterprise_customer))
+    _served_from_memory(kept, lambda: _check(api, "busy-1"))
     record(other_worker, _customer_id(app, "busy-1"), "busy", "api_calls", 9)
     seen = _eventually(lambda: _check(api, "busy-1"), lambda d: d["usage"]["used"] == 9)
     assert seen["usage"]["used"] == 9
-    hits = cache.hits
-    assert _check(api, customer)["usage"]["used"] == 0
-    assert cache.hits == hits + 1  # still in memory: only busy-1's entries went
+    hits = kept.hits
+    assert _check(api, enterprise_customer)["usage"]["used"] == 0
+    assert kept.hits == hits + 1  # still in memory: only busy-1's entries went
 
 
 def test_a_change_made_outside_tollgate_reaches_a_check_answered_from_memory(
-    api: httpx.Client, app: Flask, cache: CheckCache | None, customer: str
+    api: httpx.Client, app: Flask, cache: CheckCache | None, enterprise_customer: str
 ) -> None:
     # A psql session, say, correcting a counter by hand: the triggers tell every worker.
-    _served_from_memory(cache, lambda: _check(api, customer))
-    record(app, _customer_id(app, customer), "first", "api_calls", 3)
-    assert _check(api, customer)["usage"]["used"] == 3
+    _served_from_memory(cache, lambda: _check(api, enterprise_customer))
+    record(app, _customer_id(app, enterprise_customer), "first", "api_calls", 3)
+    assert _check(api, enterprise_customer)["usage"]["used"] == 3
     url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
     fix = "UPDATE usage_counters SET used = 40 WHERE feature_key = 'api_calls'"
     if url.get_backend_name() == "postgresql":
@@ -213,29 +221,33 @@ def test_a_change_made_outside_tollgate_reaches_a_check_answered_from_memory(
         with closing(sqlite3.connect(str(url.database))) as sqlite:
             sqlite.execute(fix)
             sqlite.commit()
-    seen = _eventually(lambda: _check(api, customer), lambda d: d["usage"]["used"] == 40)
+    seen = _eventually(lambda: _check(api, enterprise_customer), lambda d: d["usage"]["used"] == 40)
     assert seen["usage"]["used"] == 40
 
 
 def test_a_revoked_key_is_refused_though_its_checks_were_answered_from_memory(
-    api: httpx.Client, app: Flask, cache: CheckCache | None, customer: str
+    api: httpx.Client, app: Flask, cache: CheckCache | None, enterprise_customer: str
 ) -> None:
-    _served_from_memory(cache, lambda: _check(api, customer))
+    _served_from_memory(cache, lambda: _check(api, enterprise_customer))
     listed = app.test_cli_runner().invoke(args=["api-keys", "list"]).output
     key_id = next(line.split()[0] for line in listed.splitlines() if "tests" in line)
     result = app.test_cli_runner().invoke(args=["api-keys", "revoke", key_id])
     assert result.exit_code == 0, result.output
-    response = api.get(f"/entitlements/{customer}/api_calls")
+    response = api.get(f"/entitlements/{enterprise_customer}/api_calls")
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "unauthorized"
 
 
 def test_credits_leave_a_check_answered_from_memory_when_they_expire(
-    api: httpx.Client, app: Flask, cache: CheckCache | None, customer: str, sandbox: Sandbox
+    api: httpx.Client,
+    app: Flask,
+    cache: CheckCache | None,
+    enterprise_customer: str,
+    sandbox: Sandbox,
 ) -> None:
     with app.app_context():
         grant_credits(
-            _customer_id(app, customer),
+            _customer_id(app, enterprise_customer),
             pool_key="ai_tokens",
             denomination="tokens",
             amount=500,
@@ -244,63 +256,57 @@ def test_credits_leave_a_check_answered_from_memory_when_they_expire(
             expires_at=now() + timedelta(hours=1),
         )
         db.session.commit()
-    before = _served_from_memory(cache, lambda: _check(api, customer, "ai_chat"))
+    before = _served_from_memory(cache, lambda: _check(api, enterprise_customer, "ai_chat"))
     sandbox.advance(2 * 3600)  # time passes; nothing is written
-    after = _check(api, customer, "ai_chat")
+    after = _check(api, enterprise_customer, "ai_chat")
     assert after["creditBalance"] == before["creditBalance"] - 500
 
 
 def test_checks_read_the_database_while_the_listener_is_cut_off(
-    api: httpx.Client, app: Flask, cache: CheckCache | None, customer: str, other_worker: Flask
+    api: httpx.Client, app: Flask, kept: CheckCache, enterprise_customer: str, other_worker: Flask
 ) -> None:
-    if cache is None:
-        pytest.skip("SQLite has no notifications to listen for")
-    _served_from_memory(cache, lambda: _check(api, customer))
+    _served_from_memory(kept, lambda: _check(api, enterprise_customer))
     # This app's listener, and any that a finished test's app left stopping.
     assert cut_connections(app.config["SQLALCHEMY_DATABASE_URI"], "query LIKE 'LISTEN%'") >= 1
     deadline = time.monotonic() + 5
-    while cache.live:  # the worker notices at once: the connection's socket closes
+    while kept.live:  # the worker notices at once: the connection's socket closes
         assert time.monotonic() < deadline, "the cut went unnoticed"
         time.sleep(0.001)
     # Whatever is written while no notification can arrive, the next checks see.
-    record(other_worker, _customer_id(app, customer), "while-cut", "api_calls", 5)
+    record(other_worker, _customer_id(app, enterprise_customer), "while-cut", "api_calls", 5)
     for _ in range(20):
-        assert _check(api, customer)["usage"]["used"] == 5
+        assert _check(api, enterprise_customer)["usage"]["used"] == 5
     # The listener connects again, and checks come from memory once more.
-    assert _served_from_memory(cache, lambda: _check(api, customer))["usage"]["used"] == 5
+    assert _served_from_memory(kept, lambda: _check(api, enterprise_customer))["usage"]["used"] == 5
 
 
 def test_a_worker_that_stops_hearing_its_own_commits_stops_answering_from_memory(
-    api: httpx.Client, cache: CheckCache | None, customer: str, monkeypatch: pytest.MonkeyPatch
+    api: httpx.Client, kept: CheckCache, enterprise_customer: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # As behind a pooler that drops LISTEN: the worker's connection stays up but hears nothing.
-    if cache is None:
-        pytest.skip("SQLite keeps nothing in memory")
     monkeypatch.setattr(check_cache, "MARKER_TIMEOUT_SECONDS", 0.2)
-    _served_from_memory(cache, lambda: _check(api, customer))
-    with cache._draining:  # deafen the listener, as the pooler would
-        assert cache._connection is not None
-        cache._connection.execute("UNLISTEN *")
+    _served_from_memory(kept, lambda: _check(api, enterprise_customer))
+    with kept._draining:  # deafen the listener, as the pooler would
+        assert kept._connection is not None
+        kept._connection.execute("UNLISTEN *")
     event = {
         "eventIdempotencyKey": "unheard",
         "eventName": "api.call",
-        "customerReferenceId": customer,
+        "customerReferenceId": enterprise_customer,
         "featureKey": "api_calls",
         "usageUnits": 4,
     }
     assert api.post("/events", json=event).status_code == 201
-    assert _check(api, customer)["usage"]["used"] == 4  # its marker is due: the database
+    assert _check(api, enterprise_customer)["usage"]["used"] == 4  # its marker is due: the database
     time.sleep(0.3)
-    assert _check(api, customer)["usage"]["used"] == 4  # overdue: it listens again
-    assert not cache.live or len(cache) == 0
-    assert _served_from_memory(cache, lambda: _check(api, customer))["usage"]["used"] == 4
+    assert _check(api, enterprise_customer)["usage"]["used"] == 4  # overdue: it listens again
+    assert not kept.live or len(kept) == 0
+    assert _served_from_memory(kept, lambda: _check(api, enterprise_customer))["usage"]["used"] == 4
 
 
 def test_the_memory_keeps_at_most_its_bound_and_drops_the_oldest_first(
-    api: httpx.Client, cache: CheckCache | None, monkeypatch: pytest.MonkeyPatch
+    api: httpx.Client, kept: CheckCache, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if cache is None:
-        pytest.skip("SQLite keeps nothing in memory")
     monkeypatch.setattr(check_cache, "MAX_ENTRIES", 2)
     for reference in ("a-1", "a-2", "a-3"):
         api.post(
@@ -308,10 +314,10 @@ def test_the_memory_keeps_at_most_its_bound_and_drops_the_oldest_first(
             json={"customerReferenceId": reference, "email": f"{reference}@example.com"},
         )
         api.post("/subscriptions", json={"customerReferenceId": reference, "planId": "free"})
-    _served_from_memory(cache, lambda: _check(api, "a-1"))
-    _served_from_memory(cache, lambda: _check(api, "a-2"))
-    _served_from_memory(cache, lambda: _check(api, "a-3"))
-    assert len(cache) == 2
-    hits = cache.hits
+    _served_from_memory(kept, lambda: _check(api, "a-1"))
+    _served_from_memory(kept, lambda: _check(api, "a-2"))
+    _served_from_memory(kept, lambda: _check(api, "a-3"))
+    assert len(kept) == 2
+    hits = kept.hits
     assert _check(api, "a-1")["isAllowed"]  # the oldest went: read again
-    assert cache.hits == hits
+    assert kept.hits == hits
