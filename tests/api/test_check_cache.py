@@ -33,7 +33,7 @@ from app.extensions import db
 from app.stripe_sandbox import Sandbox
 from tests.apps import app_config
 from tests.databases import cut_connections
-from tests.entitlements.helpers import record
+from tests.entitlements.helpers import record, run_at_once
 
 
 @pytest.fixture
@@ -157,11 +157,7 @@ def test_checks_count_every_event_acknowledged_before_them_under_concurrent_use(
                 if used < floor:
                     shortfalls.append((used, floor))
 
-    threads = [threading.Thread(target=caller, args=(number,)) for number in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_at_once(caller, 4)
     assert shortfalls == []
     assert _check(api, enterprise_customer)["usage"]["used"] == 100
 

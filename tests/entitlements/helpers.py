@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -105,3 +106,13 @@ def locked_by_another_writer(database_url: str, reference_id: str) -> Iterator[N
         other.execute("SELECT id FROM customers WHERE reference_id = %s FOR UPDATE", [reference_id])
         yield
         other.rollback()
+
+
+def run_at_once(target: Callable[[int], None], count: int) -> None:
+    """``target(0)`` .. ``target(count - 1)``, each on a thread of its own, all started before
+    any is waited for."""
+    threads = [threading.Thread(target=target, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()

@@ -25,6 +25,7 @@ from tests.entitlements.helpers import (
     locked_by_another_writer,
     record,
     reference_of,
+    run_at_once,
     subscribe,
 )
 from tests.web import WebClient
@@ -52,11 +53,7 @@ def test_record_event_from_16_threads_never_overdraws_or_doubles(
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(WRITERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_at_once(writer, WRITERS)
 
     assert errors == []
     firsts = [min(sent, key=lambda result: result.replayed) for sent in results.values()]
@@ -156,11 +153,7 @@ def test_batches_from_6_threads_on_shared_customers_record_each_event_once(
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_at_once(writer, 6)
 
     assert errors == []
     assert len(answers) == BATCHES * EVENTS_PER_BATCH
