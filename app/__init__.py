@@ -154,6 +154,9 @@ def _tune_connection(dbapi_connection: Any, _record: Any) -> None:
         # seven times as long for a batch's thousand strings.
         dbapi_connection.adapters.register_dumper(list, ListBinaryDumper)
         dbapi_connection.execute(f"SET lock_timeout = {LOCK_WAIT_MS}")
+        # Timestamps come back in the session's zone: in UTC, psycopg gives them with
+        # datetime.UTC itself, which UTCDateTime passes through unconverted.
+        dbapi_connection.execute("SET TIME ZONE 'UTC'")
         dbapi_connection.commit()
 
 

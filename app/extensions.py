@@ -48,7 +48,12 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        tzinfo = value.tzinfo
+        if tzinfo is UTC:
+            # PostgreSQL's sessions are in UTC (app/__init__.py), so psycopg gives UTC already:
+            # a batch reads two timestamps for each of its customers.
+            return value
+        return value.replace(tzinfo=UTC) if tzinfo is None else value.astimezone(UTC)
 
 
 def value_enum(enum: type[StrEnum], name: str) -> Enum:

@@ -64,7 +64,9 @@ class SubscriptionTerms(Protocol):
     def is_entitled(self, now: datetime, past_due_grace: timedelta) -> bool: ...
 
 
-@dataclass(frozen=True, slots=True)
+# Slotted, not frozen: a batch makes one per customer, and a frozen one took three times as long
+# (0.9 µs against 0.3). Treat it as a value all the same.
+@dataclass(slots=True)
 class SubscriptionRead:
     """A subscription row read for judging access, as the hot paths read it: an ORM instance
     would cost them more than their queries do."""
