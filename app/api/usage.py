@@ -25,6 +25,7 @@ from app.entitlements.usage import (
     record_event,
 )
 from app.extensions import db
+from app.gc_pause import without_collection
 
 MAX_CSV_BYTES = 5 * 1024 * 1024
 
@@ -161,6 +162,7 @@ def _event_or_error(raw: Any) -> EventIn | ValidationError:
 
 
 @bp.post("/events/batch")
+@without_collection
 def record_usage_batch() -> tuple[Response, int]:
     """Up to 1,000 events; one result per event, in order; the whole batch is safe to retry."""
     batch = parse(BatchIn, json_body())
@@ -213,6 +215,7 @@ def record_usage_batch() -> tuple[Response, int]:
 
 
 @bp.post("/usage/import")
+@without_collection
 def import_usage() -> tuple[Response, int]:
     """Usage from a CSV file (the body, text/csv): a report of each rejected row and why."""
     if (request.content_length or 0) > MAX_CSV_BYTES:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import httpx
 import pytest
 from flask import Flask
@@ -168,6 +170,31 @@ def test_batch_over_1000_events_is_refused_whole(api: httpx.Client, free_custome
     response = api.post("/events/batch", json={"events": events})
     assert response.status_code == 400
     assert api.get(f"/entitlements/{free_customer}/api_calls").json()["data"]["usage"]["used"] == 0
+
+
+def test_batch_pauses_the_collector_only_while_it_is_recorded(
+    api: httpx.Client, free_customer: str
+) -> None:
+    # The server runs in this process: what its batches do to the collector shows here.
+    collections: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.callbacks.append(count)
+    try:
+        for batch in range(5):
+            events = [_event(free_customer, f"gc-{batch}-{n}", 1) for n in range(1000)]
+            assert api.post("/events/batch", json={"events": events}).status_code == 200
+    finally:
+        gc.callbacks.remove(count)
+    # Unpaused, these 5,000 events set off about a hundred collections.
+    assert len(collections) < 20
+    assert gc.isenabled()
+    refused = api.post("/events/batch", json={"events": [{"eventIdempotencyKey": "x"}] * 1001})
+    assert refused.status_code == 400
+    assert gc.isenabled()
 
 
 def test_csv_upload_reports_each_rejected_row(api: httpx.Client, free_customer: str) -> None:
