@@ -30,7 +30,6 @@ from app.billing.models import Subscription, SubscriptionRead
 from app.catalog.stripe_sync import meter_event_name
 from app.clock import now
 from app.entitlements.access import (
-    LIMIT_EXCEEDED,
     Access,
     Terms,
     current_terms,
@@ -99,6 +98,9 @@ class _Standing:
     access: Access
     counter: tuple[int, str, str]
     alert_base: int  # see alerts.alert_base()
+    # Whether units past the allowance and credits are billed (Cover.overage_billable), asked
+    # of every event.
+    overage_billable: bool
     # The customer's open lots of the pools that cover the feature, in burn order.
     lots: list[LotBalance]
 
@@ -129,10 +131,12 @@ class _Batch:
             access = standing(self.subscriptions[customer_id], feature_key, self.at, self.terms)
             catalog, _ = self.terms
             pools = catalog.pools_covering(feature_key)
+            allowance = access.allowance
             found = self.standings[customer_id, feature_key] = _Standing(
                 access,
                 (customer_id, feature_key, self.periods[customer_id]),
-                alert_base(access.allowance),
+                alert_base(allowance),
+                allowance is not None and allowance.billable_overage,
                 [lot for lot in self.open_lots.get(customer_id, ()) if lot.pool_key in pools],
             )
         return found
@@ -248,7 +252,9 @@ def _apply(
                 f"This idempotency key was used for a different event ({differing} differ)."
             )
         return replace(first.result, replayed=True)
-    held = batch.standing_of(customer_id, event.feature_key)
+    held = batch.standings.get((customer_id, event.feature_key)) or batch.standing_of(
+        customer_id, event.feature_key
+    )
     access = held.access
     if access.refusal is not None:
         return NotEntitled(
@@ -258,7 +264,8 @@ def _apply(
     used = batch.used.get(counter, 0) if access.allowance else 0
     lots = held.lots
     covered = cover(access, used, event.units, sum(lot.remaining for lot in lots) if lots else 0)
-    if covered.refusal == LIMIT_EXCEEDED:
+    # The standing refuses nothing (above), so the limit is all that may refuse the units.
+    if covered.would_exceed_limit:
         return LimitExceeded(
             f"{event.units:,} more would pass this period's limit of {covered.limit:,}."
         )
@@ -269,7 +276,7 @@ def _apply(
         batch.deductions.append((index, lot, amount))
     batch.used[counter] = batch.used.get(counter, 0) + event.units
     batch.counted[counter] += event.units
-    overage_billable = covered.overage_billable
+    overage_billable = held.overage_billable
     if covered.overage and overage_billable:
         batch.overage.append((index, covered.overage))
     result = _result(event, covered, overage_billable, taken, lots)
@@ -289,8 +296,9 @@ def _apply(
             **body,
         }
     )
-    batch.stored[customer_id, event.idempotency_key] = _Stored(body, _New(index))
-    return _New(index)
+    new = _New(index)
+    batch.stored[customer_id, event.idempotency_key] = _Stored(body, new)
+    return new
 
 
 def _result(
