@@ -215,7 +215,6 @@ def record_usage_batch() -> tuple[Response, int]:
 
 
 @bp.post("/usage/import")
-@without_collection
 def import_usage() -> tuple[Response, int]:
     """Usage from a CSV file (the body, text/csv): a report of each rejected row and why."""
     if (request.content_length or 0) > MAX_CSV_BYTES:

@@ -172,24 +172,30 @@ def test_batch_over_1000_events_is_refused_whole(api: httpx.Client, free_custome
     assert api.get(f"/entitlements/{free_customer}/api_calls").json()["data"]["usage"]["used"] == 0
 
 
-def test_batch_pauses_the_collector_only_while_it_is_recorded(
-    api: httpx.Client, free_customer: str
+def test_batches_and_csv_imports_pause_the_collector_only_while_they_are_recorded(
+    api: httpx.Client, enterprise_customer: str
 ) -> None:
-    # The server runs in this process: what its batches do to the collector shows here.
+    # The server runs in this process: what its calls do to the collector shows here.
     collections: list[int] = []
 
     def count(phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             collections.append(info["generation"])
 
+    rows = [f"{enterprise_customer},api_calls,1,csv-{n},api.call" for n in range(5000)]
+    csv = "customer_reference_id,feature_key,units,idempotency_key,event_name\n" + "\n".join(rows)
     gc.callbacks.append(count)
     try:
         for batch in range(5):
-            events = [_event(free_customer, f"gc-{batch}-{n}", 1) for n in range(1000)]
+            events = [_event(enterprise_customer, f"gc-{batch}-{n}", 1) for n in range(1000)]
             assert api.post("/events/batch", json={"events": events}).status_code == 200
+        imported = api.post(
+            "/usage/import", content=csv, headers={"Content-Type": "text/csv"}, timeout=60
+        )
     finally:
         gc.callbacks.remove(count)
-    # Unpaused, these 5,000 events set off about a hundred collections.
+    assert imported.json()["data"] == {"recorded": 5000, "rejected": []}
+    # Unpaused, these 10,000 events set off about two hundred collections.
     assert len(collections) < 20
     assert gc.isenabled()
     refused = api.post("/events/batch", json={"events": [{"eventIdempotencyKey": "x"}] * 1001})
