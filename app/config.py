@@ -62,8 +62,9 @@ class Config:
     SANDBOX_DELIVER_WEBHOOKS = True
     # How long a past_due subscription keeps its features while Stripe retries the payment.
     PAST_DUE_GRACE_DAYS = 7
-    # Entitlement checks answered from memory on PostgreSQL (app/entitlements/check_cache.py);
-    # TOLLGATE_CHECK_CACHE=off makes every check read the database.
+    # Entitlement checks answered from memory while nothing they read changed
+    # (app/entitlements/check_cache.py); TOLLGATE_CHECK_CACHE=off makes every check read the
+    # database.
     CHECK_CACHE = True
 
     @staticmethod

@@ -1,7 +1,8 @@
-"""Checks answered from memory on PostgreSQL: what a caller sees must not change for it.
+"""Checks answered from memory: what a caller sees must not change for it.
 
 "Another worker" here is a second application on the same database, as a second gunicorn
-worker is: its writes reach the served app only through PostgreSQL's notifications.
+worker is: its writes reach the served app only through the database (PostgreSQL's
+notifications, SQLite's data version).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from app.accounts.models import Customer
 from app.billing.models import Subscription, SubscriptionStatus
 from app.clock import now
 from app.entitlements import check_cache
-from app.entitlements.check_cache import EXTENSION, CheckCache
+from app.entitlements.check_cache import EXTENSION, CheckCache, CheckMemory
 from app.entitlements.credits import grant_credits
 from app.entitlements.models import LotOrigin
 from app.extensions import db
@@ -37,10 +38,10 @@ from tests.entitlements.helpers import record, run_at_once
 
 
 @pytest.fixture
-def cache(app: Flask) -> CheckCache | None:
-    """The served app's check cache: on PostgreSQL only (SQLite's checks read the database,
-    and what these tests ask of a check holds there too)."""
-    cached: CheckCache | None = app.extensions.get(EXTENSION)
+def cache(app: Flask) -> CheckMemory:
+    """The served app's check cache."""
+    cached: CheckMemory | None = app.extensions.get(EXTENSION)
+    assert cached is not None
     return cached
 
 
@@ -60,10 +61,10 @@ def other_worker(app: Flask, tmp_path: Path) -> Iterator[Flask]:
 
 
 @pytest.fixture
-def kept(cache: CheckCache | None) -> CheckCache:
-    """The cache, for the tests of the memory itself: they have nothing to test on SQLite."""
-    if cache is None:
-        pytest.skip("SQLite keeps nothing in memory: its checks read the database")
+def listening(cache: CheckMemory) -> CheckCache:
+    """PostgreSQL's cache, for the tests of what it hears and keeps per customer."""
+    if not isinstance(cache, CheckCache):
+        pytest.skip("SQLite's cache drops everything at any commit: it has no listener")
     return cache
 
 
@@ -74,11 +75,9 @@ def _check(api: httpx.Client, reference: str, feature: str = "api_calls") -> dic
     return data
 
 
-def _served_from_memory(cache: CheckCache | None, call: Callable[[], dict]) -> dict:
-    """``call``'s answer, asserting that the cache answered it, where there is one (its
-    listener may still be connecting when a test starts)."""
-    if cache is None:
-        return call()
+def _served_from_memory(cache: CheckMemory, call: Callable[[], dict]) -> dict:
+    """``call``'s answer, asserting that the cache answered it (PostgreSQL's listener may still
+    be connecting when a test starts)."""
     deadline = time.monotonic() + 5
     while True:
         hits = cache.hits
@@ -107,7 +106,7 @@ def _customer_id(app: Flask, reference: str) -> int:
 
 
 def test_usage_recorded_through_the_api_shows_in_the_very_next_check(
-    api: httpx.Client, cache: CheckCache | None, enterprise_customer: str
+    api: httpx.Client, cache: CheckMemory, enterprise_customer: str
 ) -> None:
     _served_from_memory(cache, lambda: _check(api, enterprise_customer))
     for n in range(1, 21):
@@ -127,7 +126,7 @@ def test_usage_recorded_through_the_api_shows_in_the_very_next_check(
 
 
 def test_checks_count_every_event_acknowledged_before_them_under_concurrent_use(
-    api: httpx.Client, server: str, api_key: str, cache: CheckCache | None, enterprise_customer: str
+    api: httpx.Client, server: str, api_key: str, cache: CheckMemory, enterprise_customer: str
 ) -> None:
     # Four callers record and check at once on one worker: a check never counts fewer events
     # than had been acknowledged when it was sent, however busy the worker's threads are.
@@ -165,7 +164,7 @@ def test_checks_count_every_event_acknowledged_before_them_under_concurrent_use(
 def test_a_write_on_another_worker_reaches_a_check_answered_from_memory(
     api: httpx.Client,
     app: Flask,
-    cache: CheckCache | None,
+    cache: CheckMemory,
     enterprise_customer: str,
     other_worker: Flask,
 ) -> None:
@@ -186,22 +185,26 @@ def test_a_write_on_another_worker_reaches_a_check_answered_from_memory(
 
 
 def test_usage_recorded_for_one_customer_leaves_the_others_checks_in_memory(
-    api: httpx.Client, app: Flask, kept: CheckCache, enterprise_customer: str, other_worker: Flask
+    api: httpx.Client,
+    app: Flask,
+    listening: CheckCache,
+    enterprise_customer: str,
+    other_worker: Flask,
 ) -> None:
     api.post("/customers", json={"customerReferenceId": "busy-1", "email": "b@example.com"})
     api.post("/subscriptions", json={"customerReferenceId": "busy-1", "planId": "free"})
-    _served_from_memory(kept, lambda: _check(api, enterprise_customer))
-    _served_from_memory(kept, lambda: _check(api, "busy-1"))
+    _served_from_memory(listening, lambda: _check(api, enterprise_customer))
+    _served_from_memory(listening, lambda: _check(api, "busy-1"))
     record(other_worker, _customer_id(app, "busy-1"), "busy", "api_calls", 9)
     seen = _eventually(lambda: _check(api, "busy-1"), lambda d: d["usage"]["used"] == 9)
     assert seen["usage"]["used"] == 9
-    hits = kept.hits
+    hits = listening.hits
     assert _check(api, enterprise_customer)["usage"]["used"] == 0
-    assert kept.hits == hits + 1  # still in memory: only busy-1's entries went
+    assert listening.hits == hits + 1  # still in memory: only busy-1's entries went
 
 
 def test_a_change_made_outside_tollgate_reaches_a_check_answered_from_memory(
-    api: httpx.Client, app: Flask, cache: CheckCache | None, enterprise_customer: str
+    api: httpx.Client, app: Flask, cache: CheckMemory, enterprise_customer: str
 ) -> None:
     # A psql session, say, correcting a counter by hand: the triggers tell every worker.
     _served_from_memory(cache, lambda: _check(api, enterprise_customer))
@@ -222,7 +225,7 @@ def test_a_change_made_outside_tollgate_reaches_a_check_answered_from_memory(
 
 
 def test_a_revoked_key_is_refused_though_its_checks_were_answered_from_memory(
-    api: httpx.Client, app: Flask, cache: CheckCache | None, enterprise_customer: str
+    api: httpx.Client, app: Flask, cache: CheckMemory, enterprise_customer: str
 ) -> None:
     _served_from_memory(cache, lambda: _check(api, enterprise_customer))
     listed = app.test_cli_runner().invoke(args=["api-keys", "list"]).output
@@ -237,7 +240,7 @@ def test_a_revoked_key_is_refused_though_its_checks_were_answered_from_memory(
 def test_credits_leave_a_check_answered_from_memory_when_they_expire(
     api: httpx.Client,
     app: Flask,
-    cache: CheckCache | None,
+    cache: CheckMemory,
     enterprise_customer: str,
     sandbox: Sandbox,
 ) -> None:
@@ -259,13 +262,17 @@ def test_credits_leave_a_check_answered_from_memory_when_they_expire(
 
 
 def test_checks_read_the_database_while_the_listener_is_cut_off(
-    api: httpx.Client, app: Flask, kept: CheckCache, enterprise_customer: str, other_worker: Flask
+    api: httpx.Client,
+    app: Flask,
+    listening: CheckCache,
+    enterprise_customer: str,
+    other_worker: Flask,
 ) -> None:
-    _served_from_memory(kept, lambda: _check(api, enterprise_customer))
+    _served_from_memory(listening, lambda: _check(api, enterprise_customer))
     # This app's listener, and any that a finished test's app left stopping.
     assert cut_connections(app.config["SQLALCHEMY_DATABASE_URI"], "query LIKE 'LISTEN%'") >= 1
     deadline = time.monotonic() + 5
-    while kept.live:  # the worker notices at once: the connection's socket closes
+    while listening.live:  # the worker notices at once: the connection's socket closes
         assert time.monotonic() < deadline, "the cut went unnoticed"
         time.sleep(0.001)
     # Whatever is written while no notification can arrive, the next checks see.
@@ -273,18 +280,24 @@ def test_checks_read_the_database_while_the_listener_is_cut_off(
     for _ in range(20):
         assert _check(api, enterprise_customer)["usage"]["used"] == 5
     # The listener connects again, and checks come from memory once more.
-    assert _served_from_memory(kept, lambda: _check(api, enterprise_customer))["usage"]["used"] == 5
+    assert (
+        _served_from_memory(listening, lambda: _check(api, enterprise_customer))["usage"]["used"]
+        == 5
+    )
 
 
 def test_a_worker_that_stops_hearing_its_own_commits_stops_answering_from_memory(
-    api: httpx.Client, kept: CheckCache, enterprise_customer: str, monkeypatch: pytest.MonkeyPatch
+    api: httpx.Client,
+    listening: CheckCache,
+    enterprise_customer: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # As behind a pooler that drops LISTEN: the worker's connection stays up but hears nothing.
     monkeypatch.setattr(check_cache, "MARKER_TIMEOUT_SECONDS", 0.2)
-    _served_from_memory(kept, lambda: _check(api, enterprise_customer))
-    with kept._draining:  # deafen the listener, as the pooler would
-        assert kept._connection is not None
-        kept._connection.execute("UNLISTEN *")
+    _served_from_memory(listening, lambda: _check(api, enterprise_customer))
+    with listening._draining:  # deafen the listener, as the pooler would
+        assert listening._connection is not None
+        listening._connection.execute("UNLISTEN *")
     event = {
         "eventIdempotencyKey": "unheard",
         "eventName": "api.call",
@@ -296,12 +309,15 @@ def test_a_worker_that_stops_hearing_its_own_commits_stops_answering_from_memory
     assert _check(api, enterprise_customer)["usage"]["used"] == 4  # its marker is due: the database
     time.sleep(0.3)
     assert _check(api, enterprise_customer)["usage"]["used"] == 4  # overdue: it listens again
-    assert not kept.live or len(kept) == 0
-    assert _served_from_memory(kept, lambda: _check(api, enterprise_customer))["usage"]["used"] == 4
+    assert not listening.live or len(listening) == 0
+    assert (
+        _served_from_memory(listening, lambda: _check(api, enterprise_customer))["usage"]["used"]
+        == 4
+    )
 
 
 def test_the_memory_keeps_at_most_its_bound_and_drops_the_oldest_first(
-    api: httpx.Client, kept: CheckCache, monkeypatch: pytest.MonkeyPatch
+    api: httpx.Client, cache: CheckMemory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(check_cache, "MAX_ENTRIES", 2)
     for reference in ("a-1", "a-2", "a-3"):
@@ -310,10 +326,10 @@ def test_the_memory_keeps_at_most_its_bound_and_drops_the_oldest_first(
             json={"customerReferenceId": reference, "email": f"{reference}@example.com"},
         )
         api.post("/subscriptions", json={"customerReferenceId": reference, "planId": "free"})
-    _served_from_memory(kept, lambda: _check(api, "a-1"))
-    _served_from_memory(kept, lambda: _check(api, "a-2"))
-    _served_from_memory(kept, lambda: _check(api, "a-3"))
-    assert len(kept) == 2
-    hits = kept.hits
+    _served_from_memory(cache, lambda: _check(api, "a-1"))
+    _served_from_memory(cache, lambda: _check(api, "a-2"))
+    _served_from_memory(cache, lambda: _check(api, "a-3"))
+    assert len(cache) == 2
+    hits = cache.hits
     assert _check(api, "a-1")["isAllowed"]  # the oldest went: read again
-    assert kept.hits == hits
+    assert cache.hits == hits
