@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import gc
 import threading
+import weakref
 from collections.abc import Iterator
 
 import pytest
 
+from app import gc_pause
 from app.gc_pause import collector_paused
 
 
@@ -67,3 +69,25 @@ def test_a_collector_turned_off_elsewhere_stays_off() -> None:
     with collector_paused():
         pass
     assert not gc.isenabled()
+
+
+class _Node:
+    """Something that can be made into a cycle."""
+
+    other: _Node | None = None
+
+
+def test_cycles_are_collected_while_paused_requests_overlap_without_a_break(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(gc_pause, "MAX_PAUSE_SECONDS", 0.0)
+    with collector_paused():  # a request that is still in flight throughout
+        with collector_paused():
+            node = _Node()
+            node.other = node  # garbage only the collector can free
+            gone = weakref.ref(node)
+            del node
+        # The inner request ended after the pause had lasted long enough: it collected.
+        assert gone() is None
+        assert not gc.isenabled()
+    assert gc.isenabled()
