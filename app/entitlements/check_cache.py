@@ -49,6 +49,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import psycopg
 from flask import Flask, current_app
@@ -342,6 +343,7 @@ class SqliteCheckCache(CheckMemory):
         self._watching = threading.Lock()  # a sqlite3 connection serves one thread at a time
         self._pid: int | None = None
         self._stopped = False
+        self._warned = False
         # The version the entries were read at.
         self._version: int | None = None
 
@@ -386,15 +388,26 @@ class SqliteCheckCache(CheckMemory):
                     # First use in this process (gunicorn forks after import): a connection of
                     # its own, never one inherited.
                     self._pid = os.getpid()
+                    # Read-write, never create: a path that missed the database would watch a
+                    # new empty file whose version never moves.
                     self._watcher = sqlite3.connect(
-                        self._path, isolation_level=None, check_same_thread=False
+                        f"file:{quote(self._path)}?mode=rw",
+                        uri=True,
+                        isolation_level=None,
+                        check_same_thread=False,
                     )
                     self._version = None
                 if self._watcher is None:
                     return None
                 row = self._watcher.execute("PRAGMA data_version").fetchone()
             except sqlite3.Error as exc:
-                log.warning("Entitlement check cache cannot read SQLite's version (%s)", exc)
+                # Once, not at every check.
+                (log.debug if self._warned else log.warning)(
+                    "Entitlement check cache cannot read SQLite's version (%s);"
+                    " checks read the database",
+                    exc,
+                )
+                self._warned = True
                 return None
         return int(row[0])
 
@@ -434,8 +447,11 @@ def init_check_cache(app: Flask) -> None:
         engine = db.engine
     if engine.dialect.name == "postgresql":
         app.extensions[EXTENSION] = CheckCache(engine)
-    elif engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
-        app.extensions[EXTENSION] = SqliteCheckCache(os.path.abspath(engine.url.database))
+    elif engine.dialect.name == "sqlite":
+        path = engine.url.database
+        # A file by its path; not a database in memory, nor one named by a URI of its own.
+        if path and path != ":memory:" and "uri" not in engine.url.query:
+            app.extensions[EXTENSION] = SqliteCheckCache(os.path.abspath(path))
 
 
 def check_cache() -> CheckMemory | None:

@@ -27,7 +27,7 @@ from app.accounts.models import Customer
 from app.billing.models import Subscription, SubscriptionStatus
 from app.clock import now
 from app.entitlements import check_cache
-from app.entitlements.check_cache import EXTENSION, CheckCache, CheckMemory
+from app.entitlements.check_cache import EXTENSION, CheckCache, CheckMemory, SqliteCheckCache
 from app.entitlements.credits import grant_credits
 from app.entitlements.models import LotOrigin
 from app.extensions import db
@@ -333,3 +333,15 @@ def test_the_memory_keeps_at_most_its_bound_and_drops_the_oldest_first(
     hits = cache.hits
     assert _check(api, "a-1")["isAllowed"]  # the oldest went: read again
     assert cache.hits == hits
+
+
+def test_sqlite_keeps_nothing_for_a_database_it_cannot_watch(tmp_path: Path) -> None:
+    # A path that misses the database: watched, it would be a new empty file whose version
+    # never moves, and checks would answer from memory forever.
+    missing = tmp_path / "missing.sqlite3"
+    cache = SqliteCheckCache(str(missing))
+    assert cache.ticket() is None
+    assert not missing.exists()
+    # A database in memory is each connection's own: there is nothing to watch.
+    in_memory = create_app(app_config("sqlite:///:memory:"))
+    assert EXTENSION not in in_memory.extensions
