@@ -45,6 +45,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
@@ -88,7 +89,7 @@ class _Entry:
     valid_until: datetime | None
 
 
-class CheckMemory:
+class CheckMemory(ABC):
     """One worker's cached check reads, at most MAX_ENTRIES of them (the oldest go first).
     What keeps them current is the database's: see CheckCache and SqliteCheckCache."""
 
@@ -100,20 +101,21 @@ class CheckMemory:
     def __len__(self) -> int:
         return len(self._entries)
 
+    @abstractmethod
     def get(self, key: Key, at: datetime) -> StandingRow | None:
         """The row cached for ``key``, if it may be used at ``at``; None to read the database."""
-        raise NotImplementedError
 
+    @abstractmethod
     def ticket(self) -> int | None:
         """Taken before reading: hand it back to ``put``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def put(
         self, ticket: int | None, key: Key, row: StandingRow, valid_until: datetime | None
     ) -> None:
         """Keep ``row``, read for ``key`` after ``ticket`` was taken, unless anything changed."""
-        raise NotImplementedError
 
+    @abstractmethod
     def stop(self) -> None:
         """Let go of what keeps the memory current (the tests' servers stop with their app)."""
 
@@ -359,7 +361,9 @@ class SqliteCheckCache(CheckMemory):
         return self._lookup(key, at)
 
     def ticket(self) -> int | None:
-        return self._current()
+        # The version a check's get() just saw (a miss follows one): any version seen before
+        # the read will do, as put() explains, and this one costs no second question.
+        return self._version
 
     def put(
         self, ticket: int | None, key: Key, row: StandingRow, valid_until: datetime | None

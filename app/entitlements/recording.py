@@ -252,9 +252,7 @@ def _apply(
                 f"This idempotency key was used for a different event ({differing} differ)."
             )
         return replace(first.result, replayed=True)
-    held = batch.standings.get((customer_id, event.feature_key)) or batch.standing_of(
-        customer_id, event.feature_key
-    )
+    held = batch.standing_of(customer_id, event.feature_key)
     access = held.access
     if access.refusal is not None:
         return NotEntitled(

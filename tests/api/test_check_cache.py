@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -340,6 +340,7 @@ def test_sqlite_keeps_nothing_for_a_database_it_cannot_watch(tmp_path: Path) -> 
     # never moves, and checks would answer from memory forever.
     missing = tmp_path / "missing.sqlite3"
     cache = SqliteCheckCache(str(missing))
+    assert cache.get(("key hash", "someone", "api_calls"), datetime.now(UTC)) is None
     assert cache.ticket() is None
     assert not missing.exists()
     # A database in memory is each connection's own: there is nothing to watch.
