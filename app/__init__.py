@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import uuid
 from collections.abc import Callable, Mapping
 from functools import wraps
 from pathlib import Path
@@ -208,6 +209,9 @@ def register_template_helpers(app: Flask) -> None:
     @app.context_processor
     def inject_layout_values() -> dict[str, Any]:
         return {"sandbox_mode": app.config["STRIPE_SANDBOX"], "assets": STATIC_ASSETS}
+
+    # A fresh name for each rendered action form (billing/_action_form.html).
+    app.add_template_global(lambda: uuid.uuid4().hex, "new_intent")
 
     app.add_template_filter(lambda value: value.strftime("%-d %B %Y"), "date")
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import httpx
+
 from app.stripe_sandbox import Sandbox
 from tests.web import WebClient
 
@@ -50,3 +52,27 @@ def form_value(html: str, name: str) -> str:
     match = re.search(rf'name="{name}" value="([^"]*)"', html)
     assert match, f"no {name} field on the page"
     return match.group(1)
+
+
+def press(
+    client: WebClient,
+    html: str,
+    action: str,
+    data: dict[str, str] | None = None,
+    htmx: bool = False,
+) -> httpx.Response:
+    """Press a button of the page ``html`` that posts to ``action``, as a browser would: the
+    form's CSRF token and, on the account's action forms, the intent that names this click go
+    with ``data``."""
+    fields = {"csrf_token": form_value(html, "csrf_token")}
+    if 'name="intent"' in html:
+        fields["intent"] = form_value(html, "intent")
+    headers = {"HX-Request": "true"} if htmx else {}
+    return client.post(action, data={**fields, **(data or {})}, headers=headers)
+
+
+def click(
+    client: WebClient, action: str, data: dict[str, str] | None = None, htmx: bool = False
+) -> httpx.Response:
+    """Load /account afresh and press its button that posts to ``action``."""
+    return press(client, client.get("/account").text, action, data, htmx)

@@ -81,6 +81,16 @@ def _operation(
 CUSTOMER = _path_param("customerReferenceId", "The operator's own id for the customer.")
 SUBSCRIPTION = _path_param("subscriptionId", "The subscription's id (Stripe's).")
 FEATURE = _path_param("featureKey", "A feature key of the catalog.")
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": (
+        "Names this change (8 to 64 letters, digits, - or _): a retry with the same key is the"
+        " same change, applied once. Without one, every call is a change of its own."
+    ),
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{8,64}$"},
+}
 
 PATHS: dict[str, dict[str, Any]] = {
     "/plans": {"get": _operation("List the plans of the catalog", "listPlans", errors={"401"})},
@@ -107,7 +117,7 @@ PATHS: dict[str, dict[str, Any]] = {
             "Upgrade now (prorated) or downgrade at the end of the period",
             "changePlan",
             body=schemas.PlanChangeIn,
-            params=[SUBSCRIPTION],
+            params=[SUBSCRIPTION, IDEMPOTENCY_KEY],
         )
     },
     "/subscriptions/cancellation/{subscriptionId}": {
@@ -122,6 +132,7 @@ PATHS: dict[str, dict[str, Any]] = {
                     "required": True,
                     "schema": {"type": "string", "enum": ["END_OF_PERIOD", "IMMEDIATE"]},
                 },
+                IDEMPOTENCY_KEY,
             ],
         )
     },
@@ -129,7 +140,7 @@ PATHS: dict[str, dict[str, Any]] = {
         "delete": _operation(
             "Undo a cancellation at the end of the period",
             "undoCancellation",
-            params=[SUBSCRIPTION],
+            params=[SUBSCRIPTION, IDEMPOTENCY_KEY],
         )
     },
     "/entitlements/{customerReferenceId}/{featureKey}": {

@@ -21,12 +21,13 @@ from app.billing.changes import (
     cancel_at_period_end,
     cancel_now,
     change_kind,
+    intent_or_new,
     plan_of,
     resume,
     schedule_downgrade,
 )
 from app.billing.checkout import AlreadySubscribed, CheckoutUrls, ensure_stripe_customer, start_plan
-from app.billing.models import Subscription
+from app.billing.models import NEWEST_FIRST, Subscription
 from app.catalog import Plan, current_catalog
 from app.clock import timestamp
 from app.extensions import db
@@ -67,13 +68,18 @@ def _subscriptions_of(customer: Customer) -> list[Subscription]:
         db.session.scalars(
             select(Subscription)
             .where(Subscription.customer_id == customer.id)
-            .order_by(Subscription.id.desc())
+            .order_by(*NEWEST_FIRST)
         )
     )
 
 
 def _ok(data: Any, status: int = 200) -> tuple[Response, int]:
     return jsonify({"data": data}), status
+
+
+def _intent() -> str:
+    """The caller's Idempotency-Key names the operation (a retry repeats it); else a new one."""
+    return intent_or_new(request.headers.get("Idempotency-Key"))
 
 
 def _change(action: Any) -> Subscription:
@@ -154,9 +160,9 @@ def change_plan(subscription_id: str) -> tuple[Response, int]:
             f"Moving to {target.key} is a{'n' if kind is ChangeKind.UPGRADE else ''} {kind.value}.",
         )
     if kind is ChangeKind.UPGRADE:
-        changed = _change(lambda: apply_upgrade(subscription, target, timestamp()))
+        changed = _change(lambda: apply_upgrade(subscription, target, timestamp(), _intent()))
     else:
-        changed = _change(lambda: schedule_downgrade(subscription, target))
+        changed = _change(lambda: schedule_downgrade(subscription, target, _intent()))
     return _ok(subscription_view(changed))
 
 
@@ -167,12 +173,15 @@ def cancel_subscription(subscription_id: str) -> tuple[Response, int]:
     if mode not in ("END_OF_PERIOD", "IMMEDIATE"):
         raise ApiError(400, "invalid_cancel_mode", "cancelMode must be END_OF_PERIOD or IMMEDIATE.")
     subscription = _subscription_or_404(subscription_id)
-    action = cancel_at_period_end if mode == "END_OF_PERIOD" else cancel_now
-    return _ok(subscription_view(_change(lambda: action(subscription))))
+    if mode == "END_OF_PERIOD":
+        changed = _change(lambda: cancel_at_period_end(subscription, _intent()))
+    else:
+        changed = _change(lambda: cancel_now(subscription))
+    return _ok(subscription_view(changed))
 
 
 @bp.delete("/subscriptions/cancellation/<subscription_id>/scheduled")
 def undo_cancellation(subscription_id: str) -> tuple[Response, int]:
     """Undo a cancellation at period end."""
     subscription = _subscription_or_404(subscription_id)
-    return _ok(subscription_view(_change(lambda: resume(subscription))))
+    return _ok(subscription_view(_change(lambda: resume(subscription, _intent()))))

@@ -20,6 +20,7 @@ from app.billing.changes import (
     cancel_at_period_end,
     cancel_now,
     change_kind,
+    intent_or_new,
     plan_of,
     preview_upgrade,
     resume,
@@ -71,6 +72,11 @@ def _target(plan_key: str) -> Plan:
     if plan is None:
         abort(404, description=f"There is no plan called “{plan_key}”.")
     return plan
+
+
+def _intent() -> str:
+    """The click this request carries out: the form's intent, so a double submit is one change."""
+    return intent_or_new(request.form.get("intent"))
 
 
 def _act(action: Callable[[], object], done: str) -> Response:
@@ -127,11 +133,11 @@ def change_plan(plan_key: str) -> Response:
         if not proration_date.isdigit():
             abort(400, description="Confirm the upgrade from its preview first.")
         return _act(
-            lambda: apply_upgrade(subscription, target, int(proration_date)),
+            lambda: apply_upgrade(subscription, target, int(proration_date), _intent()),
             f"You are now on the {target.name} plan.",
         )
     return _act(
-        lambda: schedule_downgrade(subscription, target),
+        lambda: schedule_downgrade(subscription, target, _intent()),
         f"Your plan changes to {target.name} at the end of the current period.",
     )
 
@@ -159,7 +165,7 @@ def cancel() -> Response:
     mode = request.form.get("mode", "")
     if mode == "period_end":
         return _act(
-            lambda: cancel_at_period_end(subscription),
+            lambda: cancel_at_period_end(subscription, _intent()),
             "Your plan will end with the current period. You can resume it until then.",
         )
     if mode == "now" and request.form.get("confirm") == "yes":
@@ -172,7 +178,7 @@ def cancel() -> Response:
 def resume_plan() -> Response:
     """Undo a cancellation at period end."""
     subscription = _subscription()
-    return _act(lambda: resume(subscription), "Your plan will renew as before.")
+    return _act(lambda: resume(subscription, _intent()), "Your plan will renew as before.")
 
 
 @bp.post("/account/billing-portal")

@@ -4,10 +4,19 @@ Upgrades apply at once, prorated and invoiced now; downgrades (and a yearly plan
 wait for the end of the period through a Stripe subscription schedule, so the customer keeps what
 it paid for. Each change re-reads the subscription from Stripe first and syncs the answer back
 through the one sync path.
+
+Every write to Stripe carries an idempotency key that names one intended operation: the
+``intent`` of the customer's click (a value the form carries, so a double submit of the same
+form is one change) or of the API call (its ``Idempotency-Key``, else a fresh one). Never a time
+bucket: two different clicks in the same minute are two changes. Stripe answers a repeated key
+with the first answer, which can be stale by then, so after every write the subscription is
+read back from Stripe and that is what the mirror keeps.
 """
 
 from __future__ import annotations
 
+import re
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -23,7 +32,6 @@ from app.catalog import Plan, current_catalog
 from app.clock import timestamp
 from app.entitlements.credits import (
     Period,
-    claw_back_plan_credits,
     grant_plan_credits,
     top_up_plan_credits,
 )
@@ -54,6 +62,16 @@ class UpgradePreview:
     proration_date: int
     # During a trial nothing is charged now: the new price applies when the trial ends.
     during_trial: bool = False
+
+
+_INTENT = re.compile(r"[A-Za-z0-9_-]{8,64}")
+
+
+def intent_or_new(value: str | None) -> str:
+    """The caller's name for this operation if it gave a usable one, else a new one."""
+    if value and _INTENT.fullmatch(value):
+        return value
+    return uuid.uuid4().hex
 
 
 def change_kind(current: Plan, target: Plan) -> ChangeKind:
@@ -125,7 +143,9 @@ def preview_upgrade(subscription: Subscription, target: Plan) -> UpgradePreview:
     return UpgradePreview(target, invoice.amount_due, invoice.currency, proration_date)
 
 
-def apply_upgrade(subscription: Subscription, target: Plan, proration_date: int) -> Subscription:
+def apply_upgrade(
+    subscription: Subscription, target: Plan, proration_date: int, intent: str
+) -> Subscription:
     """Move to ``target`` now, priced at the previewed ``proration_date``.
 
     ``pending_if_incomplete`` makes Stripe keep the old plan until the proration invoice is
@@ -144,9 +164,8 @@ def apply_upgrade(subscription: Subscription, target: Plan, proration_date: int)
             "proration_date": proration_date,
             "payment_behavior": "pending_if_incomplete",
         },
-        # The same change at the same price point is one change, however often it is posted.
         idempotency_key=f"tollgate-upgrade-{subscription.stripe_subscription_id}-"
-        f"{target.key}-{proration_date}",
+        f"{target.key}-{intent}",
     )
     if updated.pending_update is not None:
         raise ChangeError(
@@ -154,9 +173,10 @@ def apply_upgrade(subscription: Subscription, target: Plan, proration_date: int)
             "payment_failed",
         )
     previous_period_start = subscription.current_period_start
-    synced = sync_subscription(updated)
+    current_state = gateway().retrieve_subscription(subscription.stripe_subscription_id)
+    synced = sync_subscription(current_state)
     assert synced is not None
-    invoice_id = updated.latest_invoice
+    invoice_id = current_state.latest_invoice
     if invoice_id is not None:
         sync_invoice(gateway().retrieve_invoice(stripe_id(invoice_id)))
     _credit_the_upgrade(synced, current, target, previous_period_start)
@@ -174,14 +194,14 @@ def _credit_the_upgrade(
     start, end = subscription.current_period_start, subscription.current_period_end
     if start is None or end is None:
         return
-    period = Period(f"{subscription.stripe_subscription_id}:{int(start.timestamp())}", start, end)
+    period = Period(subscription.stripe_subscription_id, start, end)
     if start != previous_period_start:
         grant_plan_credits(subscription.customer_id, new, period)
     else:
         top_up_plan_credits(subscription.customer_id, old, new, period)
 
 
-def schedule_downgrade(subscription: Subscription, target: Plan) -> Subscription:
+def schedule_downgrade(subscription: Subscription, target: Plan, intent: str) -> Subscription:
     """Change to ``target`` when the current period ends, through a subscription schedule."""
     current = _check_change(subscription, target)
     if change_kind(current, target) is not ChangeKind.DOWNGRADE:
@@ -213,10 +233,10 @@ def schedule_downgrade(subscription: Subscription, target: Plan) -> Subscription
                 {"items": subscription_items(target)},
             ],
         },
+        idempotency_key=f"tollgate-downgrade-{subscription.stripe_subscription_id}-"
+        f"{target.key}-{intent}",
     )
-    synced = sync_subscription(gateway().retrieve_subscription(subscription.stripe_subscription_id))
-    assert synced is not None
-    return synced
+    return _resync(subscription)
 
 
 def undo_scheduled_change(subscription: Subscription) -> Subscription:
@@ -227,46 +247,52 @@ def undo_scheduled_change(subscription: Subscription) -> Subscription:
     return _resync(subscription)
 
 
-def cancel_at_period_end(subscription: Subscription) -> Subscription:
-    """Stop renewing; access goes on until the period ends (a trial until it ends)."""
+def cancel_at_period_end(subscription: Subscription, intent: str) -> Subscription:
+    """Stop renewing; access goes on until the period ends (a trial until it ends).
+
+    A scheduled downgrade is dropped, as Stripe's own portal drops a pending update when the
+    customer cancels: the subscription ends instead of renewing on another plan, and resuming
+    renews the current plan (the account page says so before the customer confirms).
+    """
     if not subscription.is_live:
         raise ChangeError("This subscription has ended.", "subscription_ended")
     stripe_subscription = gateway().retrieve_subscription(subscription.stripe_subscription_id)
-    # A scheduled downgrade would renew the subscription on another plan: cancelling wins.
     _release_schedule(stripe_subscription)
-    return _set_cancel_at_period_end(subscription, True)
+    return _set_cancel_at_period_end(subscription, True, intent)
 
 
-def resume(subscription: Subscription) -> Subscription:
+def resume(subscription: Subscription, intent: str) -> Subscription:
     """Undo a cancellation at period end."""
     if not subscription.cancel_at_period_end or not subscription.is_live:
         raise ChangeError("There is no cancellation to undo.", "not_cancelling")
-    return _set_cancel_at_period_end(subscription, False)
+    return _set_cancel_at_period_end(subscription, False, intent)
 
 
 def cancel_now(subscription: Subscription) -> Subscription:
-    """End the subscription at once: no more access, remaining plan credits clawed back."""
+    """End the subscription at once: no more access, remaining plan credits clawed back.
+
+    The clawback is the sync path's: it follows from Stripe's cancelled subscription, so a
+    webhook that reports the cancellation does the same, once. Purchased and promotional
+    credits stay.
+    """
     if not subscription.is_live:
         raise ChangeError("This subscription has ended.", "subscription_ended")
     stripe_subscription = gateway().retrieve_subscription(subscription.stripe_subscription_id)
     _release_schedule(stripe_subscription)
-    canceled = sync_subscription(gateway().cancel_subscription(subscription.stripe_subscription_id))
-    assert canceled is not None
-    # Plan-granted credits end with the plan; purchased and promotional ones stay.
-    claw_back_plan_credits(canceled.customer_id, f"cancel:{canceled.stripe_subscription_id}")
-    return canceled
+    gateway().cancel_subscription(subscription.stripe_subscription_id)
+    return _resync(subscription)
 
 
-def _set_cancel_at_period_end(subscription: Subscription, cancel: bool) -> Subscription:
-    updated = gateway().update_subscription(
+def _set_cancel_at_period_end(
+    subscription: Subscription, cancel: bool, intent: str
+) -> Subscription:
+    operation = "cancel-at-end" if cancel else "resume"
+    gateway().update_subscription(
         subscription.stripe_subscription_id,
         {"cancel_at_period_end": cancel},
-        idempotency_key=f"tollgate-cancel-at-end-{subscription.stripe_subscription_id}-"
-        f"{cancel}-{timestamp() // 60}",
+        idempotency_key=f"tollgate-{operation}-{subscription.stripe_subscription_id}-{intent}",
     )
-    synced = sync_subscription(updated)
-    assert synced is not None
-    return synced
+    return _resync(subscription)
 
 
 def _release_schedule(stripe_subscription: stripe.Subscription) -> bool:

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from app.accounts.models import Customer
 from app.billing.gateway import GatewayError, gateway
-from app.billing.models import Subscription
+from app.billing.models import NEWEST_FIRST, Subscription
 from app.billing.sync import sync_checkout_session, sync_subscription
 from app.catalog import Plan, current_catalog
 from app.catalog.stripe_sync import overage_allowances, overage_lookup_key
@@ -40,9 +40,7 @@ class CheckoutUrls:
 def live_subscription(customer: Customer) -> Subscription | None:
     """The customer's trialing, active or past-due subscription, if any."""
     subscriptions = db.session.scalars(
-        select(Subscription)
-        .where(Subscription.customer_id == customer.id)
-        .order_by(Subscription.id.desc())
+        select(Subscription).where(Subscription.customer_id == customer.id).order_by(*NEWEST_FIRST)
     )
     return next((subscription for subscription in subscriptions if subscription.is_live), None)
 

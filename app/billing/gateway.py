@@ -185,8 +185,10 @@ class StripeGateway:
 
     @_translate_errors
     def cancel_subscription(self, subscription_id: str) -> stripe.Subscription:
-        """End a subscription at once."""
-        return self.client.v1.subscriptions.cancel(subscription_id)
+        """End a subscription at once (a subscription ends once, so its key names it alone)."""
+        return self.client.v1.subscriptions.cancel(
+            subscription_id, options={"idempotency_key": f"tollgate-cancel-{subscription_id}"}
+        )
 
     @_translate_errors
     def preview_invoice(self, params: dict[str, Any]) -> stripe.Invoice:
@@ -208,12 +210,13 @@ class StripeGateway:
 
     @_translate_errors
     def update_schedule(
-        self, schedule_id: str, params: dict[str, Any]
+        self, schedule_id: str, params: dict[str, Any], idempotency_key: str
     ) -> stripe.SubscriptionSchedule:
         """Replace a schedule's phases."""
         return self.client.v1.subscription_schedules.update(
             schedule_id,
             params,  # type: ignore[arg-type]
+            {"idempotency_key": idempotency_key},
         )
 
     @_translate_errors

@@ -30,6 +30,8 @@ class SubscriptionStatus(StrEnum):
 LIVE_STATUSES = frozenset(
     {SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE}
 )
+# Stripe never starts these again (unpaid and paused ones can still come back).
+ENDED_STATUSES = frozenset({SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE_EXPIRED})
 
 
 def entitled(
@@ -109,6 +111,8 @@ class Subscription(Base):
     scheduled_change_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When Stripe created it: lists are newest first by this, whatever order webhooks came in.
+    stripe_created: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -122,6 +126,16 @@ class Subscription(Base):
     def is_entitled(self, now: datetime, past_due_grace: timedelta) -> bool:
         """Whether the customer gets the plan's features at ``now``."""
         return entitled(self.status, self.current_period_start, now, past_due_grace)
+
+    @property
+    def has_ended(self) -> bool:
+        """Over for good: cancelled, or never paid for; its plan credits end with it."""
+        return self.status in ENDED_STATUSES
+
+
+# Newest first, as Stripe created them (the local id only breaks ties within a second): every
+# list of a customer's subscriptions, and the choice of its current one, go by this.
+NEWEST_FIRST = (Subscription.stripe_created.desc(), Subscription.id.desc())
 
 
 class Invoice(Base):

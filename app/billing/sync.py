@@ -19,7 +19,7 @@ from app.billing.models import Invoice, Subscription, SubscriptionStatus
 from app.catalog import Plan, current_catalog
 from app.catalog.stripe_sync import PLAN_FEE_METER
 from app.clock import from_timestamp, timestamp, to_datetime
-from app.entitlements.credits import Period, grant_plan_credits
+from app.entitlements.credits import Period, end_plan_credits, grant_plan_credits
 from app.entitlements.ledger import lock_customers
 from app.extensions import db
 
@@ -78,10 +78,19 @@ def sync_subscription(stripe_subscription: stripe.Subscription) -> Subscription 
     subscription.cancel_at_period_end = stripe_subscription.cancel_at_period_end
     subscription.canceled_at = from_timestamp(stripe_subscription.canceled_at)
     subscription.ended_at = from_timestamp(stripe_subscription.ended_at)
+    subscription.stripe_created = to_datetime(stripe_subscription.created)
     subscription.scheduled_plan_key, subscription.scheduled_change_at = _scheduled_change(
         stripe_subscription, item.price.id
     )
     db.session.flush()
+    if subscription.has_ended:
+        # Cancelled before its period was over (cancel now, dunning): its credits are clawed
+        # back; ended with its period (cancel at period end, a trial without a card): they
+        # expire. Either way Stripe's object decides, not which path noticed the end first.
+        ended_early = stripe_subscription.ended_at is not None and (
+            stripe_subscription.ended_at < item.current_period_end
+        )
+        end_plan_credits(customer.id, subscription.stripe_subscription_id, clawback=ended_early)
     plan = current_catalog().plan(subscription.plan_key)
     if plan is not None and subscription.is_live and not plan.is_free:
         _end_superseded_free_plans(subscription)
@@ -113,7 +122,7 @@ def _open_in_arrears_period(
     identifier names the period, so however often this runs the period is billed once.
     """
     period = Period(
-        key=f"{subscription.stripe_subscription_id}:{item.current_period_start}",
+        subscription.stripe_subscription_id,
         start=to_datetime(item.current_period_start),
         end=to_datetime(item.current_period_end),
     )
@@ -198,6 +207,10 @@ def _grant_paid_period(subscription: Subscription, stripe_invoice: stripe.Invoic
     plan = current_catalog().plan(subscription.plan_key)
     if plan is None or stripe_invoice.billing_reason not in PERIOD_OPENING_REASONS:
         return
+    # The subscription as Stripe has it now: one that ended meanwhile keeps no credits, whether
+    # its end or this payment was heard of first.
+    if not subscription.is_live:
+        return
     periods = [
         line.period
         for line in stripe_invoice.lines.data
@@ -211,7 +224,7 @@ def _grant_paid_period(subscription: Subscription, stripe_invoice: stripe.Invoic
     if latest.end <= timestamp():
         return
     period = Period(
-        key=f"{subscription.stripe_subscription_id}:{latest.start}",
+        subscription.stripe_subscription_id,
         start=to_datetime(latest.start),
         end=to_datetime(latest.end),
     )

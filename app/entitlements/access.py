@@ -11,7 +11,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from app.accounts.models import Customer
-from app.billing.models import Subscription, SubscriptionTerms
+from app.billing.models import NEWEST_FIRST, Subscription, SubscriptionTerms
 from app.catalog import Catalog, FeatureDefinition, MeteredAllowance, Plan, current_catalog
 from app.entitlements.errors import UnknownFeature
 from app.entitlements.models import UsageCounter
@@ -55,11 +55,16 @@ class Access:
 
 
 def period_key(subscription: SubscriptionTerms | None) -> str:
-    """Names a subscription's current period the way sync names it for credit grants."""
+    """Names a subscription's current period, as its usage counters and credit grants know it."""
     if subscription is None:
         return "none"
-    start = subscription.current_period_start
-    return f"{subscription.stripe_subscription_id}:{int(start.timestamp()) if start else 0}"
+    return name_period(subscription.stripe_subscription_id, subscription.current_period_start)
+
+
+def name_period(stripe_subscription_id: str, start: datetime | None) -> str:
+    """The one name of a subscription's period that starts at ``start`` (whole Unix seconds):
+    usage counters, credit grants and meter identifiers all name periods by it."""
+    return f"{stripe_subscription_id}:{int(start.timestamp()) if start else 0}"
 
 
 def feature_definition(feature_key: str, catalog: Catalog | None = None) -> FeatureDefinition:
@@ -87,7 +92,7 @@ def current_subscription(customer_id: int) -> Subscription | None:
         db.session.scalars(
             select(Subscription)
             .where(Subscription.customer_id == customer_id)
-            .order_by(Subscription.id.desc())
+            .order_by(*NEWEST_FIRST)
         )
     )
 

@@ -9,10 +9,12 @@ from sqlalchemy import select
 
 from app.catalog import CreditGrant, Plan
 from app.clock import now
+from app.entitlements.access import name_period
 from app.entitlements.ledger import (
     burn_order,
     expire_due,
     expire_lot,
+    expiry,
     grant_lot,
     lock_customers,
     move,
@@ -24,11 +26,16 @@ from app.extensions import db
 
 @dataclass(frozen=True)
 class Period:
-    """A billing period of a subscription, as Stripe set it; ``key`` names it uniquely."""
+    """A billing period of a subscription, as Stripe set it."""
 
-    key: str
+    stripe_subscription_id: str
     start: datetime
     end: datetime
+
+    @property
+    def key(self) -> str:
+        """Names the period uniquely: grants, rollovers and meter identifiers are keyed by it."""
+        return name_period(self.stripe_subscription_id, self.start)
 
 
 def plan_lot_expiry(grant: CreditGrant, period: Period) -> datetime | None:
@@ -41,7 +48,12 @@ def plan_lot_expiry(grant: CreditGrant, period: Period) -> datetime | None:
 
 
 def grant_plan_credits(customer_id: int, plan: Plan, period: Period) -> None:
-    """Grant the plan's credits for one paid period, after rolling over what is left; once."""
+    """Grant the plan's credits for one paid period, after rolling over what is left; once.
+
+    What rolls over is what is left of the same subscription's earlier lots, so the grant does
+    not depend on whether another subscription's news arrived before or after it: a new
+    subscription starts with its own grant only, never with an ended one's leftovers.
+    """
     lock_customers([customer_id])
     expire_due(customer_id, period.start)
     for grant in plan.credits:
@@ -61,6 +73,7 @@ def grant_plan_credits(customer_id: int, plan: Plan, period: Period) -> None:
             plan_key=plan.key,
             granted_at=period.start,
             expires_at=plan_lot_expiry(grant, period),
+            stripe_subscription_id=period.stripe_subscription_id,
         )
 
 
@@ -71,7 +84,9 @@ def _roll_over(pool: CreditPool, grant: CreditGrant, plan_key: str, period: Peri
     earlier = [
         lot
         for lot in burn_order([pool.id], period.start)
-        if lot.origin is LotOrigin.PLAN and lot.granted_at < period.start
+        if lot.origin is LotOrigin.PLAN
+        and lot.stripe_subscription_id == period.stripe_subscription_id
+        and lot.granted_at < period.start
     ]
     if grant.rollover == "none":
         for lot in earlier:
@@ -99,6 +114,7 @@ def _roll_over(pool: CreditPool, grant: CreditGrant, plan_key: str, period: Peri
         plan_key=plan_key,
         granted_at=min(lot.granted_at for lot in carried),
         expires_at=None,
+        stripe_subscription_id=period.stripe_subscription_id,
         kind=LedgerKind.ROLLOVER,
     )
 
@@ -118,11 +134,17 @@ def top_up_plan_credits(customer_id: int, old_plan: Plan, new_plan: Plan, period
                 plan_key=new_plan.key,
                 granted_at=now(),
                 expires_at=plan_lot_expiry(grant, period),
+                stripe_subscription_id=period.stripe_subscription_id,
             )
 
 
-def claw_back_plan_credits(customer_id: int, source: str) -> int:
-    """Take back what is left of plan-granted credits (on an immediate cancel); the total taken."""
+def end_plan_credits(customer_id: int, stripe_subscription_id: str, *, clawback: bool) -> int:
+    """Take what is left of an ended subscription's plan credits; the total taken.
+
+    ``clawback``: the subscription was cancelled before its period ended, so its credits are
+    clawed back; otherwise they expire with the last period. Purchased and promotional credits
+    belong to no subscription and stay. Once per lot, however often the end is synced.
+    """
     lock_customers([customer_id])
     lots = db.session.scalars(
         select(CreditLot)
@@ -130,6 +152,7 @@ def claw_back_plan_credits(customer_id: int, source: str) -> int:
         .where(
             CreditPool.customer_id == customer_id,
             CreditLot.origin == LotOrigin.PLAN,
+            CreditLot.stripe_subscription_id == stripe_subscription_id,
             CreditLot.remaining > 0,
         )
         .order_by(CreditLot.id)
@@ -138,8 +161,12 @@ def claw_back_plan_credits(customer_id: int, source: str) -> int:
     taken = 0
     for lot in lots:
         remaining = lot.remaining
-        if move(lot, LedgerKind.CLAWBACK, -remaining, f"clawback:{source}:{lot.id}"):
-            taken += remaining
+        if clawback:
+            moved = move(lot, LedgerKind.CLAWBACK, -remaining, f"clawback:{lot.id}")
+        else:
+            entry = expiry(lot)
+            moved = move(lot, entry.kind, entry.amount, entry.source)
+        taken += remaining if moved else 0
     return taken
 
 

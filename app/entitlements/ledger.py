@@ -178,6 +178,7 @@ def grant_lot(
     plan_key: str | None,
     granted_at: datetime,
     expires_at: datetime | None,
+    stripe_subscription_id: str | None = None,
     kind: LedgerKind = LedgerKind.GRANT,
 ) -> CreditLot | None:
     """Add a lot of ``amount`` credits; None when ``source`` granted into this pool before."""
@@ -195,6 +196,7 @@ def grant_lot(
         remaining=0,
         granted_at=granted_at,
         expires_at=expires_at,
+        stripe_subscription_id=stripe_subscription_id,
     )
     db.session.add(lot)
     db.session.flush()

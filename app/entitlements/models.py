@@ -66,6 +66,9 @@ class CreditLot(Base):
     remaining: Mapped[int] = mapped_column(BigInteger)
     granted_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A plan lot belongs to the subscription whose period granted it: it rolls over only into
+    # that subscription's next period, and ends when that subscription ends.
+    stripe_subscription_id: Mapped[str | None] = mapped_column(String(255), index=True)
 
     pool: Mapped[CreditPool] = relationship(back_populates="lots")
 

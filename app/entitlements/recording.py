@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from app.billing.models import Subscription, SubscriptionRead
+from app.billing.models import NEWEST_FIRST, Subscription, SubscriptionRead
 from app.catalog.stripe_sync import meter_event_name
 from app.clock import now
 from app.entitlements.access import (
@@ -522,7 +522,7 @@ def _subscriptions_statement() -> Select[*tuple[Any, ...]]:
             Subscription.current_period_end,
         )
         .where(one_of(Subscription.customer_id, "customer_ids"))
-        .order_by(Subscription.id.desc())
+        .order_by(*NEWEST_FIRST)
     )
 
 

@@ -29,7 +29,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from app.accounts.models import Customer
 from app.api.models import ApiKey
-from app.billing.models import LIVE_STATUSES, Subscription, SubscriptionRead
+from app.billing.models import LIVE_STATUSES, NEWEST_FIRST, Subscription, SubscriptionRead
 from app.entitlements.check_cache import check_cache
 from app.entitlements.errors import InvalidApiKey
 from app.entitlements.models import CreditLot, CreditPool, UsageCounter
@@ -90,7 +90,7 @@ def _statement(by_reference: bool, pool_keys: frozenset[str], keyed: bool) -> Pr
         # The live subscription, else the latest one, as access.pick_current() chooses.
         .order_by(
             case((Subscription.status.in_(_listed("live", LIVE_STATUSES)), 0), else_=1),
-            Subscription.id.desc(),
+            *NEWEST_FIRST,
         )
         .limit(1)
         .correlate(Customer)

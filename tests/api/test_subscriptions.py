@@ -172,6 +172,13 @@ def test_cancellation_in_both_modes_and_undo(
     assert nothing.status_code == 409
     assert nothing.json()["error"]["code"] == "not_cancelling"
 
+    # Cancel, undo and cancel again within a second: three calls, three changes (the mirror is
+    # read back from Stripe after each, so it says what Stripe did).
+    again = api.post(f"/subscriptions/cancellation/{subscription_id}?cancelMode=END_OF_PERIOD")
+    assert again.json()["data"]["cancelAtPeriodEnd"] is True
+    undone = api.delete(f"/subscriptions/cancellation/{subscription_id}/scheduled")
+    assert undone.json()["data"]["cancelAtPeriodEnd"] is False
+
     now = api.post(f"/subscriptions/cancellation/{subscription_id}?cancelMode=IMMEDIATE")
     assert now.json()["data"]["status"] == "canceled"
     assert (

@@ -16,7 +16,9 @@ from app.stripe_sandbox import Sandbox
 from tests.journeys import (
     FAILING_CARD,
     advance_days,
+    click,
     form_value,
+    press,
     start_plan_as_new_buyer,
     subscribe,
 )
@@ -38,9 +40,7 @@ def _subscription(app: Flask) -> Subscription:
 
 
 def _post(client: WebClient, action: str, data: dict[str, str] | None = None, htmx: bool = False):
-    headers = {"HX-Request": "true"} if htmx else {}
-    token = client.csrf_token("/account")
-    return client.post(action, data={"csrf_token": token, **(data or {})}, headers=headers)
+    return click(client, action, data, htmx)
 
 
 def _confirm_upgrade(
@@ -48,7 +48,9 @@ def _confirm_upgrade(
 ) -> httpx.Response:
     """Press the preview's confirm button: post its proration date back."""
     proration_date = form_value(preview.text, "proration_date")
-    return _post(client, f"/account/plan/{plan_key}", {"proration_date": proration_date}, htmx)
+    return press(
+        client, preview.text, f"/account/plan/{plan_key}", {"proration_date": proration_date}, htmx
+    )
 
 
 @pytest.fixture
@@ -101,9 +103,8 @@ def test_upgrade_posted_twice_changes_and_charges_once(
     active_starter: WebClient, synced: Flask
 ) -> None:
     confirm = active_starter.get("/account/plan/pro_monthly")
-    proration_date = form_value(confirm.text, "proration_date")
-    first = _post(active_starter, "/account/plan/pro_monthly", {"proration_date": proration_date})
-    second = _post(active_starter, "/account/plan/pro_monthly", {"proration_date": proration_date})
+    first = _confirm_upgrade(active_starter, confirm, "pro_monthly")
+    second = _confirm_upgrade(active_starter, confirm, "pro_monthly")
     assert first.status_code == second.status_code == 302
     assert "You are already on the Pro plan." in _account(active_starter)
     with synced.app_context():
@@ -202,6 +203,60 @@ def test_cancel_at_period_end_then_resume(
     assert "Renews" in text
     advance_days(sandbox, 31)
     assert _subscription(synced).status.value == "active"
+
+
+def test_cancel_resume_cancel_within_a_second_keeps_tollgate_and_stripe_equal(
+    active_starter: WebClient, synced: Flask
+) -> None:
+    for action, data in [
+        ("/account/cancel", {"mode": "period_end"}),
+        ("/account/resume", {}),
+        ("/account/cancel", {"mode": "period_end"}),
+    ]:
+        assert _post(active_starter, action, data).status_code == 302
+    mirrored = _subscription(synced)
+    with synced.app_context():
+        in_stripe = gateway().retrieve_subscription(mirrored.stripe_subscription_id)
+    assert in_stripe.cancel_at_period_end is True
+    assert mirrored.cancel_at_period_end is True
+    assert "Your plan ends on" in _account(active_starter)
+
+
+def test_same_cancel_form_posted_twice_is_one_change(
+    active_starter: WebClient, synced: Flask
+) -> None:
+    page = active_starter.get("/account").text
+    for _ in range(2):
+        press(active_starter, page, "/account/cancel", {"mode": "period_end"})
+    # The second post replays the first in Stripe: one change, and the mirror agrees.
+    with synced.app_context():
+        events = gateway().client.v1.events.list({"type": "customer.subscription.updated"})
+        changes = [
+            event
+            for event in events.data
+            if event.data.to_dict().get("previous_attributes", {}).get("cancel_at_period_end")
+            is False
+        ]
+    assert len(changes) == 1
+    assert _subscription(synced).cancel_at_period_end is True
+
+
+def test_cancelling_with_a_scheduled_downgrade_says_it_drops_it(
+    active_starter: WebClient, synced: Flask, sandbox: Sandbox
+) -> None:
+    preview = active_starter.get("/account/plan/pro_monthly")
+    _confirm_upgrade(active_starter, preview, "pro_monthly")
+    _post(active_starter, "/account/plan/starter_monthly")
+    text = _account(active_starter)
+    assert "Your plan changes to Starter (monthly) on" in text
+    assert "Cancelling also drops your scheduled change to Starter." in text
+    _post(active_starter, "/account/cancel", {"mode": "period_end"})
+    _post(active_starter, "/account/resume")
+    text = _account(active_starter)
+    assert "Your plan changes to Starter" not in text
+    advance_days(sandbox, 31)
+    # Resumed, it renews on the plan it had, as the page said.
+    assert _subscription(synced).plan_key == "pro_monthly"
 
 
 def test_cancel_at_period_end_ends_access_when_the_period_ends(

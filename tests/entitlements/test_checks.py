@@ -37,6 +37,7 @@ def test_check_reads_the_counter_of_a_period_that_starts_mid_second(app: Flask) 
                 status=SubscriptionStatus.ACTIVE,
                 current_period_start=start,
                 current_period_end=start + timedelta(days=30),
+                stripe_created=start,
             )
         )
         db.session.commit()

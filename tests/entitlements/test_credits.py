@@ -11,7 +11,7 @@ from sqlalchemy import select
 from app.catalog import current_catalog
 from app.entitlements.credits import (
     Period,
-    claw_back_plan_credits,
+    end_plan_credits,
     grant_credits,
     grant_plan_credits,
     top_up_plan_credits,
@@ -27,9 +27,7 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 def period(n: int, days: int = 30) -> Period:
     """The n-th monthly period (0-based) of a subscription."""
     start = START + timedelta(days=days * n)
-    return Period(
-        key=f"sub_test:{int(start.timestamp())}", start=start, end=start + timedelta(days)
-    )
+    return Period("sub_test", start=start, end=start + timedelta(days))
 
 
 def renew(app: Flask, customer_id: int, plan_key: str, *periods: Period) -> None:
@@ -114,7 +112,7 @@ def test_top_up_plan_credits_grants_the_difference_once(app: Flask) -> None:
 
 
 @pytest.mark.parametrize("origin", [LotOrigin.PURCHASED, LotOrigin.PROMOTIONAL])
-def test_claw_back_plan_credits_keeps_purchased_and_promotional(
+def test_end_plan_credits_claws_back_the_plan_and_keeps_purchased_and_promotional(
     app: Flask, origin: LotOrigin
 ) -> None:
     customer = new_customer(app)
@@ -128,8 +126,28 @@ def test_claw_back_plan_credits_keeps_purchased_and_promotional(
             origin=origin,
             source="order-1",
         )
-        assert claw_back_plan_credits(customer, "cancel:sub_test") == 1_000_000
-        assert claw_back_plan_credits(customer, "cancel:sub_test") == 0
+        assert end_plan_credits(customer, "sub_test", clawback=True) == 1_000_000
+        assert end_plan_credits(customer, "sub_test", clawback=True) == 0
         db.session.commit()
     assert balance(app, customer) == 5_000
     assert [kind for kind, _ in kinds(app)] == ["grant", "grant", LedgerKind.CLAWBACK.value]
+
+
+def test_rollover_never_reaches_into_another_subscription(app: Flask) -> None:
+    customer = new_customer(app)
+    renew(app, customer, "pro_monthly", period(0))
+    # A new subscription's first period: the other's lot is not capped into it.
+    renew(app, customer, "pro_monthly", Period("sub_other", period(1).start, period(1).end))
+    assert balance(app, customer) == 2_000_000
+    assert kinds(app) == [("grant", 1_000_000), ("grant", 1_000_000)]
+
+
+def test_end_plan_credits_at_period_end_expires_only_that_subscription(app: Flask) -> None:
+    customer = new_customer(app)
+    renew(app, customer, "pro_monthly", period(0))
+    renew(app, customer, "pro_monthly", Period("sub_other", period(0).start, period(0).end))
+    with app.app_context():
+        assert end_plan_credits(customer, "sub_test", clawback=False) == 1_000_000
+        db.session.commit()
+    assert balance(app, customer) == 1_000_000
+    assert kinds(app)[-1] == (LedgerKind.EXPIRE.value, -1_000_000)

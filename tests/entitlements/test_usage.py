@@ -126,11 +126,12 @@ def test_record_event_cancelled_subscription_is_refused_not_entitled(
         db.session.commit()
         result = check(db.session.get_one(Customer, customer_id), "ai_chat")
     assert (result.reason, result.subscription_status) == ("not_entitled", "canceled")
+    # Cancelled in Stripe's dashboard mid-period: the plan's credits are clawed back.
+    assert balance(synced, customer_id) == 0
     with pytest.raises(NotEntitled) as refused:
         record(synced, customer_id, "late", "ai_chat", 10)
     assert (refused.value.status, refused.value.code) == (403, "not_entitled")
     assert count(synced, UsageEvent) == 0
-    assert balance(synced, customer_id) == 10_000_000
 
 
 def test_record_event_draws_credits_then_bills_overage_through_the_outbox(
