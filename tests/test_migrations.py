@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import flask_migrate
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -43,23 +45,23 @@ def test_migration_0008_fills_in_existing_subscriptions_and_plan_lots(
     app = create_app(app_config(empty_database_url))
     with app.app_context():
         flask_migrate.upgrade(revision="0007")
-        created = "2026-11-01 10:00:00+00:00"
+        created = datetime(2026, 11, 1, 10, tzinfo=UTC)
         with db.engine.begin() as connection:
             for statement in (
                 "INSERT INTO customers (id, reference_id, email, created_at)"
-                f" VALUES (1, 'c-1', 'c@example.com', '{created}')",
+                " VALUES (1, 'c-1', 'c@example.com', :created)",
                 "INSERT INTO subscriptions (stripe_subscription_id, customer_id, plan_key,"
                 " stripe_price_id, status, cancel_at_period_end, created_at, updated_at)"
-                f" VALUES ('sub_a', 1, 'pro_monthly', 'price_a', 'active', false, '{created}',"
-                f" '{created}')",
+                " VALUES ('sub_a', 1, 'pro_monthly', 'price_a', 'active', false, :created,"
+                " :created)",
                 "INSERT INTO credit_pools (id, customer_id, key, denomination, balance)"
                 " VALUES (1, 1, 'ai_tokens', 'tokens', 0)",
                 "INSERT INTO credit_lots (pool_id, origin, source, amount, remaining, granted_at)"
-                f" VALUES (1, 'plan', 'plan:sub_a:1761991200', 5, 5, '{created}'),"
-                f" (1, 'plan', 'topup:sub_a:1761991200:starter_monthly:pro_monthly', 5, 5,"
-                f" '{created}'), (1, 'purchased', 'order-1', 5, 5, '{created}')",
+                " VALUES (1, 'plan', 'plan:sub_a:1761991200', 5, 5, :created),"
+                " (1, 'plan', 'topup:sub_a:1761991200:starter_monthly:pro_monthly', 5, 5,"
+                " :created), (1, 'purchased', 'order-1', 5, 5, :created)",
             ):
-                connection.execute(text(statement))
+                connection.execute(text(statement), {"created": created})
         flask_migrate.upgrade()
         with db.engine.connect() as connection:
             owners = connection.execute(
@@ -70,4 +72,4 @@ def test_migration_0008_fills_in_existing_subscriptions_and_plan_lots(
             ).scalar_one()
         db.engine.dispose()
     assert [owner for _, owner in owners] == ["sub_a", "sub_a", None]
-    assert str(stripe_created).startswith("2026-11-01 10:00:00")
+    assert str(stripe_created).startswith(("2026-11-01 10:00:00", "2026-11-01T10:00:00"))
