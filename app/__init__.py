@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import psycopg
 from flask import Flask, redirect, request, url_for
 from psycopg.types.array import ListBinaryDumper
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.engine import Engine
 from werkzeug.wrappers import Response
 
@@ -44,6 +44,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.config.update(Config.from_environ(Path(app.instance_path), os.environ))
     else:
         app.config.update(config)
+    make_local_folders(app)
     app.config["STRIPE_SANDBOX"] = not app.config["STRIPE_SECRET_KEY"]
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
 
@@ -56,6 +57,18 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     register_template_helpers(app)
     return app
+
+
+def make_local_folders(app: Flask) -> None:
+    """The instance folder, and the folder of a SQLite database file, in every mode: a fresh
+    clone started against real Stripe has no sandbox to make them."""
+    folders = [Path(app.instance_path)]
+    database = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    path = database.database or ""
+    if database.get_backend_name() == "sqlite" and path != ":memory:" and path[:5] != "file:":
+        folders.append(Path(path).parent)
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
 
 
 def load_plan_catalog(app: Flask) -> None:
