@@ -185,10 +185,8 @@ class StripeGateway:
 
     @_translate_errors
     def cancel_subscription(self, subscription_id: str) -> stripe.Subscription:
-        """End a subscription at once (a subscription ends once, so its key names it alone)."""
-        return self.client.v1.subscriptions.cancel(
-            subscription_id, options={"idempotency_key": f"tollgate-cancel-{subscription_id}"}
-        )
+        """End a subscription at once (a DELETE, idempotent by itself: it takes no key)."""
+        return self.client.v1.subscriptions.cancel(subscription_id)
 
     @_translate_errors
     def preview_invoice(self, params: dict[str, Any]) -> stripe.Invoice:
