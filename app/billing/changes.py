@@ -250,9 +250,9 @@ def undo_scheduled_change(subscription: Subscription) -> Subscription:
 def cancel_at_period_end(subscription: Subscription, intent: str) -> Subscription:
     """Stop renewing; access goes on until the period ends (a trial until it ends).
 
-    A scheduled downgrade is dropped, as Stripe's own portal drops a pending update when the
-    customer cancels: the subscription ends instead of renewing on another plan, and resuming
-    renews the current plan (the account page says so before the customer confirms).
+    A scheduled downgrade is dropped: the subscription ends instead of renewing on another
+    plan, and resuming renews the current plan. The account page says so before the customer
+    confirms; the downgrade can be scheduled again after resuming.
     """
     if not subscription.is_live:
         raise ChangeError("This subscription has ended.", "subscription_ended")
