@@ -177,6 +177,7 @@ def _tune_connection(dbapi_connection: Any, _record: Any) -> None:
 def register_blueprints(app: Flask) -> None:
     """Mount each domain's routes."""
     from app.accounts.routes import bp as accounts_bp
+    from app.accounts.routes import continue_plans_with
     from app.api import subscriptions, usage  # noqa: F401  (they add their routes to api_bp)
     from app.api.openapi import docs_bp as api_docs_bp
     from app.api.routes import bp as api_bp
@@ -184,9 +185,12 @@ def register_blueprints(app: Flask) -> None:
         account_routes,
         checkout_routes,
     )
+    from app.billing.checkout_routes import begin_plan
     from app.billing.routes import bp as billing_bp
     from app.webhooks.routes import bp as webhooks_bp
 
+    # Sign-up (accounts) goes on to Checkout (billing, a layer above it) through this hand-over.
+    continue_plans_with(app, begin_plan)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(billing_bp)
     app.register_blueprint(webhooks_bp)
@@ -200,6 +204,7 @@ def register_commands(app: Flask) -> None:
     from app.billing.cli import stripe_cli
     from app.catalog.cli import catalog_cli
     from app.entitlements.cli import usage_cli
+    from app.webhooks import cli  # noqa: F401  (adds `stripe setup` to the stripe group)
 
     app.cli.add_command(catalog_cli)
     app.cli.add_command(stripe_cli)

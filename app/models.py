@@ -1,8 +1,8 @@
 """Every model, imported in one place so Alembic and the app always see the whole schema."""
 
+from app.accounts.api_keys import ApiKey
+from app.accounts.mirror import Invoice, Subscription, SubscriptionStatus
 from app.accounts.models import Customer, User
-from app.api.models import ApiKey
-from app.billing.models import Invoice, Subscription, SubscriptionStatus
 from app.entitlements.models import (  # noqa: F401
     CreditLedgerEntry,
     CreditLot,

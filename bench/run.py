@@ -142,6 +142,7 @@ def seed(env: dict[str, str], customers: int) -> str:
                     "current_period_start": now - timedelta(days=1),
                     "current_period_end": now + timedelta(days=29),
                     "cancel_at_period_end": False,
+                    "stripe_created": now,
                     "created_at": now,
                     "updated_at": now,
                 }

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
+    Flask,
     Response,
     abort,
     current_app,
@@ -22,7 +24,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from app.accounts import services
 from app.accounts.forms import LoginForm, SignupForm
-from app.billing.checkout_routes import begin_plan
+from app.accounts.models import Customer
 from app.catalog import current_catalog
 from app.extensions import db, limiter
 
@@ -59,12 +61,23 @@ def _remember_plan(plan_key: str | None) -> None:
     session[CHOSEN_PLAN_KEY] = plan_key
 
 
+# Sends a customer on to subscribe to a plan (Checkout, or the account page). It is billing's,
+# a layer above accounts: the app factory hands it over with continue_plans_with().
+PlanStarter = Callable[[Customer, str], BaseResponse]
+
+
+def continue_plans_with(app: Flask, start_plan: PlanStarter) -> None:
+    """What sign-up and log-in call to go on to the plan picked on the pricing page."""
+    app.extensions["tollgate.start_plan"] = start_plan
+
+
 def _continue_to_chosen_plan() -> BaseResponse | None:
     """After sign-up or log-in, go on to subscribe to the plan picked on the pricing page."""
     plan_key = session.pop(CHOSEN_PLAN_KEY, None)
     if not plan_key:
         return None
-    return begin_plan(current_user.customer, plan_key)
+    start_plan: PlanStarter = current_app.extensions["tollgate.start_plan"]
+    return start_plan(current_user.customer, plan_key)
 
 
 @bp.route("/signup", methods=["GET", "POST"])

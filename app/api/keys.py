@@ -7,8 +7,8 @@ import secrets
 
 from sqlalchemy import bindparam, select
 
+from app.accounts.api_keys import ApiKey
 from app.accounts.models import utcnow
-from app.api.models import ApiKey
 from app.extensions import db
 from app.prepared import PreparedRead
 

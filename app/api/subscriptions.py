@@ -8,6 +8,7 @@ from flask import jsonify, request, url_for
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
+from app.accounts.mirror import NEWEST_FIRST, Subscription
 from app.accounts.models import Customer
 from app.accounts.services import find_customer, upsert_api_customer
 from app.api.errors import ApiError, json_body, parse
@@ -27,7 +28,6 @@ from app.billing.changes import (
     schedule_downgrade,
 )
 from app.billing.checkout import AlreadySubscribed, CheckoutUrls, ensure_stripe_customer, start_plan
-from app.billing.models import NEWEST_FIRST, Subscription
 from app.catalog import Plan, current_catalog
 from app.clock import timestamp
 from app.extensions import db

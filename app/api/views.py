@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from app.accounts.mirror import Subscription
 from app.accounts.models import Customer
-from app.billing.models import Subscription
 from app.catalog import Catalog, MeteredAllowance, Plan
 
 

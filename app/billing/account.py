@@ -8,10 +8,10 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from app.accounts.mirror import Invoice, Subscription, SubscriptionStatus
 from app.accounts.models import Customer
 from app.billing.changes import ChangeKind, change_kind
 from app.billing.checkout import live_subscription
-from app.billing.models import Invoice, Subscription, SubscriptionStatus
 from app.catalog import Plan, current_catalog
 from app.clock import now
 from app.entitlements.alerts import alerts_for

@@ -12,6 +12,7 @@ from flask import abort, flash, make_response, redirect, render_template, reques
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
+from app.accounts.mirror import Subscription
 from app.billing.account import account_overview
 from app.billing.changes import (
     ChangeError,
@@ -30,7 +31,6 @@ from app.billing.changes import (
 from app.billing.checkout import ensure_stripe_customer, live_subscription
 from app.billing.checkout_routes import begin_plan
 from app.billing.gateway import GatewayError, gateway
-from app.billing.models import Subscription
 from app.billing.routes import bp
 from app.catalog import Plan, current_catalog
 from app.extensions import db

@@ -24,9 +24,9 @@ from typing import Any
 
 import stripe
 
+from app.accounts.mirror import Subscription, SubscriptionStatus
 from app.billing.checkout import subscription_items
 from app.billing.gateway import GatewayError, gateway, stripe_id
-from app.billing.models import Subscription, SubscriptionStatus
 from app.billing.sync import plan_item, sync_invoice, sync_subscription
 from app.catalog import Plan, current_catalog
 from app.clock import timestamp

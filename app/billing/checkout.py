@@ -8,12 +8,12 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from app.accounts.mirror import NEWEST_FIRST, Subscription
 from app.accounts.models import Customer
 from app.billing.gateway import GatewayError, gateway
-from app.billing.models import NEWEST_FIRST, Subscription
 from app.billing.sync import sync_checkout_session, sync_subscription
 from app.catalog import Plan, current_catalog
-from app.catalog.stripe_sync import overage_allowances, overage_lookup_key
+from app.catalog.stripe_names import overage_allowances, overage_lookup_key
 from app.extensions import db
 
 

@@ -8,9 +8,9 @@ from flask import Blueprint, abort, make_response, redirect, render_template, re
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from app.accounts.mirror import SubscriptionStatus
 from app.billing.account import open_invoice
 from app.billing.checkout import live_subscription
-from app.billing.models import SubscriptionStatus
 from app.billing.pricing import INTERVALS, plan_cards
 from app.catalog import current_catalog
 

@@ -13,11 +13,11 @@ from typing import Any
 import stripe
 from sqlalchemy import select
 
+from app.accounts.mirror import Invoice, Subscription, SubscriptionStatus
 from app.accounts.models import Customer
 from app.billing.gateway import gateway, stripe_id
-from app.billing.models import Invoice, Subscription, SubscriptionStatus
 from app.catalog import Plan, current_catalog
-from app.catalog.stripe_sync import PLAN_FEE_METER
+from app.catalog.stripe_names import PLAN_FEE_METER
 from app.clock import from_timestamp, timestamp, to_datetime
 from app.entitlements.credits import Period, end_plan_credits, grant_plan_credits
 from app.entitlements.ledger import lock_customers

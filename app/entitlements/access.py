@@ -10,8 +10,8 @@ from typing import TypeVar
 from flask import current_app
 from sqlalchemy import select
 
+from app.accounts.mirror import NEWEST_FIRST, Subscription, SubscriptionTerms
 from app.accounts.models import Customer
-from app.billing.models import NEWEST_FIRST, Subscription, SubscriptionTerms
 from app.catalog import Catalog, FeatureDefinition, MeteredAllowance, Plan, current_catalog
 from app.entitlements.errors import UnknownFeature
 from app.entitlements.models import UsageCounter

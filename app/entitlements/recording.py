@@ -26,8 +26,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from app.billing.models import NEWEST_FIRST, Subscription, SubscriptionRead
-from app.catalog.stripe_sync import meter_event_name
+from app.accounts.mirror import NEWEST_FIRST, Subscription, SubscriptionRead
+from app.catalog.stripe_names import meter_event_name
 from app.clock import now
 from app.entitlements.access import (
     Access,

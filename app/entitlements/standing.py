@@ -27,9 +27,9 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+from app.accounts.api_keys import ApiKey
+from app.accounts.mirror import LIVE_STATUSES, NEWEST_FIRST, Subscription, SubscriptionRead
 from app.accounts.models import Customer
-from app.api.models import ApiKey
-from app.billing.models import LIVE_STATUSES, NEWEST_FIRST, Subscription, SubscriptionRead
 from app.entitlements.check_cache import check_cache
 from app.entitlements.errors import InvalidApiKey
 from app.entitlements.models import CreditLot, CreditPool, UsageCounter

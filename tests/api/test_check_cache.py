@@ -23,8 +23,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from app import create_app
+from app.accounts.mirror import Subscription, SubscriptionStatus
 from app.accounts.models import Customer
-from app.billing.models import Subscription, SubscriptionStatus
 from app.clock import now
 from app.entitlements import check_cache
 from app.entitlements.check_cache import EXTENSION, CheckCache, CheckMemory, SqliteCheckCache

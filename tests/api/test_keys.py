@@ -7,7 +7,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from app.api.models import ApiKey
+from app.accounts.api_keys import ApiKey
 from app.extensions import db
 
 

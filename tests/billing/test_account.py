@@ -9,8 +9,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
+from app.accounts.mirror import Invoice, Subscription
 from app.billing.gateway import gateway
-from app.billing.models import Invoice, Subscription
 from app.extensions import db
 from app.stripe_sandbox import Sandbox
 from tests.journeys import (

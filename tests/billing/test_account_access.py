@@ -6,7 +6,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from app.billing.models import Subscription
+from app.accounts.mirror import Subscription
 from app.extensions import db
 from tests.journeys import pay_on_checkout_page, start_plan_as_new_buyer
 from tests.web import WebClient

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from app.billing.models import Subscription
+from app.accounts.mirror import Subscription
 from app.entitlements.models import CreditPool
 from app.extensions import db
 from app.stripe_sandbox import Sandbox

@@ -8,8 +8,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
+from app.accounts.mirror import Subscription, SubscriptionStatus
 from app.accounts.models import Customer
-from app.billing.models import Subscription, SubscriptionStatus
 from app.clock import now
 from app.entitlements.checks import check, check_reference
 from app.entitlements.credits import grant_credits

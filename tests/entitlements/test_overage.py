@@ -10,8 +10,8 @@ from flask import Flask
 
 from app.accounts.models import Customer
 from app.billing.gateway import gateway
+from app.billing.overage_forwarding import forward_overage
 from app.entitlements.models import OverageBatch
-from app.entitlements.outbox import forward_overage
 from app.extensions import db
 from app.stripe_sandbox import Sandbox
 from tests.entitlements.helpers import DAY, count, record, subscribe

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 
+from app.accounts.mirror import Subscription
 from app.accounts.models import Customer
 from app.billing.gateway import gateway
-from app.billing.models import Subscription
 from app.billing.sync import sync_subscription
 from app.entitlements.alerts import alerts_for
 from app.entitlements.checks import check, simulate

@@ -12,7 +12,7 @@ import stripe
 from sqlalchemy import select
 
 from app import create_app
-from app.billing.models import Subscription
+from app.accounts.mirror import Subscription
 from app.extensions import db
 from app.stripe_sandbox import Sandbox
 from app.webhooks.models import StripeEvent

@@ -14,32 +14,15 @@ from typing import Any
 import stripe
 
 from app.billing.gateway import StripeGateway, stripe_id
-from app.catalog.schema import Catalog, MeteredAllowance, Plan
-
-PRODUCT_PREFIX = "tollgate_"
-# In-arrears plans are billed after the period through a meter that Tollgate reports one unit to
-# at the start of each period: Stripe bills metered prices at the end of the period.
-PLAN_FEE_METER = "tollgate_plan_fee"
-
-
-def product_id(tier: str) -> str:
-    """The Stripe product id of a tier (Stripe accepts ids chosen by the caller)."""
-    return f"{PRODUCT_PREFIX}{tier}"
-
-
-def usage_product_id(feature_key: str) -> str:
-    """The Stripe product that overage of a feature is billed under."""
-    return f"{PRODUCT_PREFIX}{feature_key}_usage"
-
-
-def meter_event_name(feature_key: str) -> str:
-    """The Stripe meter event name for a feature's billable overage."""
-    return f"tollgate_{feature_key}"
-
-
-def overage_lookup_key(plan_key: str, feature_key: str) -> str:
-    """The lookup key of a plan's overage price for a feature."""
-    return f"{plan_key}__{feature_key}_overage"
+from app.catalog.schema import Catalog
+from app.catalog.stripe_names import (
+    PLAN_FEE_METER,
+    meter_event_name,
+    overage_allowances,
+    overage_lookup_key,
+    product_id,
+    usage_product_id,
+)
 
 
 @dataclass(frozen=True)
@@ -111,13 +94,6 @@ def price_specs(catalog: Catalog) -> Iterator[PriceSpec]:
                 meter_event=meter_event_name(feature_key),
                 nickname=f"{plan.name} {feature_key} overage",
             )
-
-
-def overage_allowances(plan: Plan) -> Iterator[tuple[str, MeteredAllowance]]:
-    """The plan's metered features whose overage is billed."""
-    for feature_key, grant in plan.features.items():
-        if isinstance(grant, MeteredAllowance) and grant.billable_overage:
-            yield feature_key, grant
 
 
 def sync_catalog(catalog: Catalog, stripe_gateway: StripeGateway) -> list[str]:
