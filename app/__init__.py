@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from werkzeug.wrappers import Response
 
 from app.config import REPO_ROOT, Config
-from app.entitlements.check_cache import init_check_cache
+from app.entitlements.fastpath import init_check_cache
 from app.extensions import csrf, db, limiter, login_manager, migrate
 from app.json_provider import OrjsonProvider
 

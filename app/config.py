@@ -63,7 +63,7 @@ class Config:
     # How long a past_due subscription keeps its features while Stripe retries the payment.
     PAST_DUE_GRACE_DAYS = 7
     # Entitlement checks answered from memory while nothing they read changed
-    # (app/entitlements/check_cache.py); TOLLGATE_CHECK_CACHE=off makes every check read the
+    # (app/entitlements/fastpath/); TOLLGATE_CHECK_CACHE=off makes every check read the
     # database.
     CHECK_CACHE = True
 

@@ -289,7 +289,7 @@ def main() -> None:
             bare = stack.enter_context(gunicorn("bench.bare:app", env))
             floor = stack.enter_context(gunicorn("bench.floor:app", env))
             tollgate = stack.enter_context(gunicorn("wsgi:app", env))
-            # Checks come from each worker's cache (app/entitlements/check_cache.py): the same
+            # Checks come from each worker's cache (app/entitlements/fastpath/): the same
             # app with it off shows what each check's read costs.
             uncached = stack.enter_context(
                 gunicorn("wsgi:app", {**env, "TOLLGATE_CHECK_CACHE": "off"})

@@ -13,7 +13,7 @@ import httpx
 from flask import Flask
 from werkzeug.serving import make_server
 
-from app.entitlements.check_cache import stop_check_cache
+from app.entitlements.fastpath import stop_check_cache
 
 CSRF_INPUT = re.compile(
     r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"'

@@ -9,8 +9,8 @@ from sqlalchemy import bindparam, select
 
 from app.accounts.api_keys import ApiKey
 from app.accounts.models import utcnow
+from app.entitlements.fastpath.prepared import PreparedRead
 from app.extensions import db
-from app.prepared import PreparedRead
 
 KEY_PREFIX = "tg_key_"
 

@@ -15,6 +15,7 @@ from app.api.subscriptions import customer_or_404
 from app.api.views import iso
 from app.entitlements.checks import CreditDraw, check, check_reference, simulate
 from app.entitlements.errors import UsageError
+from app.entitlements.fastpath.gc_pause import without_collection
 from app.entitlements.imports import import_usage_csv
 from app.entitlements.summary import pool_summary
 from app.entitlements.usage import (
@@ -25,7 +26,6 @@ from app.entitlements.usage import (
     record_event,
 )
 from app.extensions import db
-from app.gc_pause import without_collection
 
 MAX_CSV_BYTES = 5 * 1024 * 1024
 
@@ -215,6 +215,7 @@ def record_usage_batch() -> tuple[Response, int]:
 
 
 @bp.post("/usage/import")
+@without_collection
 def import_usage() -> tuple[Response, int]:
     """Usage from a CSV file (the body, text/csv): a report of each rejected row and why."""
     if (request.content_length or 0) > MAX_CSV_BYTES:

@@ -20,8 +20,8 @@ from app.entitlements.access import (
     standing,
 )
 from app.entitlements.errors import InvalidUsage
+from app.entitlements.fastpath.check_read import read_check_row
 from app.entitlements.ledger import LotBalance, is_open, lots_with_credits
-from app.entitlements.standing import standing_row
 
 # Larger counts are a client bug (a byte count sent as tokens), not usage.
 MAX_UNITS = 1_000_000_000
@@ -173,7 +173,7 @@ def _check(
     """
     at = now()
     pool_keys = covering_pool_keys(feature_key)
-    row = standing_row(customer_id, reference_id, feature_key, pool_keys, at, key_hash)
+    row = read_check_row(customer_id, reference_id, feature_key, pool_keys, at, key_hash)
     if row is None:
         return None
     validate_units(units)

@@ -8,6 +8,7 @@ import click
 from flask.cli import AppGroup
 
 from app.entitlements.errors import UsageError
+from app.entitlements.fastpath.gc_pause import collector_paused
 from app.entitlements.imports import import_usage_csv
 from app.extensions import db
 
@@ -19,7 +20,8 @@ usage_cli = AppGroup("usage", help="Usage events and overage billing.")
 def import_file(file: TextIO) -> None:
     """Record the usage events of a CSV file and print what was recorded or rejected."""
     try:
-        report = import_usage_csv(file.read())
+        with collector_paused():
+            report = import_usage_csv(file.read())
     except UsageError as exc:
         raise click.ClickException(str(exc)) from exc
     db.session.commit()

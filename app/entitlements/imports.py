@@ -16,7 +16,6 @@ from app.entitlements.usage import (
     customer_by_reference,
     record_batch,
 )
-from app.gc_pause import without_collection
 
 REQUIRED_COLUMNS = (
     "customer_reference_id",
@@ -54,7 +53,6 @@ class ImportReport:
     rejected: list[RejectedRow] = field(default_factory=list)
 
 
-@without_collection
 def import_usage_csv(text: str) -> ImportReport:
     """Record the events of a CSV file; columns as in REQUIRED_COLUMNS, plus ``timestamp``."""
     reader = csv.DictReader(io.StringIO(text))

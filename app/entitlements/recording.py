@@ -44,9 +44,9 @@ from app.entitlements.alerts import (
     short_of_thresholds,
     thresholds_passed,
 )
-from app.entitlements.check_cache import tell_counters_changed
 from app.entitlements.checks import Cover, burn, cover, credit_draws
 from app.entitlements.errors import IdempotencyConflict, LimitExceeded, NotEntitled, UsageError
+from app.entitlements.fastpath.postgres_cache import tell_counters_changed
 from app.entitlements.ledger import (
     LotBalance,
     Movement,

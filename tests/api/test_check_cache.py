@@ -26,9 +26,11 @@ from app import create_app
 from app.accounts.mirror import Subscription, SubscriptionStatus
 from app.accounts.models import Customer
 from app.clock import now
-from app.entitlements import check_cache
-from app.entitlements.check_cache import EXTENSION, CheckCache, CheckMemory, SqliteCheckCache
 from app.entitlements.credits import grant_credits
+from app.entitlements.fastpath import memory, postgres_cache
+from app.entitlements.fastpath.memory import EXTENSION, CheckMemory
+from app.entitlements.fastpath.postgres_cache import CheckCache
+from app.entitlements.fastpath.sqlite_cache import SqliteCheckCache
 from app.entitlements.models import LotOrigin
 from app.extensions import db
 from app.stripe_sandbox import Sandbox
@@ -293,7 +295,7 @@ def test_a_worker_that_stops_hearing_its_own_commits_stops_answering_from_memory
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # As behind a pooler that drops LISTEN: the worker's connection stays up but hears nothing.
-    monkeypatch.setattr(check_cache, "MARKER_TIMEOUT_SECONDS", 0.2)
+    monkeypatch.setattr(postgres_cache, "MARKER_TIMEOUT_SECONDS", 0.2)
     _served_from_memory(listening, lambda: _check(api, enterprise_customer))
     with listening._draining:  # deafen the listener, as the pooler would
         assert listening._connection is not None
@@ -319,7 +321,7 @@ def test_a_worker_that_stops_hearing_its_own_commits_stops_answering_from_memory
 def test_the_memory_keeps_at_most_its_bound_and_drops_the_oldest_first(
     api: httpx.Client, cache: CheckMemory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(check_cache, "MAX_ENTRIES", 2)
+    monkeypatch.setattr(memory, "MAX_ENTRIES", 2)
     for reference in ("a-1", "a-2", "a-3"):
         api.post(
             "/customers",

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from app import gc_pause
-from app.gc_pause import collector_paused
+from app.entitlements.fastpath import gc_pause
+from app.entitlements.fastpath.gc_pause import collector_paused
 
 
 @pytest.fixture(autouse=True)

@@ -30,11 +30,11 @@ from sqlalchemy.sql.functions import FunctionElement
 from app.accounts.api_keys import ApiKey
 from app.accounts.mirror import LIVE_STATUSES, NEWEST_FIRST, Subscription, SubscriptionRead
 from app.accounts.models import Customer
-from app.entitlements.check_cache import check_cache
 from app.entitlements.errors import InvalidApiKey
+from app.entitlements.fastpath.memory import check_cache
+from app.entitlements.fastpath.prepared import PreparedRead
 from app.entitlements.models import CreditLot, CreditPool, UsageCounter
 from app.extensions import db
-from app.prepared import PreparedRead
 
 
 class epoch_seconds(FunctionElement[int]):
@@ -63,7 +63,7 @@ def period_key_sql() -> ColumnElement[str]:
 
 
 @dataclass(frozen=True)
-class StandingRow:
+class CheckRow:
     """What the check needs to know of one customer, read at once."""
 
     customer_id: int
@@ -158,14 +158,14 @@ def _statement(by_reference: bool, pool_keys: frozenset[str], keyed: bool) -> Pr
     return PreparedRead(statement)
 
 
-def standing_row(
+def read_check_row(
     customer_id: int | None,
     reference_id: str | None,
     feature_key: str,
     pool_keys: Collection[str],
     at: datetime,
     key_hash: str | None = None,
-) -> StandingRow | None:
+) -> CheckRow | None:
     """The customer (by id, else by reference id) and its standing for a feature at ``at``;
     None when there is no such customer. With ``key_hash``, InvalidApiKey unless it is the hash
     of an unrevoked API key, checked in the same query; what that query finds may come from the
@@ -180,7 +180,7 @@ def standing_row(
     ):
         return _read(customer_id, reference_id, feature_key, pool_keys, at, key_hash)[0]
     key = (key_hash, reference_id, feature_key)
-    cached = cache.get(key, at)
+    cached: CheckRow | None = cache.get(key, at)
     if cached is not None:
         return cached
     ticket = cache.ticket()
@@ -197,8 +197,8 @@ def _read(
     pool_keys: Collection[str],
     at: datetime,
     key_hash: str | None,
-) -> tuple[StandingRow | None, datetime | None]:
-    """standing_row() from the database, with the time its credits' sum holds until."""
+) -> tuple[CheckRow | None, datetime | None]:
+    """read_check_row() from the database, with the time its credits' sum holds until."""
     params: dict[str, Any] = {"feature_key": feature_key}
     if key_hash is not None:
         params["key_hash"] = key_hash
@@ -220,4 +220,4 @@ def _read(
     subscription = None
     if subscription_id is not None:
         subscription = SubscriptionRead(stripe_id, plan_key, status, start, end)
-    return StandingRow(found, subscription, int(used), int(credits)), expiry
+    return CheckRow(found, subscription, int(used), int(credits)), expiry
