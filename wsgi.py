@@ -10,5 +10,5 @@ app = create_app()
 # process: move it out of the collector's generations, so a full collection walks only what
 # requests made since. Measured in a gunicorn worker serving checks: full collections of about
 # 100 ms each, stalling every request in flight, fell to a few ms; a batch of 1,000 events spent
-# about 22 ms in them before, about 1 ms after (README, Benchmarks).
+# about 22 ms in them before, about 1 ms after (bench/README.md).
 gc.freeze()

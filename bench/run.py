@@ -7,7 +7,7 @@ Loads N customers on an active Pro subscription, serves Tollgate, bench/bare.py 
 bench/floor.py with the same gunicorn configuration, and prints requests/s, events/s, p50 and
 p99 latency, and each figure's ratio to the bare endpoint measured in the same run. The floor's
 lines show what the database alone costs: one indexed read per check, one INSERT per batch.
-Figures, not pass/fail: see README.
+Figures, not pass/fail: see bench/README.md.
 The load comes from wrk (`apt install wrk`) running bench/load.lua.
 """
 

@@ -101,7 +101,7 @@ class UsageResult:
 
 # A stored result is a JSON array of these values, in this order. As an object with these keys it
 # was about two fifths of the bytes a batch sends for each event row, and a batch of 1,000 took
-# 34 ms to insert on PostgreSQL, against 24-29 ms as arrays (README, Benchmarks).
+# 34 ms to insert on PostgreSQL, against 24-29 ms as arrays (bench/README.md).
 STORED_FIELDS = (
     "from_included",
     "from_credits",

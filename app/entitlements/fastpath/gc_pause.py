@@ -4,7 +4,7 @@ A batch of 1,000 events keeps about 20,000 objects alive while it is recorded (r
 answers) and frees them all by reference counting when it is done: none of them form cycles.
 With the collector running, they set off about 33 young collections per batch, then promote to
 the older generations and set off full collections, which walk them again: about 6 ms of a
-gunicorn worker's 43 ms of CPU per batch (README, Benchmarks). Raising the collector's
+gunicorn worker's 43 ms of CPU per batch (bench/README.md). Raising the collector's
 thresholds instead was tried and not kept: the rare large collection stalled every request
 in flight, checks included.
 
