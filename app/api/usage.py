@@ -190,7 +190,7 @@ def record_usage_batch() -> tuple[Response, int]:
         )
     valid = [item for item in inputs if isinstance(item, UsageEventInput)]
     try:
-        outcomes = iter(record_batch(customer_by_reference, valid))
+        outcomes = iter(record_batch(customer_by_reference, valid, db.session.commit))
     except UsageError as exc:
         raise _api_error(exc) from None
     db.session.commit()
@@ -225,7 +225,7 @@ def import_usage() -> tuple[Response, int]:
     except UnicodeDecodeError:
         raise ApiError(400, "invalid_csv", "The file is not UTF-8 text.") from None
     try:
-        report = import_usage_csv(text)
+        report = import_usage_csv(text, db.session.commit)
     except UsageError as exc:
         raise _api_error(exc) from None
     db.session.commit()

@@ -30,14 +30,14 @@ INSUFFICIENT_CREDITS = "insufficient_credits"
 # took six times as long to make and read (1.6 µs against 0.3). Treat it as a value all the same.
 @dataclass(slots=True)
 class Access:
-    """A customer's standing for one feature: its subscription, plan, grant and period."""
+    """A customer's access to one feature: its subscription, plan, grant and period."""
 
     subscription: SubscriptionTerms | None
     plan: Plan | None
     grant: bool | MeteredAllowance
     refusal: str | None
     # The plan's allowance of a metered feature; None for an on/off feature. Worked out once: a
-    # batch asks each event's standing for it.
+    # batch asks each event's access for it.
     allowance: MeteredAllowance | None = field(init=False)
 
     def __post_init__(self) -> None:
@@ -97,11 +97,11 @@ def current_subscription(customer_id: int) -> Subscription | None:
     )
 
 
-# What standing() judges by besides the subscription: the catalog and the past-due grace period.
+# What judge_access() judges by besides the subscription: the catalog and the past-due grace period.
 Terms = tuple[Catalog, timedelta]
 
 
-def standing(
+def judge_access(
     subscription: SubscriptionTerms | None,
     feature_key: str,
     at: datetime,
@@ -129,7 +129,7 @@ def current_terms() -> Terms:
 def access(customer: Customer, feature_key: str, at: datetime) -> Access:
     """Whether ``customer`` may use ``feature_key`` at ``at``, before counting any units."""
     feature_definition(feature_key)
-    return standing(current_subscription(customer.id), feature_key, at)
+    return judge_access(current_subscription(customer.id), feature_key, at)
 
 
 def period_usage(customer_id: int, feature_key: str, period_key: str) -> int:

@@ -16,8 +16,8 @@ from app.entitlements.access import (
     access,
     covering_pool_keys,
     feature_definition,
+    judge_access,
     period_usage,
-    standing,
 )
 from app.entitlements.errors import InvalidUsage
 from app.entitlements.fastpath.check_read import read_check_row
@@ -81,15 +81,15 @@ class Cover:
         return None
 
 
-def cover(standing: Access, used: int, units: int, credits: int) -> Cover:
+def cover(access: Access, used: int, units: int, credits: int) -> Cover:
     """Cover ``units`` with included units first, then ``credits``; the rest is overage."""
-    allowance = standing.allowance
+    allowance = access.allowance
     if allowance is None:
-        return Cover(standing, units, used, 0, 0, 0)
+        return Cover(access, units, used, 0, 0, 0)
     from_included = units if allowance.unlimited else min(units, max(allowance.included - used, 0))
     from_credits = min(units - from_included, credits)
     return Cover(
-        standing, units, used, from_included, from_credits, units - from_included - from_credits
+        access, units, used, from_included, from_credits, units - from_included - from_credits
     )
 
 
@@ -178,9 +178,9 @@ def _check(
         return None
     validate_units(units)
     feature_definition(feature_key)
-    standing_now = standing(row.subscription, feature_key, at)
-    used = row.used if standing_now.allowance else 0
-    result = cover(standing_now, used, units, row.credits)
+    access_now = judge_access(row.subscription, feature_key, at)
+    used = row.used if access_now.allowance else 0
+    result = cover(access_now, used, units, row.credits)
     allowance = result.allowance
     limit = result.limit
     subscription = result.access.subscription
@@ -218,11 +218,9 @@ def simulate(customer: Customer, feature_key: str, units: int) -> Simulation:
     """Pre-flight: how recording ``units`` would be covered; writes nothing."""
     validate_units(units)
     at = now()
-    standing_now = access(customer, feature_key, at)
+    access_now = access(customer, feature_key, at)
     used = (
-        period_usage(customer.id, feature_key, standing_now.period_key)
-        if standing_now.allowance
-        else 0
+        period_usage(customer.id, feature_key, access_now.period_key) if access_now.allowance else 0
     )
     pool_keys = covering_pool_keys(feature_key)
     lots = [
@@ -230,7 +228,7 @@ def simulate(customer: Customer, feature_key: str, units: int) -> Simulation:
         for lot in lots_with_credits([customer.id])
         if lot.pool_key in pool_keys and is_open(lot, at)
     ]
-    result = cover(standing_now, used, units, sum(lot.remaining for lot in lots))
+    result = cover(access_now, used, units, sum(lot.remaining for lot in lots))
     return Simulation(
         feature_key=feature_key,
         units=units,

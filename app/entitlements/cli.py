@@ -21,7 +21,7 @@ def import_file(file: TextIO) -> None:
     """Record the usage events of a CSV file and print what was recorded or rejected."""
     try:
         with collector_paused():
-            report = import_usage_csv(file.read())
+            report = import_usage_csv(file.read(), db.session.commit)
     except UsageError as exc:
         raise click.ClickException(str(exc)) from exc
     db.session.commit()

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from app.clock import now
 from app.entitlements.errors import InvalidUsage, UsageError
+from app.entitlements.recording import CommitPart
 from app.entitlements.usage import (
     MAX_BATCH,
     UsageEventInput,
@@ -53,8 +54,9 @@ class ImportReport:
     rejected: list[RejectedRow] = field(default_factory=list)
 
 
-def import_usage_csv(text: str) -> ImportReport:
-    """Record the events of a CSV file; columns as in REQUIRED_COLUMNS, plus ``timestamp``."""
+def import_usage_csv(text: str, commit_part: CommitPart) -> ImportReport:
+    """Record the events of a CSV file; columns as in REQUIRED_COLUMNS, plus ``timestamp``.
+    A batch may commit what it recorded through ``commit_part`` (see record_batch)."""
     reader = csv.DictReader(io.StringIO(text))
     missing = [name for name in REQUIRED_COLUMNS if name not in (reader.fieldnames or [])]
     if missing:
@@ -68,7 +70,7 @@ def import_usage_csv(text: str) -> ImportReport:
             report.rejected.append(RejectedRow(reader.line_num, exc.code, str(exc)))
     for start in range(0, len(parsed), MAX_BATCH):
         chunk = parsed[start : start + MAX_BATCH]
-        outcomes = record_batch(customer_by_reference, [event for _, event in chunk])
+        outcomes = record_batch(customer_by_reference, [event for _, event in chunk], commit_part)
         for (line, _), outcome in zip(chunk, outcomes, strict=True):
             if isinstance(outcome, UsageError):
                 report.rejected.append(RejectedRow(line, outcome.code, str(outcome)))

@@ -13,7 +13,7 @@ from app.catalog import Catalog, current_catalog
 from app.entitlements.access import feature_definition
 from app.entitlements.checks import validate_units
 from app.entitlements.errors import InvalidUsage, UnknownCustomer, UsageError
-from app.entitlements.recording import record_all, record_in_turn
+from app.entitlements.recording import CommitPart, record_all, record_in_turn
 from app.entitlements.results import UsageEventInput, UsageResult
 from app.entitlements.sql import one_of, statement_per_dialect
 from app.extensions import db
@@ -94,11 +94,13 @@ def customer_by_reference(reference_ids: Collection[str]) -> dict[str, int]:
 
 
 def record_batch(
-    customer_lookup: CustomerLookup, events: Sequence[UsageEventInput]
+    customer_lookup: CustomerLookup,
+    events: Sequence[UsageEventInput],
+    commit_part: CommitPart,
 ) -> list[UsageResult | UsageError]:
     """Record up to 1,000 events: one result or error each; retrying the whole batch is safe.
-    On PostgreSQL this may commit the events of the customers no other writer holds, before
-    waiting for the others (see record_in_turn)."""
+    On PostgreSQL the events of the customers no other writer holds may be committed through
+    ``commit_part`` before it waits for the others (see record_in_turn)."""
     if len(events) > MAX_BATCH:
         raise InvalidUsage(f"A batch holds at most {MAX_BATCH:,} events.", code="batch_too_large")
     customers = customer_lookup({event.customer_reference_id for event in events})
@@ -118,5 +120,5 @@ def record_batch(
             continue
         outcomes.append(None)
         valid.append((customer_id, event))
-    recorded = iter(record_in_turn(valid) if valid else [])
+    recorded = iter(record_in_turn(valid, commit_part) if valid else [])
     return [outcome if outcome is not None else next(recorded) for outcome in outcomes]

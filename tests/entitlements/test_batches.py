@@ -34,7 +34,7 @@ def test_record_batch_applies_events_in_order_like_single_events(
         UsageEventInput(reference, "d", "calls", "api_calls", 100),
     ]
     with synced.app_context():
-        outcomes = record_batch(customer_by_reference, events)
+        outcomes = record_batch(customer_by_reference, events, db.session.commit)
         db.session.commit()
     first, second, over, again, conflict, last = outcomes
     assert isinstance(first, UsageResult)
@@ -65,7 +65,9 @@ def test_batch_with_recorded_and_new_keys_replays_the_old_and_counts_each_new_on
     reference = reference_of(synced, customer_id)
     with synced.app_context():
         (first,) = record_batch(
-            customer_by_reference, [UsageEventInput(reference, "a", "calls", "api_calls", 100)]
+            customer_by_reference,
+            [UsageEventInput(reference, "a", "calls", "api_calls", 100)],
+            db.session.commit,
         )
         db.session.commit()
         events = [
@@ -73,7 +75,7 @@ def test_batch_with_recorded_and_new_keys_replays_the_old_and_counts_each_new_on
             UsageEventInput(reference, "a", "calls", "api_calls", 100),
             UsageEventInput(reference, "c", "calls", "api_calls", 300),
         ]
-        new, again, last = record_batch(customer_by_reference, events)
+        new, again, last = record_batch(customer_by_reference, events, db.session.commit)
         db.session.commit()
     assert isinstance(new, UsageResult)
     assert isinstance(last, UsageResult)
@@ -93,7 +95,7 @@ def test_record_batch_draws_credits_across_events_in_burn_order(
         UsageEventInput(reference, f"chat-{n}", "chat", "ai_chat", 4_000_000) for n in range(3)
     ]
     with synced.app_context():
-        results = record_batch(customer_by_reference, events)
+        results = record_batch(customer_by_reference, events, db.session.commit)
         db.session.commit()
     assert all(isinstance(result, UsageResult) for result in results)
     draws = [[d.amount for d in r.from_credits] for r in results if isinstance(r, UsageResult)]

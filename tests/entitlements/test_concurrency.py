@@ -98,7 +98,7 @@ def test_batch_records_customers_no_one_holds_while_it_waits_for_the_rest(
 
     def batch() -> None:
         with synced.app_context():
-            answers.append(record_batch(customer_by_reference, events))
+            answers.append(record_batch(customer_by_reference, events, db.session.commit))
             db.session.commit()
 
     url = synced.config["SQLALCHEMY_DATABASE_URI"]
@@ -146,7 +146,7 @@ def test_batches_from_6_threads_on_shared_customers_record_each_event_once(
                     for n in range(EVENTS_PER_BATCH)
                 ]
                 with synced.app_context():
-                    outcomes = record_batch(customer_by_reference, events)
+                    outcomes = record_batch(customer_by_reference, events, db.session.commit)
                     db.session.commit()
                 for event, outcome in zip(events, outcomes, strict=True):
                     answers.setdefault(event.idempotency_key, []).append(outcome)

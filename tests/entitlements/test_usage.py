@@ -227,7 +227,7 @@ def test_record_batch_retried_whole_returns_same_results_once(
     outcomes = []
     for _ in range(2):
         with synced.app_context():
-            outcomes.append(record_batch(customer_by_reference, events))
+            outcomes.append(record_batch(customer_by_reference, events, db.session.commit))
             db.session.commit()
     first, retry = outcomes
     assert [type(outcome).__name__ for outcome in first] == [
