@@ -15,16 +15,14 @@ from app.api.errors import ApiError, json_body, parse
 from app.api.routes import bp
 from app.api.schemas import CustomerIn, PlanChangeIn, SubscriptionIn
 from app.api.views import customer_view, plan_view, subscription_view
+from app.billing.cancellation import cancel_at_period_end, cancel_now, resume
 from app.billing.changes import (
     ChangeError,
     ChangeKind,
     apply_upgrade,
-    cancel_at_period_end,
-    cancel_now,
     change_kind,
     intent_or_new,
     plan_of,
-    resume,
     schedule_downgrade,
 )
 from app.billing.checkout import AlreadySubscribed, CheckoutUrls, ensure_stripe_customer, start_plan

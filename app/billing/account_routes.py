@@ -14,17 +14,15 @@ from werkzeug.wrappers import Response
 
 from app.accounts.mirror import Subscription
 from app.billing.account import account_overview
+from app.billing.cancellation import cancel_at_period_end, cancel_now, resume
 from app.billing.changes import (
     ChangeError,
     ChangeKind,
     apply_upgrade,
-    cancel_at_period_end,
-    cancel_now,
     change_kind,
     intent_or_new,
     plan_of,
     preview_upgrade,
-    resume,
     schedule_downgrade,
     undo_scheduled_change,
 )

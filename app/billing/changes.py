@@ -1,4 +1,5 @@
-"""Plan changes and cancellation: the services the account page and the JSON API share.
+"""Plan changes: the services the account page and the JSON API share (cancellation.py beside
+this module has the cancellations).
 
 Upgrades apply at once, prorated and invoiced now; downgrades (and a yearly plan going monthly)
 wait for the end of the period through a Stripe subscription schedule, so the customer keeps what
@@ -155,7 +156,7 @@ def apply_upgrade(
     if change_kind(current, target) is not ChangeKind.UPGRADE:
         raise ChangeError(f"{target.name} is not an upgrade from {current.name}.", "not_upgrade")
     stripe_subscription = gateway().retrieve_subscription(subscription.stripe_subscription_id)
-    _release_schedule(stripe_subscription)
+    release_schedule(stripe_subscription)
     updated = gateway().update_subscription(
         subscription.stripe_subscription_id,
         {
@@ -236,66 +237,19 @@ def schedule_downgrade(subscription: Subscription, target: Plan, intent: str) ->
         idempotency_key=f"tollgate-downgrade-{subscription.stripe_subscription_id}-"
         f"{target.key}-{intent}",
     )
-    return _resync(subscription)
+    return resync(subscription)
 
 
 def undo_scheduled_change(subscription: Subscription) -> Subscription:
     """Keep the current plan after all: release the schedule's later phase."""
     stripe_subscription = gateway().retrieve_subscription(subscription.stripe_subscription_id)
-    if not _release_schedule(stripe_subscription):
+    if not release_schedule(stripe_subscription):
         raise ChangeError("There is no scheduled plan change to undo.", "nothing_scheduled")
-    return _resync(subscription)
+    return resync(subscription)
 
 
-def cancel_at_period_end(subscription: Subscription, intent: str) -> Subscription:
-    """Stop renewing; access goes on until the period ends (a trial until it ends).
-
-    A scheduled downgrade is dropped: the subscription ends instead of renewing on another
-    plan, and resuming renews the current plan. The account page says so before the customer
-    confirms; the downgrade can be scheduled again after resuming.
-    """
-    if not subscription.is_live:
-        raise ChangeError("This subscription has ended.", "subscription_ended")
-    stripe_subscription = gateway().retrieve_subscription(subscription.stripe_subscription_id)
-    _release_schedule(stripe_subscription)
-    return _set_cancel_at_period_end(subscription, True, intent)
-
-
-def resume(subscription: Subscription, intent: str) -> Subscription:
-    """Undo a cancellation at period end."""
-    if not subscription.cancel_at_period_end or not subscription.is_live:
-        raise ChangeError("There is no cancellation to undo.", "not_cancelling")
-    return _set_cancel_at_period_end(subscription, False, intent)
-
-
-def cancel_now(subscription: Subscription) -> Subscription:
-    """End the subscription at once: no more access, remaining plan credits clawed back.
-
-    The clawback is the sync path's: it follows from Stripe's cancelled subscription, so a
-    webhook that reports the cancellation does the same, once. Purchased and promotional
-    credits stay.
-    """
-    if not subscription.is_live:
-        raise ChangeError("This subscription has ended.", "subscription_ended")
-    stripe_subscription = gateway().retrieve_subscription(subscription.stripe_subscription_id)
-    _release_schedule(stripe_subscription)
-    gateway().cancel_subscription(subscription.stripe_subscription_id)
-    return _resync(subscription)
-
-
-def _set_cancel_at_period_end(
-    subscription: Subscription, cancel: bool, intent: str
-) -> Subscription:
-    operation = "cancel-at-end" if cancel else "resume"
-    gateway().update_subscription(
-        subscription.stripe_subscription_id,
-        {"cancel_at_period_end": cancel},
-        idempotency_key=f"tollgate-{operation}-{subscription.stripe_subscription_id}-{intent}",
-    )
-    return _resync(subscription)
-
-
-def _release_schedule(stripe_subscription: stripe.Subscription) -> bool:
+def release_schedule(stripe_subscription: stripe.Subscription) -> bool:
+    """Drop the subscription's schedule, if it has one; whether it had."""
     if not stripe_subscription.schedule:
         return False
     try:
@@ -307,7 +261,8 @@ def _release_schedule(stripe_subscription: stripe.Subscription) -> bool:
     return True
 
 
-def _resync(subscription: Subscription) -> Subscription:
+def resync(subscription: Subscription) -> Subscription:
+    """Read the subscription back from Stripe and mirror it."""
     synced = sync_subscription(gateway().retrieve_subscription(subscription.stripe_subscription_id))
     assert synced is not None
     return synced

@@ -1,7 +1,7 @@
 """The one sync path from Stripe: idempotent upserts keyed by Stripe ids, under a row lock.
 
-Webhooks, the checkout success page, imports and the nightly reconciliation all call these with
-objects freshly read from Stripe, so the order and repetition of webhooks never matter.
+Webhooks, the checkout success page and the account page's changes all call these with objects
+freshly read from Stripe, so the order and repetition of webhooks never matter.
 """
 
 from __future__ import annotations
