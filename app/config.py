@@ -33,6 +33,30 @@ def local_secret_key(instance_path: Path) -> str:
     return key_file.read_text().strip()
 
 
+# Settings the environment gives as they are; with those read specially, every variable the
+# README's configuration table documents (ENVIRONMENT_VARIABLES).
+TAKEN_AS_THEY_ARE = (
+    "TOLLGATE_BASE_URL",
+    "TOLLGATE_PLANS",
+    "STRIPE_SECRET_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+    "STRIPE_API_BASE",
+    "STRIPE_SANDBOX_PATH",
+    "RATELIMIT_STORAGE_URI",
+    "LOGIN_LIMIT_PER_ADDRESS",
+    "LOGIN_LIMIT_PER_IP",
+)
+ENVIRONMENT_VARIABLES = (
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "PORT",
+    "TOLLGATE_CHECK_CACHE",
+    "PAST_DUE_GRACE_DAYS",
+    "TOLLGATE_INSTANCE_PATH",
+    *TAKEN_AS_THEY_ARE,
+)
+
+
 class Config:
     """Defaults; ``from_environ`` reads the deployment's settings over them.
 
@@ -80,17 +104,7 @@ class Config:
             settings["CHECK_CACHE"] = environ["TOLLGATE_CHECK_CACHE"].lower() not in OFF
         if environ.get("PAST_DUE_GRACE_DAYS"):
             settings["PAST_DUE_GRACE_DAYS"] = int(environ["PAST_DUE_GRACE_DAYS"])
-        for name in (
-            "TOLLGATE_BASE_URL",
-            "TOLLGATE_PLANS",
-            "STRIPE_SECRET_KEY",
-            "STRIPE_WEBHOOK_SECRET",
-            "STRIPE_API_BASE",
-            "STRIPE_SANDBOX_PATH",
-            "RATELIMIT_STORAGE_URI",
-            "LOGIN_LIMIT_PER_ADDRESS",
-            "LOGIN_LIMIT_PER_IP",
-        ):
+        for name in TAKEN_AS_THEY_ARE:
             if environ.get(name):
                 settings[name] = environ[name]
         return settings
