@@ -5,26 +5,24 @@ from __future__ import annotations
 import os
 import sqlite3
 import uuid
-from collections.abc import Callable, Mapping
-from functools import wraps
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import psycopg
-from flask import Flask, redirect, request, url_for
+from flask import Flask, redirect, url_for
 from psycopg.types.array import ListBinaryDumper
 from sqlalchemy import event, make_url
 from sqlalchemy.engine import Engine
 from werkzeug.wrappers import Response
 
+from app.accounts.login_limits import init_login_limits
 from app.config import REPO_ROOT, Config
 from app.entitlements.fastpath import init_check_cache
-from app.extensions import csrf, db, limiter, login_manager, migrate
+from app.extensions import csrf, db, login_manager, migrate
 from app.json_provider import OrjsonProvider
 
 __all__ = ["create_app"]
-
-T = TypeVar("T")
 
 # Vendored front-end files; the version is in the file name so an upgrade is a visible change.
 STATIC_ASSETS = {"htmx": "htmx-2.0.11.min.js", "pico": "pico-2.1.1.min.css"}
@@ -85,17 +83,8 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(REPO_ROOT / "migrations"))
     csrf.init_app(app)
-    hooks = (app.after_request_funcs[None], app.teardown_request_funcs[None])
-    theirs = [list(funcs) for funcs in hooks]
-    limiter.init_app(app)
-    # Tollgate's only limits are the log-in route's, which its decorators check; the limiter's
-    # app-wide hook would only look for limits that do not exist, before every API call.
-    app.before_request_funcs[None].remove(limiter._check_request_limit)
+    init_login_limits(app)
     login_manager.init_app(app)
-    # Their other hooks serve pages: the log-in limits' headers and the remember-me cookie. An API
-    # call has no session and no limits, and they took a tenth of the entitlement check's time.
-    for funcs, kept in zip(hooks, theirs, strict=True):
-        funcs[:] = [hook if hook in kept else _pages_only(hook) for hook in funcs]
     login_manager.login_view = "accounts.login"
     login_manager.login_message = "Log in to see that page."
     login_manager.login_message_category = "info"
@@ -103,17 +92,6 @@ def register_extensions(app: Flask) -> None:
     @login_manager.user_loader
     def load_user(user_id: str) -> User | None:
         return db.session.get(User, int(user_id))
-
-
-def _pages_only(hook: Callable[[T], T]) -> Callable[[T], T]:
-    """An after- or teardown-request hook that API calls skip (it hands back what it was given)."""
-    from app.api.routes import bp as api
-
-    @wraps(hook)
-    def unless_api(value: T) -> T:
-        return value if request.blueprint == api.name else hook(value)
-
-    return unless_api
 
 
 def register_stripe(app: Flask) -> None:

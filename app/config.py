@@ -69,7 +69,6 @@ class Config:
     STRIPE_WEBHOOK_SECRET: str | None = None
     STRIPE_API_BASE: str | None = None
     RATELIMIT_STORAGE_URI = "memory://"
-    RATELIMIT_HEADERS_ENABLED = True
     LOGIN_LIMIT_PER_ADDRESS = "5 per minute"
     LOGIN_LIMIT_PER_IP = "20 per minute"
     # No ping before every checkout (a round trip on the entitlement check's hot path);

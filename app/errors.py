@@ -23,17 +23,20 @@ def _error_code(exc: HTTPException) -> str:
     return (exc.name or "error").lower().replace(" ", "_").replace("'", "")
 
 
-def _respond(exc: HTTPException, message: str) -> tuple[Response | str, int]:
+def _respond(exc: HTTPException, message: str) -> tuple[Response | str, int, list[tuple[str, str]]]:
     status = exc.code or 500
+    # What the exception says besides its body, such as a 429's or 503's Retry-After.
+    headers = [(name, value) for name, value in exc.get_headers() if name != "Content-Type"]
     if request.path.startswith("/api/"):
         body = {"error": {"code": _error_code(exc), "message": message}}
-        return jsonify(body), status
-    return render_template(
-        "errors/error.html", status=status, title=exc.name, message=message
-    ), status
+        return jsonify(body), status, headers
+    page = render_template("errors/error.html", status=status, title=exc.name, message=message)
+    return page, status, headers
 
 
-def handle_http_error(exc: HTTPException) -> tuple[Response | str, int] | HTTPException:
+def handle_http_error(
+    exc: HTTPException,
+) -> tuple[Response | str, int, list[tuple[str, str]]] | HTTPException:
     """Any 4xx or 5xx raised as an HTTPException, shown in the layout or as JSON."""
     if exc.code is None:  # a RequestRedirect or another non-error control-flow exception
         return exc
@@ -44,7 +47,7 @@ def handle_http_error(exc: HTTPException) -> tuple[Response | str, int] | HTTPEx
     return _respond(exc, exc.description or exc.name)
 
 
-def handle_unexpected_error(exc: Exception) -> tuple[Response | str, int]:
+def handle_unexpected_error(exc: Exception) -> tuple[Response | str, int, list[tuple[str, str]]]:
     """A bug: log it, undo the transaction, and say sorry without details."""
     db.session.rollback()
     log.exception("Unhandled error on %s %s", request.method, request.path)

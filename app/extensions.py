@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -71,4 +69,3 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate(render_as_batch=True)
 login_manager = LoginManager()
 csrf = CSRFProtect()
-limiter = Limiter(key_func=get_remote_address, default_limits=[])

@@ -20,27 +20,20 @@ from flask import (
 )
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import TooManyRequests
 from werkzeug.wrappers import Response as BaseResponse
 
 from app.accounts import services
 from app.accounts.forms import LoginForm, SignupForm
+from app.accounts.login_limits import login_limits
 from app.accounts.models import Customer
 from app.catalog import current_catalog
-from app.extensions import db, limiter
+from app.extensions import db
 
 bp = Blueprint("accounts", __name__)
 
 # Remembers the plan a buyer picked on the pricing page across sign-up and log-in.
 CHOSEN_PLAN_KEY = "chosen_plan"
-
-
-def _login_address() -> str:
-    return "login:" + services.normalize_email(request.form.get("email", ""))
-
-
-def _failed_login(response: BaseResponse) -> bool:
-    # Only failures count toward the limit, so a person who logs in often is never slowed down.
-    return response.status_code == 401
 
 
 def _safe_next(target: str | None) -> str:
@@ -117,19 +110,6 @@ def _signup_page(form: SignupForm) -> tuple[str, int]:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(
-    lambda: str(current_app.config["LOGIN_LIMIT_PER_IP"]),
-    methods=["POST"],
-    deduct_when=_failed_login,
-    scope="login-ip",
-)
-@limiter.limit(
-    lambda: str(current_app.config["LOGIN_LIMIT_PER_ADDRESS"]),
-    key_func=_login_address,
-    methods=["POST"],
-    deduct_when=_failed_login,
-    scope="login-address",
-)
 def login() -> str | BaseResponse | tuple[str, int]:
     """Log in with email and password."""
     if current_user.is_authenticated:
@@ -140,8 +120,13 @@ def login() -> str | BaseResponse | tuple[str, int]:
         _remember_plan(request.args.get("plan"))
     if not form.validate_on_submit():
         return render_template("accounts/login.html", form=form), 400 if form.errors else 200
+    address, ip = services.normalize_email(form.email.data), request.remote_addr or ""
+    wait = login_limits().retry_after(address, ip)
+    if wait is not None:
+        raise TooManyRequests(retry_after=wait)
     user = services.authenticate(form.email.data, form.password.data)
     if user is None:
+        login_limits().count_failure(address, ip)
         db.session.rollback()
         form.password.errors.append("That email and password do not match an account.")
         return render_template("accounts/login.html", form=form), 401
