@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -37,6 +36,7 @@ from app.stripe_sandbox import Sandbox
 from tests.apps import app_config
 from tests.databases import cut_connections
 from tests.entitlements.helpers import record, run_at_once
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -80,24 +80,27 @@ def _check(api: httpx.Client, reference: str, feature: str = "api_calls") -> dic
 def _served_from_memory(cache: CheckMemory, call: Callable[[], dict]) -> dict:
     """``call``'s answer, asserting that the cache answered it (PostgreSQL's listener may still
     be connecting when a test starts)."""
-    deadline = time.monotonic() + 5
-    while True:
+    answers: list[dict] = []
+
+    def from_memory() -> bool:
         hits = cache.hits
-        answer = call()
-        if cache.hits > hits:
-            return answer
-        assert time.monotonic() < deadline, "the check never came from memory"
-        time.sleep(0.01)
+        answers.append(call())
+        return cache.hits > hits
+
+    wait_until(from_memory, failure="the check never came from memory")
+    return answers[-1]
 
 
 def _eventually(call: Callable[[], dict], done: Callable[[dict], bool]) -> dict:
     """``call``'s answer once ``done`` holds of it; fails after 5 s."""
-    deadline = time.monotonic() + 5
-    while True:
-        answer = call()
-        if done(answer) or time.monotonic() > deadline:
-            return answer
-        time.sleep(0.005)
+    answers: list[dict] = []
+
+    def arrived() -> bool:
+        answers.append(call())
+        return done(answers[-1])
+
+    wait_until(arrived, failure="the check never showed the change")
+    return answers[-1]
 
 
 def _customer_id(app: Flask, reference: str) -> int:
@@ -271,12 +274,13 @@ def test_checks_read_the_database_while_the_listener_is_cut_off(
     other_worker: Flask,
 ) -> None:
     _served_from_memory(listening, lambda: _check(api, enterprise_customer))
+    listener = listening._connection
+    assert listener is not None
     # This app's listener, and any that a finished test's app left stopping.
     assert cut_connections(app.config["SQLALCHEMY_DATABASE_URI"], "query LIKE 'LISTEN%'") >= 1
-    deadline = time.monotonic() + 5
-    while listening.live:  # the worker notices at once: the connection's socket closes
-        assert time.monotonic() < deadline, "the cut went unnoticed"
-        time.sleep(0.001)
+    # The worker notices at once (the connection's socket closes) and lets that connection go;
+    # it may be listening on a new one by the time this looks, so not being live is no sign.
+    wait_until(lambda: listening._connection is not listener, failure="the cut went unnoticed")
     # Whatever is written while no notification can arrive, the next checks see.
     record(other_worker, _customer_id(app, enterprise_customer), "while-cut", "api_calls", 5)
     for _ in range(20):
@@ -295,7 +299,6 @@ def test_a_worker_that_stops_hearing_its_own_commits_stops_answering_from_memory
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # As behind a pooler that drops LISTEN: the worker's connection stays up but hears nothing.
-    monkeypatch.setattr(postgres_cache, "MARKER_TIMEOUT_SECONDS", 0.2)
     _served_from_memory(listening, lambda: _check(api, enterprise_customer))
     with listening._draining:  # deafen the listener, as the pooler would
         assert listening._connection is not None
@@ -309,8 +312,11 @@ def test_a_worker_that_stops_hearing_its_own_commits_stops_answering_from_memory
     }
     assert api.post("/events", json=event).status_code == 201
     assert _check(api, enterprise_customer)["usage"]["used"] == 4  # its marker is due: the database
-    time.sleep(0.3)
+    # Time passes and the marker never comes: at the next check it is overdue.
+    on_time = postgres_cache.MARKER_TIMEOUT_SECONDS
+    monkeypatch.setattr(postgres_cache, "MARKER_TIMEOUT_SECONDS", 0.0)
     assert _check(api, enterprise_customer)["usage"]["used"] == 4  # overdue: it listens again
+    monkeypatch.setattr(postgres_cache, "MARKER_TIMEOUT_SECONDS", on_time)
     assert not listening.live or len(listening) == 0
     assert (
         _served_from_memory(listening, lambda: _check(api, enterprise_customer))["usage"]["used"]

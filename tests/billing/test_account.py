@@ -11,17 +11,11 @@ from sqlalchemy import select
 
 from app.accounts.mirror import Invoice, Subscription
 from app.billing.gateway import gateway
+from app.entitlements.models import CreditLedgerEntry, LedgerKind
 from app.extensions import db
 from app.stripe_sandbox import Sandbox
-from tests.journeys import (
-    FAILING_CARD,
-    advance_days,
-    click,
-    form_value,
-    press,
-    start_plan_as_new_buyer,
-    subscribe,
-)
+from tests.factories import active_customer, log_in, trialing_customer
+from tests.journeys import FAILING_CARD, advance_days, click, form_value, press
 from tests.web import WebClient, visible_text
 
 
@@ -54,10 +48,9 @@ def _confirm_upgrade(
 
 
 @pytest.fixture
-def active_starter(client: WebClient, synced: Flask, sandbox: Sandbox) -> WebClient:
-    """A customer on Starter, past its trial, with a card that pays."""
-    subscribe(client, "ada@example.com", "starter_monthly")
-    advance_days(sandbox, 15)
+def active_starter(client: WebClient, synced: Flask) -> WebClient:
+    """A customer on Starter, past its trial, with a card that pays, logged in."""
+    log_in(client, active_customer(synced, "starter_monthly"))
     assert "Active" in _account(client)
     return client
 
@@ -138,8 +131,7 @@ def test_declined_upgrade_keeps_the_plan_and_says_why(
 def test_downgrade_is_scheduled_shown_and_applied_at_renewal(
     client: WebClient, synced: Flask, sandbox: Sandbox
 ) -> None:
-    subscribe(client, "ada@example.com", "pro_monthly")
-    advance_days(sandbox, 15)
+    log_in(client, active_customer(synced, "pro_monthly"))
     confirm = visible_text(client.get("/account/plan/starter_monthly").text)
     assert "You keep your current plan until" in confirm
     assert _post(client, "/account/plan/starter_monthly").status_code == 302
@@ -161,8 +153,7 @@ def test_downgrade_is_scheduled_shown_and_applied_at_renewal(
 def test_scheduled_downgrade_can_be_undone(
     client: WebClient, synced: Flask, sandbox: Sandbox
 ) -> None:
-    subscribe(client, "ada@example.com", "pro_monthly")
-    advance_days(sandbox, 15)
+    log_in(client, active_customer(synced, "pro_monthly"))
     _post(client, "/account/plan/starter_monthly")
     response = _post(client, "/account/plan/undo", htmx=True)
     fragment = visible_text(response.text)
@@ -174,10 +165,9 @@ def test_scheduled_downgrade_can_be_undone(
 
 
 def test_switch_to_yearly_is_immediate_and_back_to_monthly_waits(
-    client: WebClient, synced: Flask, sandbox: Sandbox
+    client: WebClient, synced: Flask
 ) -> None:
-    subscribe(client, "ada@example.com", "pro_monthly")
-    advance_days(sandbox, 15)
+    log_in(client, active_customer(synced, "pro_monthly"))
     confirm = client.get("/account/plan/pro_yearly")
     assert "Upgrade to Pro (yearly)" in visible_text(confirm.text)
     _confirm_upgrade(client, confirm, "pro_yearly")
@@ -282,10 +272,17 @@ def test_cancel_now_needs_confirmation_then_ends_the_plan(
     assert "Your plan has ended" in text
     assert "0 tokens left" in text
     assert _subscription(synced).status.value == "canceled"
+    # The operator's ledger says why the credits went: taken back, not expired.
+    with synced.app_context():
+        last = db.session.scalars(
+            select(CreditLedgerEntry).order_by(CreditLedgerEntry.id.desc())
+        ).first()
+        assert last is not None
+        assert (last.kind, last.amount) == (LedgerKind.CLAWBACK, -200_000)
 
 
 def test_trialing_customer_can_cancel_and_the_trial_ends(client: WebClient, synced: Flask) -> None:
-    subscribe(client, "ada@example.com", "pro_monthly")
+    log_in(client, trialing_customer(synced, "pro_monthly"))
     assert "Trial: 14 days left" in _account(client)
     _post(client, "/account/cancel", {"mode": "now", "confirm": "yes"})
     assert _subscription(synced).status.value == "canceled"
@@ -299,7 +296,7 @@ def test_trialing_customer_can_cancel_and_the_trial_ends(client: WebClient, sync
 def test_free_customer_upgrades_through_checkout_and_free_plan_ends(
     client: WebClient, synced: Flask, sandbox: Sandbox
 ) -> None:
-    assert start_plan_as_new_buyer(client, "ada@example.com", "free") == "/account"
+    log_in(client, active_customer(synced, "free"))
     confirm = visible_text(client.get("/account/plan/pro_monthly").text)
     assert "Paid plans start through a secure checkout" in confirm
     checkout = _post(client, "/checkout/pro_monthly")
@@ -318,7 +315,7 @@ def test_free_customer_upgrades_through_checkout_and_free_plan_ends(
 def test_upgrade_during_trial_charges_nothing_and_keeps_the_trial(
     client: WebClient, synced: Flask
 ) -> None:
-    subscribe(client, "ada@example.com", "starter_monthly")
+    log_in(client, trialing_customer(synced, "starter_monthly"))
     confirm = client.get("/account/plan/pro_monthly")
     assert "Your trial goes on, and $0 is charged now." in visible_text(confirm.text)
     _confirm_upgrade(client, confirm, "pro_monthly")

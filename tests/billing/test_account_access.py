@@ -1,4 +1,5 @@
-"""Every account page and action only ever shows or changes the logged-in customer's own plan."""
+"""Every account page and action, and Checkout's return page, only ever shows or changes the
+logged-in customer's own plan."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from sqlalchemy import select
 
 from app.accounts.mirror import Subscription
 from app.extensions import db
+from tests.factories import trialing_customer
 from tests.journeys import pay_on_checkout_page, start_plan_as_new_buyer
 from tests.web import WebClient
 
-# (method, path, form): every page and action under /account, and the checkout return page.
+# (method, path, form): every page and action under /account.
 ACCOUNT_ROUTES = [
     ("GET", "/account", {}),
     ("GET", "/account/plan/starter_monthly", {}),
@@ -23,13 +25,20 @@ ACCOUNT_ROUTES = [
     ("POST", "/account/cancel", {"mode": "now", "confirm": "yes"}),
     ("POST", "/account/resume", {}),
     ("POST", "/account/billing-portal", {}),
-    ("GET", "/checkout/success?session_id={session_id}", {}),
 ]
+VISITORS = ["anonymous", "other customer"]
 
 
 @pytest.fixture
-def first_customer(client: WebClient, synced: Flask) -> dict[str, str]:
+def first_customer(synced: Flask) -> dict[str, str]:
     """Ada, on Pro (trialing), and what would give her away on a page."""
+    ada = trialing_customer(synced, "pro_monthly")
+    return {"reference": ada.reference_id, "stripe_customer": ada.stripe_customer_id}
+
+
+@pytest.fixture
+def first_checkout(client: WebClient, synced: Flask) -> dict[str, str]:
+    """Ada, on Pro (trialing) through Checkout, her session's id, and what would give her away."""
     checkout_url = start_plan_as_new_buyer(client, "ada@example.com", "pro_monthly")
     success_url = pay_on_checkout_page(client, checkout_url, "4242 4242 4242 4242")
     client.get(success_url)
@@ -54,7 +63,7 @@ def _state(app: Flask) -> tuple[str, str, bool, str | None]:
         )
 
 
-@pytest.mark.parametrize("visitor", ["anonymous", "other customer"])
+@pytest.mark.parametrize("visitor", VISITORS)
 @pytest.mark.parametrize(("method", "path", "form"), ACCOUNT_ROUTES)
 def test_account_route_gives_nothing_of_another_customer(
     server: str,
@@ -65,8 +74,28 @@ def test_account_route_gives_nothing_of_another_customer(
     path: str,
     form: dict[str, str],
 ) -> None:
-    before = _state(synced)
-    path = path.format(session_id=first_customer["session_id"])
+    _assert_gives_nothing_of(first_customer, synced, server, visitor, method, path, form)
+
+
+@pytest.mark.parametrize("visitor", VISITORS)
+def test_checkout_success_page_gives_nothing_of_another_customers_checkout(
+    server: str, synced: Flask, first_checkout: dict[str, str], visitor: str
+) -> None:
+    path = f"/checkout/success?session_id={first_checkout['session_id']}"
+    _assert_gives_nothing_of(first_checkout, synced, server, visitor, "GET", path, {})
+
+
+def _assert_gives_nothing_of(
+    first: dict[str, str],
+    app: Flask,
+    server: str,
+    visitor: str,
+    method: str,
+    path: str,
+    form: dict[str, str],
+) -> None:
+    """``visitor`` requests ``path``: it sees nothing of Ada's and changes nothing of hers."""
+    before = _state(app)
     with WebClient(base_url=server) as other:
         if visitor == "other customer":
             assert other.sign_up("grace@example.com").status_code == 302
@@ -80,12 +109,8 @@ def test_account_route_gives_nothing_of_another_customer(
         assert response.headers["location"].startswith("/login")
     else:
         assert response.status_code in (200, 302, 303, 400, 404), response.status_code
-    for secret in (
-        "ada@example.com",
-        first_customer["reference"],
-        first_customer["stripe_customer"],
-    ):
+    for secret in ("ada@example.com", first["reference"], first["stripe_customer"]):
         assert secret not in response.text
         assert secret not in response.headers.get("location", "")
     assert "Pro" not in response.text.replace("Product", "")
-    assert _state(synced) == before
+    assert _state(app) == before

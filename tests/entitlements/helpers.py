@@ -1,4 +1,5 @@
-"""Helpers for the usage engine's tests: customers on real subscriptions, and ledger checks."""
+"""Helpers for the usage engine's tests: customers, usage recorded as the API does, and ledger
+checks (customers on real subscriptions come from tests.factories)."""
 
 from __future__ import annotations
 
@@ -16,20 +17,8 @@ from app.accounts.models import Customer
 from app.entitlements.models import CreditLedgerEntry, CreditLot, CreditPool
 from app.entitlements.usage import UsageResult, record_event
 from app.extensions import db
-from tests.journeys import pay_on_checkout_page, start_plan_as_new_buyer
-from tests.web import WebClient
 
-GOOD_CARD = "4242 4242 4242 4242"
 DAY = 86_400
-
-
-def subscribe(client: WebClient, app: Flask, email: str, plan_key: str) -> int:
-    """Sign a new buyer up for ``plan_key`` through the pages (and Checkout); its customer id."""
-    next_url = start_plan_as_new_buyer(client, email, plan_key)
-    if "/sandbox/checkout/" in next_url:
-        client.get(pay_on_checkout_page(client, next_url, GOOD_CARD))
-    with app.app_context():
-        return db.session.scalars(select(Customer.id).where(Customer.email == email)).one()
 
 
 def reference_of(app: Flask, customer_id: int) -> str:

@@ -16,14 +16,12 @@ from app.entitlements.usage import (
     record_batch,
 )
 from app.extensions import db
-from tests.entitlements.helpers import balance, count, record, reference_of, subscribe
-from tests.web import WebClient
+from tests.entitlements.helpers import balance, count, record, reference_of
+from tests.factories import new_subscriber
 
 
-def test_record_batch_applies_events_in_order_like_single_events(
-    client: WebClient, synced: Flask
-) -> None:
-    customer_id = subscribe(client, synced, "ada@example.com", "free")
+def test_record_batch_applies_events_in_order_like_single_events(synced: Flask) -> None:
+    customer_id = new_subscriber(synced, "free").id
     reference = reference_of(synced, customer_id)
     events = [
         UsageEventInput(reference, "a", "calls", "api_calls", 600),
@@ -59,9 +57,9 @@ def test_record_batch_applies_events_in_order_like_single_events(
 
 
 def test_batch_with_recorded_and_new_keys_replays_the_old_and_counts_each_new_once(
-    client: WebClient, synced: Flask
+    synced: Flask,
 ) -> None:
-    customer_id = subscribe(client, synced, "ada@example.com", "free")
+    customer_id = new_subscriber(synced, "free").id
     reference = reference_of(synced, customer_id)
     with synced.app_context():
         (first,) = record_batch(
@@ -86,10 +84,8 @@ def test_batch_with_recorded_and_new_keys_replays_the_old_and_counts_each_new_on
         assert check(db.session.get_one(Customer, customer_id), "api_calls").used == 600
 
 
-def test_record_batch_draws_credits_across_events_in_burn_order(
-    client: WebClient, synced: Flask
-) -> None:
-    customer_id = subscribe(client, synced, "ada@example.com", "enterprise_monthly")
+def test_record_batch_draws_credits_across_events_in_burn_order(synced: Flask) -> None:
+    customer_id = new_subscriber(synced, "enterprise_monthly").id
     reference = reference_of(synced, customer_id)
     events = [
         UsageEventInput(reference, f"chat-{n}", "chat", "ai_chat", 4_000_000) for n in range(3)

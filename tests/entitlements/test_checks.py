@@ -17,8 +17,8 @@ from app.entitlements.models import CreditLedgerEntry, LotOrigin, UsageCounter, 
 from app.extensions import db
 from tests.conftest import MigratedDatabase
 from tests.databases import cut_connections
-from tests.entitlements.helpers import balance, count, record, subscribe
-from tests.web import WebClient
+from tests.entitlements.helpers import balance, count, record
+from tests.factories import new_subscriber
 
 
 def test_check_reads_the_counter_of_a_period_that_starts_mid_second(app: Flask) -> None:
@@ -55,10 +55,8 @@ def test_check_reads_the_counter_of_a_period_that_starts_mid_second(app: Flask) 
     assert counted == recorded == 12
 
 
-def test_check_leaves_out_expired_credits_and_writes_nothing(
-    client: WebClient, synced: Flask
-) -> None:
-    customer_id = subscribe(client, synced, "ada@example.com", "enterprise_monthly")
+def test_check_leaves_out_expired_credits_and_writes_nothing(synced: Flask) -> None:
+    customer_id = new_subscriber(synced, "enterprise_monthly").id
     with synced.app_context():
         grant_credits(
             customer_id,

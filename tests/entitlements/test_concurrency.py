@@ -4,7 +4,6 @@ too, where the writers take turns at the whole database)."""
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from flask import Flask
@@ -26,9 +25,9 @@ from tests.entitlements.helpers import (
     record,
     reference_of,
     run_at_once,
-    subscribe,
 )
-from tests.web import WebClient
+from tests.factories import new_subscriber
+from tests.waiting import wait_until
 
 WRITERS = 16
 EVENTS_PER_WRITER = 5
@@ -36,10 +35,8 @@ UNITS = 300_000  # 40 events of 300,000 ask for 12,000,000 tokens of a 10,000,00
 KEYS = WRITERS * EVENTS_PER_WRITER // 2  # every key is sent by two writers at once
 
 
-def test_record_event_from_16_threads_never_overdraws_or_doubles(
-    client: WebClient, synced: Flask
-) -> None:
-    customer_id = subscribe(client, synced, "ada@example.com", "enterprise_monthly")
+def test_record_event_from_16_threads_never_overdraws_or_doubles(synced: Flask) -> None:
+    customer_id = new_subscriber(synced, "enterprise_monthly").id
     results: dict[str, list[UsageResult]] = {f"k{n}": [] for n in range(KEYS)}
     errors: list[BaseException] = []
     start = threading.Barrier(WRITERS)
@@ -82,13 +79,12 @@ def _recorded_units(app: Flask, customer_id: int) -> int:
 
 
 def test_batch_records_customers_no_one_holds_while_it_waits_for_the_rest(
-    client: WebClient, synced: Flask, migrated_database: MigratedDatabase
+    synced: Flask, migrated_database: MigratedDatabase
 ) -> None:
     if migrated_database.backend != "postgresql":
         pytest.skip("SQLite has one writer at a time: a batch waits for the whole database")
-    held = subscribe(client, synced, "ada@example.com", "free")
-    client.cookies.clear()  # a second buyer, in a browser of their own
-    free = subscribe(client, synced, "bob@example.com", "free")
+    held = new_subscriber(synced, "free").id
+    free = new_subscriber(synced, "free", email="bob@example.com").id
     events = [
         UsageEventInput(reference_of(synced, held), "held-1", "calls", "api_calls", 5),
         UsageEventInput(reference_of(synced, free), "free-1", "calls", "api_calls", 7),
@@ -105,10 +101,9 @@ def test_batch_records_customers_no_one_holds_while_it_waits_for_the_rest(
     with locked_by_another_writer(url, reference_of(synced, held)):
         waiting = threading.Thread(target=batch)
         waiting.start()
-        deadline = time.monotonic() + 3  # well inside the 5 s a writer waits for a lock
-        while _recorded_units(synced, free) == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        # The free customer's event is committed while the batch still waits for the other.
+        # The free customer's event is committed while the batch still waits for the other
+        # (well inside the 5 s a writer waits for a lock).
+        wait_until(lambda: _recorded_units(synced, free), timeout=3)
         assert _recorded_units(synced, free) == 7
         assert _recorded_units(synced, held) == 0
         assert waiting.is_alive()
@@ -124,13 +119,11 @@ BATCHES = 9  # each sent whole by two of six writers, three batches a writer
 EVENTS_PER_BATCH = 20  # alternating between two customers
 
 
-def test_batches_from_6_threads_on_shared_customers_record_each_event_once(
-    client: WebClient, synced: Flask
-) -> None:
-    customers = []
-    for email in ("ada@example.com", "bob@example.com"):
-        client.cookies.clear()
-        customers.append(subscribe(client, synced, email, "enterprise_monthly"))
+def test_batches_from_6_threads_on_shared_customers_record_each_event_once(synced: Flask) -> None:
+    customers = [
+        new_subscriber(synced, "enterprise_monthly", email=email).id
+        for email in ("ada@example.com", "bob@example.com")
+    ]
     references = [reference_of(synced, customer_id) for customer_id in customers]
     answers: dict[str, list[UsageResult | UsageError]] = {}
     errors: list[BaseException] = []

@@ -7,14 +7,12 @@ from pathlib import Path
 from flask import Flask
 
 from app.entitlements.models import UsageEvent
-from tests.entitlements.helpers import balance, count, reference_of, subscribe
-from tests.web import WebClient
+from tests.entitlements.helpers import balance, count, reference_of
+from tests.factories import new_subscriber
 
 
-def test_usage_import_reports_every_row_and_is_safe_to_rerun(
-    client: WebClient, synced: Flask, tmp_path: Path
-) -> None:
-    customer_id = subscribe(client, synced, "ada@example.com", "pro_monthly")
+def test_usage_import_reports_every_row_and_is_safe_to_rerun(synced: Flask, tmp_path: Path) -> None:
+    customer_id = new_subscriber(synced, "pro_monthly").id
     ref = reference_of(synced, customer_id)
     csv_file = tmp_path / "usage.csv"
     csv_file.write_text(

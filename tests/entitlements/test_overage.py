@@ -14,8 +14,8 @@ from app.billing.overage_forwarding import forward_overage
 from app.entitlements.models import OverageBatch
 from app.extensions import db
 from app.stripe_sandbox import Sandbox
-from tests.entitlements.helpers import DAY, count, record, subscribe
-from tests.web import WebClient
+from tests.entitlements.helpers import DAY, count, record
+from tests.factories import new_subscriber
 
 # enterprise_monthly: 10,000,000 tokens a period, then 1 cent per 1,000 tokens.
 OVERAGE = 500_000
@@ -29,9 +29,9 @@ def chat_meter_events(sandbox: Sandbox) -> list[dict[str, Any]]:
 
 
 def test_usage_forward_bills_overage_on_the_renewal_invoice(
-    client: WebClient, synced: Flask, sandbox: Sandbox
+    synced: Flask, sandbox: Sandbox
 ) -> None:
-    customer_id = subscribe(client, synced, "ada@example.com", "enterprise_monthly")
+    customer_id = new_subscriber(synced, "enterprise_monthly").id
     record(synced, customer_id, "big", "ai_chat", 10_000_000 + OVERAGE)
 
     result = synced.test_cli_runner().invoke(args=["usage", "forward"])
@@ -53,9 +53,9 @@ def test_usage_forward_bills_overage_on_the_renewal_invoice(
 
 
 def test_forward_overage_failed_midway_resends_same_batch_counted_once(
-    client: WebClient, synced: Flask, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+    synced: Flask, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    customer_id = subscribe(client, synced, "ada@example.com", "enterprise_monthly")
+    customer_id = new_subscriber(synced, "enterprise_monthly").id
     record(synced, customer_id, "big", "ai_chat", 10_000_000 + OVERAGE)
     handle = sandbox.handle
 

@@ -14,14 +14,14 @@ from app.entitlements.credits import grant_credits
 from app.entitlements.models import CreditLot, LotOrigin
 from app.extensions import db
 from app.stripe_sandbox import Sandbox
-from tests.entitlements.helpers import DAY, balance, record, subscribe
-from tests.web import WebClient
+from tests.entitlements.helpers import DAY, balance, record
+from tests.factories import new_subscriber
 
 
 def test_renewal_after_trial_rolls_over_capped_credits_and_resets_usage(
-    client: WebClient, synced: Flask, sandbox: Sandbox
+    synced: Flask, sandbox: Sandbox
 ) -> None:
-    customer_id = subscribe(client, synced, "ada@example.com", "pro_monthly")
+    customer_id = new_subscriber(synced, "pro_monthly").id
     record(synced, customer_id, "trial-use", "ai_chat", 300_000)
     record(synced, customer_id, "trial-calls", "api_calls", 5)
     assert balance(synced, customer_id) == 700_000
@@ -36,10 +36,8 @@ def test_renewal_after_trial_rolls_over_capped_credits_and_resets_usage(
     assert calls.used == 0
 
 
-def test_record_event_burns_soonest_expiry_first_and_never_expiring_last(
-    client: WebClient, synced: Flask
-) -> None:
-    customer_id = subscribe(client, synced, "ada@example.com", "enterprise_monthly")
+def test_record_event_burns_soonest_expiry_first_and_never_expiring_last(synced: Flask) -> None:
+    customer_id = new_subscriber(synced, "enterprise_monthly").id
     with synced.app_context():
         for source, origin, days in [
             ("bought", LotOrigin.PURCHASED, None),

@@ -23,8 +23,8 @@ from app.entitlements.models import OverageOutbox, UsageEvent
 from app.entitlements.summary import pool_summary, usage_summary
 from app.entitlements.usage import UsageEventInput, customer_by_reference, record_batch
 from app.extensions import db
-from tests.entitlements.helpers import balance, count, new_customer, record, reference_of, subscribe
-from tests.web import WebClient
+from tests.entitlements.helpers import balance, count, new_customer, record, reference_of
+from tests.factories import new_subscriber
 
 
 def test_check_without_subscription_is_denied_with_no_subscription(app: Flask) -> None:
@@ -36,19 +36,17 @@ def test_check_without_subscription_is_denied_with_no_subscription(app: Flask) -
 
 @pytest.mark.parametrize(("plan_key", "allowed"), [("pro_monthly", True), ("free", False)])
 def test_check_boolean_feature_follows_the_plan(
-    client: WebClient, synced: Flask, plan_key: str, allowed: bool
+    synced: Flask, plan_key: str, allowed: bool
 ) -> None:
-    customer_id = subscribe(client, synced, "ada@example.com", plan_key)
+    customer_id = new_subscriber(synced, plan_key).id
     with synced.app_context():
         result = check(db.session.get_one(Customer, customer_id), "sso")
     assert result.is_allowed is allowed
     assert result.reason == (None if allowed else "feature_not_in_plan")
 
 
-def test_record_event_past_hard_limit_is_refused_and_writes_nothing(
-    client: WebClient, synced: Flask
-) -> None:
-    customer_id = subscribe(client, synced, "ada@example.com", "free")
+def test_record_event_past_hard_limit_is_refused_and_writes_nothing(synced: Flask) -> None:
+    customer_id = new_subscriber(synced, "free").id
     first = record(synced, customer_id, "e1", "api_calls", 900)
     assert (first.from_included, first.used, first.remaining) == (900, 900, 100)
     with synced.app_context():
@@ -66,10 +64,8 @@ def test_record_event_past_hard_limit_is_refused_and_writes_nothing(
     assert count(synced, UsageEvent) == 1
 
 
-def test_record_event_same_key_returns_first_result_and_changes_nothing(
-    client: WebClient, synced: Flask
-) -> None:
-    customer_id = subscribe(client, synced, "ada@example.com", "pro_monthly")
+def test_record_event_same_key_returns_first_result_and_changes_nothing(synced: Flask) -> None:
+    customer_id = new_subscriber(synced, "pro_monthly").id
     first = record(synced, customer_id, "chat-1", "ai_chat", 1_000, cost_input={"model": "m"})
     again = record(synced, customer_id, "chat-1", "ai_chat", 1_000, cost_input={"model": "m"})
     assert again == first
@@ -83,12 +79,10 @@ def test_record_event_same_key_returns_first_result_and_changes_nothing(
     assert balance(synced, customer_id) == 999_000
 
 
-def test_event_kept_in_the_earlier_object_form_replays_its_first_result(
-    client: WebClient, synced: Flask
-) -> None:
+def test_event_kept_in_the_earlier_object_form_replays_its_first_result(synced: Flask) -> None:
     # Earlier versions kept an event's result as an object that repeated the row's key, feature
     # and units; a retry of such an event must still answer it.
-    customer_id = subscribe(client, synced, "ada@example.com", "enterprise_monthly")
+    customer_id = new_subscriber(synced, "enterprise_monthly").id
     first = record(synced, customer_id, "chat-1", "ai_chat", 1_000)
     assert [(draw.pool_key, draw.amount) for draw in first.from_credits] == [("ai_tokens", 1_000)]
     with synced.app_context():
@@ -115,10 +109,8 @@ def test_event_kept_in_the_earlier_object_form_replays_its_first_result(
     assert balance(synced, customer_id) == 9_999_000
 
 
-def test_record_event_cancelled_subscription_is_refused_not_entitled(
-    client: WebClient, synced: Flask
-) -> None:
-    customer_id = subscribe(client, synced, "ada@example.com", "enterprise_monthly")
+def test_record_event_cancelled_subscription_is_refused_not_entitled(synced: Flask) -> None:
+    customer_id = new_subscriber(synced, "enterprise_monthly").id
     with synced.app_context():
         subscription = db.session.scalars(db.select(Subscription)).one()
         gateway().client.v1.subscriptions.cancel(subscription.stripe_subscription_id)
@@ -134,10 +126,8 @@ def test_record_event_cancelled_subscription_is_refused_not_entitled(
     assert count(synced, UsageEvent) == 0
 
 
-def test_record_event_draws_credits_then_bills_overage_through_the_outbox(
-    client: WebClient, synced: Flask
-) -> None:
-    customer_id = subscribe(client, synced, "ada@example.com", "enterprise_monthly")
+def test_record_event_draws_credits_then_bills_overage_through_the_outbox(synced: Flask) -> None:
+    customer_id = new_subscriber(synced, "enterprise_monthly").id
     with synced.app_context():
         preview = simulate(db.session.get_one(Customer, customer_id), "ai_chat", 10_500_000)
     assert [(d.pool_key, d.amount) for d in preview.from_credits] == [("ai_tokens", 10_000_000)]
@@ -160,9 +150,9 @@ def test_record_event_draws_credits_then_bills_overage_through_the_outbox(
 
 
 def test_record_event_without_credits_or_overage_is_unbilled_and_check_denies(
-    client: WebClient, synced: Flask
+    synced: Flask,
 ) -> None:
-    customer_id = subscribe(client, synced, "ada@example.com", "starter_monthly")
+    customer_id = new_subscriber(synced, "starter_monthly").id
     result = record(synced, customer_id, "t1", "ai_chat", 250_000)
     assert (result.overage_units, result.overage_billable) == (50_000, False)
     assert count(synced, OverageOutbox) == 0
@@ -175,10 +165,8 @@ def test_record_event_without_credits_or_overage_is_unbilled_and_check_denies(
     )
 
 
-def test_usage_alerts_at_80_and_100_percent_are_recorded_once(
-    client: WebClient, synced: Flask
-) -> None:
-    customer_id = subscribe(client, synced, "ada@example.com", "free")
+def test_usage_alerts_at_80_and_100_percent_are_recorded_once(synced: Flask) -> None:
+    customer_id = new_subscriber(synced, "free").id
     for key, units in [("a", 800), ("b", 100), ("c", 50), ("d", 50)]:
         record(synced, customer_id, key, "api_calls", units)
     with synced.app_context():
@@ -213,10 +201,8 @@ def test_record_event_bad_input_raises_coded_error_and_writes_nothing(
     assert count(app, UsageEvent) == 0
 
 
-def test_record_batch_retried_whole_returns_same_results_once(
-    client: WebClient, synced: Flask
-) -> None:
-    customer_id = subscribe(client, synced, "ada@example.com", "pro_monthly")
+def test_record_batch_retried_whole_returns_same_results_once(synced: Flask) -> None:
+    customer_id = new_subscriber(synced, "pro_monthly").id
     reference = reference_of(synced, customer_id)
     events = [
         UsageEventInput(reference, "b1", "chat", "ai_chat", 100),
