@@ -43,11 +43,13 @@ class PoolView:
 
 
 def _plan_of(customer: Customer) -> tuple[Plan | None, str, datetime | None]:
+    """The live plan, its period's key, and when it renews (None when it is set to end)."""
     subscription = current_subscription(customer.id)
     if subscription is None or not subscription.is_live:
         return None, period_key(None), None
     plan = current_catalog().plan(subscription.plan_key)
-    return plan, period_key(subscription), subscription.current_period_end
+    renews_at = None if subscription.cancel_at_period_end else subscription.current_period_end
+    return plan, period_key(subscription), renews_at
 
 
 def usage_summary(customer: Customer) -> list[FeatureUsage]:
@@ -90,9 +92,18 @@ def rollover_words(grant: CreditGrant) -> str:
     return f"Unused {units} expire at the end of the period."
 
 
+def _future_words(grant: CreditGrant | None, renews_at: datetime | None) -> str:
+    """What becomes of the pool's plan credits: rolled over, or gone with a plan that ends."""
+    if grant is None:
+        return "Does not renew."
+    if renews_at is None:
+        return "Your plan ends with this period, and its credits with it."
+    return rollover_words(grant)
+
+
 def pool_summary(customer: Customer) -> list[PoolView]:
     """The customer's pools: balance, what expires next, and what the plan renews."""
-    plan, _, period_end = _plan_of(customer)
+    plan, _, renews_at = _plan_of(customer)
     grants = {grant.pool: grant for grant in plan.credits} if plan else {}
     views = []
     for pool in balances(customer.id):
@@ -107,9 +118,9 @@ def pool_summary(customer: Customer) -> list[PoolView]:
                 balance=sum(lot.remaining for lot in lots),
                 next_expiry=next_expiry,
                 expiring=sum(lot.remaining for lot in expiring if lot.expires_at == next_expiry),
-                renews_amount=grant.amount if grant else None,
-                renews_at=period_end if grant else None,
-                rollover_words=rollover_words(grant) if grant else "Does not renew.",
+                renews_amount=grant.amount if grant and renews_at else None,
+                renews_at=renews_at if grant else None,
+                rollover_words=_future_words(grant, renews_at),
             )
         )
     return views

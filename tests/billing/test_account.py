@@ -186,11 +186,15 @@ def test_cancel_at_period_end_then_resume(
     fragment = visible_text(response.text)
     assert "Your plan will end with the current period." in fragment
     assert "Your plan ends on" in fragment
+    # Its credits do not come back next period: the plan is not renewing.
+    assert "Your plan ends with this period, and its credits with it." in fragment
+    assert "200,000 more on" not in fragment
     assert _subscription(synced).cancel_at_period_end
     _post(active_starter, "/account/resume")
     text = _account(active_starter)
     assert "Your plan will renew as before." in text
     assert "Renews" in text
+    assert "200,000 more on" in text
     advance_days(sandbox, 31)
     assert _subscription(synced).status.value == "active"
 
