@@ -14,7 +14,6 @@ from app.entitlements.ledger import (
     burn_order,
     expire_due,
     expire_lot,
-    expiry,
     grant_lot,
     lock_customers,
     move,
@@ -164,8 +163,7 @@ def end_plan_credits(customer_id: int, stripe_subscription_id: str, *, clawback:
         if clawback:
             moved = move(lot, LedgerKind.CLAWBACK, -remaining, f"clawback:{lot.id}")
         else:
-            entry = expiry(lot)
-            moved = move(lot, entry.kind, entry.amount, entry.source)
+            moved = expire_lot(lot)
         taken += remaining if moved else 0
     return taken
 

@@ -256,11 +256,12 @@ def expiry(lot: LotBalance | CreditLot) -> Movement:
     return Movement.of(lot, LedgerKind.EXPIRE, -lot.remaining, f"expire:{lot.id}")
 
 
-def expire_lot(lot: CreditLot) -> None:
-    """Expire what is left of a lot, once."""
-    if lot.remaining > 0:
-        entry = expiry(lot)
-        move(lot, entry.kind, entry.amount, entry.source)
+def expire_lot(lot: CreditLot) -> bool:
+    """Expire what is left of a lot, once; whether anything moved."""
+    if lot.remaining <= 0:
+        return False
+    entry = expiry(lot)
+    return move(lot, entry.kind, entry.amount, entry.source)
 
 
 def expire_due(customer_id: int, at: datetime) -> None:
