@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from io import BytesIO
 from typing import TYPE_CHECKING, Any
@@ -34,9 +35,11 @@ class SandboxHTTPClient(stripe.HTTPClient):
 
     name = "stripe_sandbox"
 
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: Sandbox, latency: float = 0.0) -> None:
+        """``latency``: seconds each answer takes, as a far or slow Stripe would (0: none)."""
         super().__init__()
         self.sandbox = sandbox
+        self.latency = latency
 
     def request(  # type: ignore[override]  # the base declares a private `_usage` kwarg
         self,
@@ -47,6 +50,9 @@ class SandboxHTTPClient(stripe.HTTPClient):
     ) -> tuple[str, int, Mapping[str, str]]:
         """Serve one SDK request from the sandbox."""
         parts = urlsplit(url)
+        if self.latency:
+            # The wait is the network's: the sandbox holds none of its own locks meanwhile.
+            time.sleep(self.latency)
         if isinstance(post_data, bytes):
             post_data = post_data.decode()
         status, response_headers, body = self.sandbox.handle(

@@ -134,6 +134,12 @@ class Router:
                 self._expand(ctx, item, rest, path)
             return
         value = obj.get(key)
+        if isinstance(value, list) and rest:
+            # An array of objects (a schedule's phases, a phase's items): expand in each.
+            for item in value:
+                if isinstance(item, dict):
+                    self._expand(ctx, item, rest, path)
+            return
         if isinstance(value, str) and (found := ctx.store.get(value)) is not None:
             value = obj[key] = public(found)
         elif value is None and (obj.get("object"), key) in self.expansions:

@@ -49,6 +49,22 @@ def test_downgrade_with_a_metered_item_applies_at_period_end(
     assert invoices_of(client, sub.id)[-1].amount_paid == 1500 + 50 * 2
 
 
+def test_a_subscription_comes_with_its_schedule_and_phase_prices_expanded(
+    client: stripe.StripeClient, server: Server, catalog: Catalog
+) -> None:
+    team = recurring_price(client, "Team", 4500)
+    sub = subscribe(client, server, team.id)
+    _schedule_downgrade(client, sub, catalog.monthly.id)
+    expanded = client.v1.subscriptions.retrieve(
+        sub.id, params={"expand": ["schedule.phases.items.price"]}
+    )
+    phases = expanded.schedule.phases  # type: ignore[union-attr]
+    assert [[item.price.unit_amount for item in phase.items] for phase in phases] == [
+        [4500],
+        [catalog.monthly.unit_amount],
+    ]
+
+
 def test_release_before_the_period_end_keeps_the_plan(
     client: stripe.StripeClient, server: Server, catalog: Catalog, sandbox: Sandbox
 ) -> None:
