@@ -96,10 +96,14 @@ def register_extensions(app: Flask) -> None:
 
 def register_stripe(app: Flask) -> None:
     """Build the one StripeClient: Stripe's with a secret key, else the in-process sandbox's."""
-    from app.billing.gateway import StripeGateway, build_client
+    from app.billing.gateway import register_gateways
+    from app.billing.transaction_guard import track_writes
 
+    if app.config["STRIPE_CALL_GUARD"]:
+        with app.app_context():
+            track_writes(db.engine)
     if not app.config["STRIPE_SANDBOX"]:
-        app.extensions["tollgate.stripe"] = StripeGateway(build_client(app, None))
+        register_gateways(app, None)
         return
     from app.stripe_sandbox import Sandbox, SandboxHTTPClient, create_blueprint
 
@@ -113,7 +117,8 @@ def register_stripe(app: Flask) -> None:
     # Stripe's hosted pages and API take no CSRF token of ours, in the sandbox as on stripe.com.
     csrf.exempt(sandbox_pages)
     app.register_blueprint(sandbox_pages)
-    app.extensions["tollgate.stripe"] = StripeGateway(build_client(app, SandboxHTTPClient(sandbox)))
+    latency = app.config["STRIPE_SANDBOX_LATENCY_MS"] / 1000
+    register_gateways(app, SandboxHTTPClient(sandbox, latency=latency))
     with app.app_context():
         from app.webhooks.endpoint import register_sandbox_endpoint
 

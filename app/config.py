@@ -53,6 +53,9 @@ ENVIRONMENT_VARIABLES = (
     "TOLLGATE_CHECK_CACHE",
     "PAST_DUE_GRACE_DAYS",
     "TOLLGATE_INSTANCE_PATH",
+    "STRIPE_TIMEOUT_SECONDS",
+    "STRIPE_WORKER_TIMEOUT_SECONDS",
+    "STRIPE_SANDBOX_LATENCY_MS",
     *TAKEN_AS_THEY_ARE,
 )
 
@@ -68,6 +71,14 @@ class Config:
     STRIPE_SECRET_KEY: str | None = None
     STRIPE_WEBHOOK_SECRET: str | None = None
     STRIPE_API_BASE: str | None = None
+    # How long one call to Stripe may take before it is given up (then retried once): short for
+    # pages and API calls, so a slow Stripe answers the customer with a clear message, longer
+    # for commands and the worker, which nobody waits on.
+    STRIPE_TIMEOUT_SECONDS = 5.0
+    STRIPE_WORKER_TIMEOUT_SECONDS = 30.0
+    # Refuse a Stripe call made while the database session holds a write transaction
+    # (app/billing/transaction_guard.py); the tests turn it on.
+    STRIPE_CALL_GUARD = False
     RATELIMIT_STORAGE_URI = "memory://"
     LOGIN_LIMIT_PER_ADDRESS = "5 per minute"
     LOGIN_LIMIT_PER_IP = "20 per minute"
@@ -83,6 +94,9 @@ class Config:
     # whether a background thread delivers its webhooks (tests deliver them on demand instead).
     STRIPE_SANDBOX_PATH: str | None = None
     SANDBOX_DELIVER_WEBHOOKS = True
+    # Sandbox mode only: how long each of its answers takes, to try Tollgate against a slow
+    # Stripe (bench/stripe_latency.py); 0 answers at once.
+    STRIPE_SANDBOX_LATENCY_MS = 0
     # How long a past_due subscription keeps its features while Stripe retries the payment.
     PAST_DUE_GRACE_DAYS = 7
     # Entitlement checks answered from memory while nothing they read changed
@@ -103,6 +117,11 @@ class Config:
             settings["CHECK_CACHE"] = environ["TOLLGATE_CHECK_CACHE"].lower() not in OFF
         if environ.get("PAST_DUE_GRACE_DAYS"):
             settings["PAST_DUE_GRACE_DAYS"] = int(environ["PAST_DUE_GRACE_DAYS"])
+        for name in ("STRIPE_TIMEOUT_SECONDS", "STRIPE_WORKER_TIMEOUT_SECONDS"):
+            if environ.get(name):
+                settings[name] = float(environ[name])
+        if environ.get("STRIPE_SANDBOX_LATENCY_MS"):
+            settings["STRIPE_SANDBOX_LATENCY_MS"] = int(environ["STRIPE_SANDBOX_LATENCY_MS"])
         for name in TAKEN_AS_THEY_ARE:
             if environ.get(name):
                 settings[name] = environ[name]

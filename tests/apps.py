@@ -21,6 +21,8 @@ def app_config(database_url: str, **overrides: Any) -> dict[str, Any]:
         "SECRET_KEY": "test-secret-key",
         "SQLALCHEMY_DATABASE_URI": database_url,
         "TOLLGATE_PLANS": str(REPO_ROOT / "plans.toml"),
+        # Every path the tests drive is checked: Stripe is never called inside a write transaction.
+        "STRIPE_CALL_GUARD": True,
         **overrides,
     }
 

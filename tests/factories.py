@@ -24,8 +24,9 @@ from sqlalchemy import select
 from app.accounts import services
 from app.accounts.mirror import Subscription, SubscriptionStatus
 from app.billing.checkout import ensure_stripe_customer, subscription_items
+from app.billing.fetch import fetch_invoice
 from app.billing.gateway import gateway, stripe_id
-from app.billing.sync import sync_invoice, sync_subscription
+from app.billing.sync import mirror, mirror_subscription, sync_invoice
 from app.catalog import Plan, current_catalog
 from app.clock import timestamp
 from app.extensions import db
@@ -104,8 +105,7 @@ def canceled_customer(
     with app.app_context():
         gateway().cancel_subscription(made.stripe_subscription_id)
         # What customer.subscription.deleted's handler does.
-        sync_subscription(gateway().retrieve_subscription(made.stripe_subscription_id))
-        db.session.commit()
+        mirror_subscription(made.stripe_subscription_id)
     return _expect(app, made, SubscriptionStatus.CANCELED)
 
 
@@ -154,11 +154,11 @@ def _subscribe(app: Flask, plan: Plan, email: str, card: str | None) -> MadeCust
             params, idempotency_key=f"tollgate-factory-{customer.reference_id}-{plan.key}"
         )
         # What the customer.subscription.created and invoice.paid handlers do.
-        sync_subscription(gateway().retrieve_subscription(stripe_subscription.id))
-        if stripe_subscription.latest_invoice is not None:
+        if stripe_subscription.latest_invoice is None:
+            mirror_subscription(stripe_subscription.id)
+        else:
             invoice_id = stripe_id(stripe_subscription.latest_invoice)
-            sync_invoice(gateway().retrieve_invoice(invoice_id))
-        db.session.commit()
+            mirror(fetch_invoice(invoice_id), sync_invoice)
         return MadeCustomer(
             id=customer.id,
             reference_id=customer.reference_id,

@@ -87,7 +87,8 @@ def handle_api_error(error: ApiError) -> tuple[Response, int]:
 
 @bp.errorhandler(GatewayError)
 def handle_gateway_error(error: GatewayError) -> tuple[Response, int]:
-    """Stripe refused or failed: nothing was written here either."""
+    """Stripe refused, failed or timed out. Nothing is half-done: what was committed before the
+    call stands whole (a customer without its Stripe customer yet), and a retry finishes it."""
     db.session.rollback()
     declined = error.code in ("card_declined", "insufficient_funds", "expired_card")
     return error_response(

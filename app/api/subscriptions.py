@@ -103,8 +103,10 @@ def create_customer() -> tuple[Response, int]:
     customer, created = upsert_api_customer(
         body.customerReferenceId, str(body.email), body.firstName, body.lastName
     )
-    ensure_stripe_customer(customer)
+    # Committed before Stripe is called: if Stripe fails, the caller's retry (the same
+    # reference id) finds the customer and finishes the Stripe side.
     db.session.commit()
+    ensure_stripe_customer(customer)
     return _ok(customer_view(customer, _subscriptions_of(customer)), 201 if created else 200)
 
 

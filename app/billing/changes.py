@@ -4,7 +4,8 @@ this module has the cancellations).
 Upgrades apply at once, prorated and invoiced now; downgrades (and a yearly plan going monthly)
 wait for the end of the period through a Stripe subscription schedule, so the customer keeps what
 it paid for. Each change re-reads the subscription from Stripe first and syncs the answer back
-through the one sync path.
+through the one sync path. Before its Stripe calls a change only reads the mirror: the sync
+path writes and commits what Stripe answered, so no transaction is open while Stripe works.
 
 Every write to Stripe carries an idempotency key that names one intended operation: the
 ``intent`` of the customer's click (a value the form carries, so a double submit of the same
@@ -19,7 +20,6 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -27,15 +27,11 @@ import stripe
 
 from app.accounts.mirror import Subscription, SubscriptionStatus
 from app.billing.checkout import subscription_items
+from app.billing.fetch import fetch_invoice, fetch_subscription, plan_item
 from app.billing.gateway import GatewayError, gateway, stripe_id
-from app.billing.sync import plan_item, sync_invoice, sync_subscription
+from app.billing.sync import mirror, mirror_subscription, sync_invoice, sync_subscription
 from app.catalog import Plan, current_catalog
 from app.clock import timestamp
-from app.entitlements.credits import (
-    Period,
-    grant_plan_credits,
-    top_up_plan_credits,
-)
 
 
 class ChangeKind(StrEnum):
@@ -77,11 +73,8 @@ def intent_or_new(value: str | None) -> str:
 
 def change_kind(current: Plan, target: Plan) -> ChangeKind:
     """A higher tier, or the same tier billed yearly instead of monthly, is an upgrade."""
-    catalog = current_catalog()
-    current_rank, target_rank = catalog.tier_rank(current), catalog.tier_rank(target)
-    if target_rank != current_rank:
-        return ChangeKind.UPGRADE if target_rank > current_rank else ChangeKind.DOWNGRADE
-    return ChangeKind.UPGRADE if target.interval == "year" else ChangeKind.DOWNGRADE
+    upgrade = current_catalog().is_upgrade(current, target)
+    return ChangeKind.UPGRADE if upgrade else ChangeKind.DOWNGRADE
 
 
 def plan_of(subscription: Subscription) -> Plan:
@@ -173,33 +166,16 @@ def apply_upgrade(
             "Your card was declined, so your plan was not changed. Update your card and try again.",
             "payment_failed",
         )
-    previous_period_start = subscription.current_period_start
-    current_state = gateway().retrieve_subscription(subscription.stripe_subscription_id)
-    synced = sync_subscription(current_state)
-    assert synced is not None
-    invoice_id = current_state.latest_invoice
-    if invoice_id is not None:
-        sync_invoice(gateway().retrieve_invoice(stripe_id(invoice_id)))
-    _credit_the_upgrade(synced, current, target, previous_period_start)
-    return synced
-
-
-def _credit_the_upgrade(
-    subscription: Subscription, old: Plan, new: Plan, previous_period_start: datetime | None
-) -> None:
-    """The new plan's credits hold at once: the difference for this period, or a new period's.
-
-    A switch to a longer interval starts a new billing period at once (Stripe resets the
-    billing cycle anchor), so that period gets the new plan's full grant.
-    """
-    start, end = subscription.current_period_start, subscription.current_period_end
-    if start is None or end is None:
-        return
-    period = Period(subscription.stripe_subscription_id, start, end)
-    if start != previous_period_start:
-        grant_plan_credits(subscription.customer_id, new, period)
+    # The upgrade's credits are granted by the sync that first sees the new plan (this one or
+    # a webhook's), so a crash right after Stripe's answer loses none of them.
+    fetched = fetch_subscription(subscription.stripe_subscription_id)
+    latest_invoice = fetched.subscription.latest_invoice
+    if latest_invoice is None:
+        mirror(fetched, sync_subscription)
     else:
-        top_up_plan_credits(subscription.customer_id, old, new, period)
+        # The proration invoice and the subscription it bills, mirrored in one transaction.
+        mirror(fetch_invoice(stripe_id(latest_invoice), fetched), sync_invoice)
+    return subscription  # the same row, read again as just mirrored
 
 
 def schedule_downgrade(subscription: Subscription, target: Plan, intent: str) -> Subscription:
@@ -262,7 +238,7 @@ def release_schedule(stripe_subscription: stripe.Subscription) -> bool:
 
 
 def resync(subscription: Subscription) -> Subscription:
-    """Read the subscription back from Stripe and mirror it."""
-    synced = sync_subscription(gateway().retrieve_subscription(subscription.stripe_subscription_id))
+    """Read the subscription back from Stripe and mirror it; commits."""
+    synced = mirror_subscription(subscription.stripe_subscription_id)
     assert synced is not None
     return synced

@@ -6,12 +6,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.accounts.mirror import NEWEST_FIRST, Subscription
 from app.accounts.models import Customer
+from app.billing.fetch import fetch_checkout_session
 from app.billing.gateway import GatewayError, gateway
-from app.billing.sync import sync_checkout_session, sync_subscription
+from app.billing.sync import mirror, mirror_new_subscription, sync_checkout_session
 from app.catalog import Plan, current_catalog
 from app.catalog.stripe_names import overage_allowances, overage_lookup_key
 from app.extensions import db
@@ -61,15 +62,26 @@ def trial_available(customer: Customer) -> bool:
 
 
 def ensure_stripe_customer(customer: Customer) -> str:
-    """The customer's Stripe id, creating the Stripe customer the first time."""
-    if customer.stripe_customer_id is None:
-        name = " ".join(part for part in (customer.first_name, customer.last_name) if part)
-        stripe_customer = gateway().create_customer(
-            email=customer.email, name=name or None, reference_id=customer.reference_id
-        )
-        customer.stripe_customer_id = stripe_customer.id
-        db.session.flush()
-    return customer.stripe_customer_id
+    """The customer's Stripe id, creating the Stripe customer the first time; commits.
+
+    The customer must be committed already: Stripe is called with no transaction open. A
+    failure leaves the customer without a Stripe id, and the next try creates the same Stripe
+    customer (the key names the Tollgate customer), so nothing is made twice.
+    """
+    if customer.stripe_customer_id is not None:
+        return customer.stripe_customer_id
+    customer_id, reference_id = customer.id, customer.reference_id
+    name = " ".join(part for part in (customer.first_name, customer.last_name) if part)
+    stripe_customer = gateway().create_customer(
+        email=customer.email, name=name or None, reference_id=reference_id
+    )
+    db.session.execute(
+        update(Customer)
+        .where(Customer.id == customer_id, Customer.stripe_customer_id.is_(None))
+        .values(stripe_customer_id=stripe_customer.id)
+    )
+    db.session.commit()
+    return stripe_customer.id
 
 
 def subscription_items(plan: Plan) -> list[dict[str, Any]]:
@@ -95,8 +107,8 @@ def start_plan(customer: Customer, plan: Plan, urls: CheckoutUrls) -> str | None
     """Subscribe the customer to ``plan``: the Checkout URL to send it to, or None when done.
 
     Free and in-arrears plans need no payment up front, so they are subscribed directly and are
-    active at once; paid in-advance plans go through Stripe Checkout, and nothing is created
-    here until Stripe confirms the payment (or the trial).
+    active at once (committed here); paid in-advance plans go through Stripe Checkout, and
+    nothing is created here until Stripe confirms the payment (or the trial).
     """
     current = live_subscription(customer)
     if current is not None and not _is_free(current):
@@ -115,7 +127,7 @@ def start_plan(customer: Customer, plan: Plan, urls: CheckoutUrls) -> str | None
             # One key per customer, plan and attempt: a double click subscribes once.
             idempotency_key=f"tollgate-subscribe-{customer.reference_id}-{plan.key}-{attempt}",
         )
-        sync_subscription(stripe_subscription)
+        mirror_new_subscription(stripe_subscription)
         return None
     subscription_data: dict[str, Any] = {"metadata": metadata}
     params: dict[str, Any] = {
@@ -156,12 +168,13 @@ def confirm_checkout(customer: Customer | None, session_id: str) -> CheckoutOutc
     Without a customer (a buyer sent to Checkout by the API, who has no Tollgate login) the
     session is applied all the same: applying it is what the webhook would do anyway.
     """
-    session = gateway().retrieve_checkout_session(session_id)
+    fetched = fetch_checkout_session(session_id)
+    session = fetched.session
     if customer is not None and session.client_reference_id != customer.reference_id:
         return None
     if session.status != "complete":
         return CheckoutOutcome("unpaid", None)
-    subscription = sync_checkout_session(session)
+    subscription = mirror(fetched, sync_checkout_session)
     if subscription is not None and subscription.status.value in ("trialing", "active"):
         return CheckoutOutcome("active", subscription)
     return CheckoutOutcome("pending", subscription)

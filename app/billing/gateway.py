@@ -1,7 +1,11 @@
 """The one door to Stripe: every Stripe call of the application goes through this module.
 
-It builds one ``stripe.StripeClient``. Without ``STRIPE_SECRET_KEY`` the client's HTTP client is
-the sandbox's, which answers in process; nothing else in the application knows the difference.
+It builds the application's ``stripe.StripeClient``s: one with the short time limits of pages
+and API calls, one with the longer ones of commands and background work (``gateway()`` picks by
+whether a request is being served). Without ``STRIPE_SECRET_KEY`` their HTTP client is the
+sandbox's, which answers in process; nothing else in the application knows the difference.
+
+No call is made while the database session holds a write transaction (transaction_guard.py).
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
 import stripe
-from flask import Flask, current_app
+from flask import Flask, current_app, has_request_context
+
+from app.billing.transaction_guard import refuse_inside_write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +42,8 @@ def _translate_errors(call: Callable[P, T]) -> Callable[P, T]:
 
     @wraps(call)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        if current_app.config["STRIPE_CALL_GUARD"]:
+            refuse_inside_write_transaction(call.__name__)
         try:
             return call(*args, **kwargs)
         except stripe.CardError as exc:
@@ -168,9 +176,13 @@ class StripeGateway:
         )
 
     @_translate_errors
-    def retrieve_subscription(self, subscription_id: str) -> stripe.Subscription:
+    def retrieve_subscription(
+        self, subscription_id: str, expand: list[str] | None = None
+    ) -> stripe.Subscription:
         """A subscription as Stripe has it now (a cancelled one too)."""
-        return self.client.v1.subscriptions.retrieve(subscription_id)
+        return self.client.v1.subscriptions.retrieve(
+            subscription_id, {"expand": expand} if expand else None
+        )
 
     @_translate_errors
     def update_subscription(
@@ -261,20 +273,35 @@ def stripe_id(value: Any) -> str:
     return value if isinstance(value, str) else str(value.id)
 
 
-def build_client(app: Flask, http_client: stripe.HTTPClient | None) -> stripe.StripeClient:
-    """The application's StripeClient: the sandbox's in sandbox mode, else Stripe's."""
-    if http_client is not None:
-        return stripe.StripeClient(SANDBOX_API_KEY, http_client=http_client)
+def register_gateways(app: Flask, sandbox_client: stripe.HTTPClient | None) -> None:
+    """Build the application's gateways: the sandbox's in sandbox mode, else Stripe's."""
+    for extension, background in (("tollgate.stripe", False), ("tollgate.stripe.worker", True)):
+        app.extensions[extension] = StripeGateway(build_client(app, sandbox_client, background))
+
+
+def build_client(
+    app: Flask, sandbox_client: stripe.HTTPClient | None, background: bool
+) -> stripe.StripeClient:
+    """A StripeClient with the time limits of pages and API calls, or of background work."""
+    if sandbox_client is not None:
+        return stripe.StripeClient(SANDBOX_API_KEY, http_client=sandbox_client)
     base = app.config.get("STRIPE_API_BASE")
+    timeout = app.config[
+        "STRIPE_WORKER_TIMEOUT_SECONDS" if background else "STRIPE_TIMEOUT_SECONDS"
+    ]
     return stripe.StripeClient(
         app.config["STRIPE_SECRET_KEY"],
         base_addresses={"api": base} if base else None,
-        # Retries are safe: every write carries an Idempotency-Key.
-        max_network_retries=2,
+        # Retries are safe: every write carries an Idempotency-Key. A page retries once, so a
+        # customer waits at most about twice the timeout before being told to try again.
+        max_network_retries=3 if background else 1,
+        http_client=stripe.RequestsClient(timeout=timeout),
     )
 
 
 def gateway() -> StripeGateway:
-    """The gateway of the running application."""
-    stripe_gateway: StripeGateway = current_app.extensions["tollgate.stripe"]
+    """The gateway of the running application: a page's or API call's while a request is being
+    served, else (commands, background work) the one that waits longer."""
+    extension = "tollgate.stripe" if has_request_context() else "tollgate.stripe.worker"
+    stripe_gateway: StripeGateway = current_app.extensions[extension]
     return stripe_gateway

@@ -1,13 +1,17 @@
-"""Forwarding billable overage to Stripe Meters: batched, committed, then sent exactly once."""
+"""Sending meter events to Stripe: billable overage, batched, and an in-arrears plan's fee.
+
+Each event is committed (an OverageBatch row with a fixed identifier) before it is sent, and
+sent outside any transaction; Stripe counts an identifier once, so a retry is harmless.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select, update
 
 from app.accounts.models import Customer
 from app.billing.gateway import GatewayError, gateway
@@ -41,32 +45,78 @@ def forward_overage(limit: int = 1000) -> ForwardReport:
     """Worker: batch unforwarded overage, commit the batches, then send each; owns its commits."""
     _assign_batches(limit)
     db.session.commit()
-    report = ForwardReport()
-    pending = db.session.scalars(
-        select(OverageBatch)
-        .where(OverageBatch.forwarded_at.is_(None))
+    return _send(limit=limit)
+
+
+def send_meter_events(customer_id: int) -> ForwardReport:
+    """Send the customer's queued meter events now (after the commit that queued them)."""
+    return _send(OverageBatch.customer_id == customer_id)
+
+
+def queue_meter_event(
+    customer_id: int, *, event_name: str, identifier: str, units: int, at: datetime
+) -> None:
+    """Queue one meter event to send after the commit, once: an identifier is queued once."""
+    queued = db.session.scalar(select(OverageBatch.id).where(OverageBatch.identifier == identifier))
+    if queued is None:
+        db.session.add(
+            OverageBatch(
+                identifier=identifier,
+                customer_id=customer_id,
+                event_name=event_name,
+                units=units,
+                at=at,
+                created_at=now(),
+            )
+        )
+        db.session.flush()
+
+
+def _send(*conditions: ColumnElement[bool], limit: int | None = None) -> ForwardReport:
+    """Send each unsent batch, each result committed on its own; no transaction is open while
+    Stripe answers."""
+    unsent = db.session.execute(
+        select(
+            OverageBatch.id,
+            OverageBatch.identifier,
+            OverageBatch.event_name,
+            OverageBatch.units,
+            OverageBatch.at,
+            Customer.reference_id,
+            Customer.stripe_customer_id,
+        )
+        .join(Customer, Customer.id == OverageBatch.customer_id)
+        .where(OverageBatch.forwarded_at.is_(None), *conditions)
         .order_by(OverageBatch.id)
         .limit(limit)
     ).all()
-    for batch in pending:
-        customer = db.session.get_one(Customer, batch.customer_id)
-        sent = SentBatch(batch.identifier, customer.reference_id, batch.event_name, batch.units)
-        batch.attempts += 1
+    db.session.rollback()
+    report = ForwardReport()
+    for batch_id, identifier, event_name, units, at, reference_id, stripe_customer_id in unsent:
+        sent = SentBatch(identifier, reference_id, event_name, units)
+        error: str | None = None
         try:
             gateway().report_usage(
-                event_name=batch.event_name,
-                stripe_customer_id=customer.stripe_customer_id or "",
-                value=batch.units,
-                identifier=batch.identifier,
-                at=int(batch.at.timestamp()),
+                event_name=event_name,
+                stripe_customer_id=stripe_customer_id or "",
+                value=units,
+                identifier=identifier,
+                at=int(at.timestamp()),
             )
         except GatewayError as exc:
-            batch.last_error = exc.code or str(exc)
-            report.failed.append((sent, batch.last_error))
+            error = exc.code or str(exc)
+            report.failed.append((sent, error))
         else:
-            batch.forwarded_at = now()
-            batch.last_error = None
             report.sent.append(sent)
+        db.session.execute(
+            update(OverageBatch)
+            .where(OverageBatch.id == batch_id)
+            .values(
+                attempts=OverageBatch.attempts + 1,
+                last_error=error,
+                forwarded_at=None if error else now(),
+            )
+        )
         db.session.commit()
     return report
 

@@ -1,25 +1,44 @@
 """The one sync path from Stripe: idempotent upserts keyed by Stripe ids, under a row lock.
 
-Webhooks, the checkout success page and the account page's changes all call these with objects
-freshly read from Stripe, so the order and repetition of webhooks never matter.
+Webhooks, the checkout success page, the account page's changes and commands all mirror what
+fetch.py has just read from Stripe, so the order and repetition of webhooks never matter. The
+``sync_*`` functions only write, in the caller's transaction; ``mirror_*`` fetch, sync and
+commit, then do what the sync leaves for Stripe (``settle``), so no transaction is open while
+Stripe is called.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import stripe
 from sqlalchemy import select
 
 from app.accounts.mirror import Invoice, Subscription, SubscriptionStatus
 from app.accounts.models import Customer
+from app.billing.fetch import (
+    FetchedCheckout,
+    FetchedInvoice,
+    FetchedSubscription,
+    fetch_subscription,
+    fetched_subscription,
+    invoice_subscription_id,
+    plan_item,
+)
 from app.billing.gateway import gateway, stripe_id
+from app.billing.overage_forwarding import queue_meter_event, send_meter_events
 from app.catalog import Plan, current_catalog
 from app.catalog.stripe_names import PLAN_FEE_METER
 from app.clock import from_timestamp, timestamp, to_datetime
-from app.entitlements.credits import Period, end_plan_credits, grant_plan_credits
+from app.entitlements.credits import (
+    Period,
+    end_plan_credits,
+    grant_plan_credits,
+    top_up_plan_credits,
+)
 from app.entitlements.ledger import lock_customers
 from app.extensions import db
 
@@ -48,8 +67,65 @@ def lock_customer(
     return db.session.get(Customer, customer_id, populate_existing=True)
 
 
-def sync_subscription(stripe_subscription: stripe.Subscription) -> Subscription | None:
+Fetched = TypeVar("Fetched")
+Synced = TypeVar("Synced", bound=Subscription | Invoice | None)
+
+
+def mirror(fetched: Fetched, sync: Callable[[Fetched], Synced]) -> Synced:
+    """Write what fetch.py read with ``sync`` in one short transaction, commit, then settle."""
+    synced = sync(fetched)
+    customer_id = synced.customer_id if synced is not None else None
+    db.session.commit()
+    if customer_id is not None:
+        settle(customer_id)
+    return synced
+
+
+def mirror_subscription(subscription_id: str) -> Subscription | None:
+    """Read the subscription from Stripe and mirror it; commits, then settles."""
+    return mirror(fetch_subscription(subscription_id), sync_subscription)
+
+
+def mirror_new_subscription(stripe_subscription: stripe.Subscription) -> Subscription | None:
+    """Mirror a subscription Stripe has just created (it has no schedule yet); commits."""
+    return mirror(fetched_subscription(stripe_subscription), sync_subscription)
+
+
+def settle(customer_id: int) -> None:
+    """What a committed sync leaves for Stripe: a free plan that a paid one replaced is ended,
+    and meter events the sync queued (an in-arrears plan's fee) are sent.
+
+    Both follow from what is committed, so a process that stops before this finishes leaves
+    nothing lost: the next sync of the customer ends the free plan, and a meter event stays
+    queued until ``flask usage forward`` sends it.
+    """
+    for stripe_subscription_id in _superseded_free_plans(customer_id):
+        ended = gateway().cancel_subscription(stripe_subscription_id)
+        sync_subscription(fetched_subscription(ended))
+        db.session.commit()
+    send_meter_events(customer_id)
+
+
+def _superseded_free_plans(customer_id: int) -> list[str]:
+    """A customer who moved from the free plan to a paid one keeps only the paid one."""
+    catalog = current_catalog()
+    subscriptions = db.session.scalars(
+        select(Subscription).where(Subscription.customer_id == customer_id)
+    )
+    live = [
+        (subscription.stripe_subscription_id, catalog.plan(subscription.plan_key))
+        for subscription in subscriptions
+        if subscription.is_live
+    ]
+    db.session.rollback()  # the read is done: nothing is held while Stripe is called
+    free = [sub_id for sub_id, plan in live if plan is not None and plan.is_free]
+    has_paid = any(plan is not None and not plan.is_free for _, plan in live)
+    return free if has_paid else []
+
+
+def sync_subscription(fetched: FetchedSubscription) -> Subscription | None:
     """Mirror a Stripe subscription; None when its customer is not one of ours."""
+    stripe_subscription = fetched.subscription
     stripe_customer_id = _id(stripe_subscription.customer)
     metadata: dict[str, str] = (
         stripe_subscription.metadata.to_dict() if stripe_subscription.metadata else {}
@@ -68,6 +144,7 @@ def sync_subscription(stripe_subscription: stripe.Subscription) -> Subscription 
     if subscription is None:
         subscription = Subscription(stripe_subscription_id=stripe_subscription.id)
         db.session.add(subscription)
+    previous_plan_key, previous_start = subscription.plan_key, subscription.current_period_start
     subscription.customer = customer
     subscription.plan_key = item.price.lookup_key or metadata.get("tollgate_plan", item.price.id)
     subscription.stripe_price_id = item.price.id
@@ -79,9 +156,8 @@ def sync_subscription(stripe_subscription: stripe.Subscription) -> Subscription 
     subscription.canceled_at = from_timestamp(stripe_subscription.canceled_at)
     subscription.ended_at = from_timestamp(stripe_subscription.ended_at)
     subscription.stripe_created = to_datetime(stripe_subscription.created)
-    subscription.scheduled_plan_key, subscription.scheduled_change_at = _scheduled_change(
-        stripe_subscription, item.price.id
-    )
+    subscription.scheduled_plan_key = fetched.scheduled_plan_key
+    subscription.scheduled_change_at = fetched.scheduled_change_at
     db.session.flush()
     if subscription.has_ended:
         # Cancelled before its period was over (cancel now, dunning): its credits are clawed
@@ -92,34 +168,43 @@ def sync_subscription(stripe_subscription: stripe.Subscription) -> Subscription 
         )
         end_plan_credits(customer.id, subscription.stripe_subscription_id, clawback=ended_early)
     plan = current_catalog().plan(subscription.plan_key)
-    if plan is not None and subscription.is_live and not plan.is_free:
-        _end_superseded_free_plans(subscription)
+    if plan is not None and subscription.is_live and previous_plan_key not in (None, plan.key):
+        _credit_an_upgrade(subscription, previous_plan_key or "", plan, previous_start)
     if plan is not None and plan.billing == "in_arrears" and subscription.is_live:
-        _open_in_arrears_period(subscription, plan, stripe_customer_id or "", item)
+        _open_in_arrears_period(subscription, plan, item)
     return subscription
 
 
-def _end_superseded_free_plans(paid: Subscription) -> None:
-    """A customer who moved from the free plan to a paid one keeps only the paid one."""
+def _credit_an_upgrade(
+    subscription: Subscription, old_key: str, new: Plan, previous_start: datetime | None
+) -> None:
+    """An upgrade's credits hold at once, granted by whichever sync first sees the new plan.
+
+    Within the period, each pool gets the difference between the plans' grants; a switch to a
+    longer interval starts a new period at once (Stripe resets the billing cycle anchor), which
+    gets the new plan's whole grant. A downgrade takes effect at a renewal, whose paid invoice
+    grants the new plan's credits.
+    """
     catalog = current_catalog()
-    others = db.session.scalars(
-        select(Subscription).where(
-            Subscription.customer_id == paid.customer_id, Subscription.id != paid.id
-        )
-    )
-    for other in others:
-        other_plan = catalog.plan(other.plan_key)
-        if other.is_live and other_plan is not None and other_plan.is_free:
-            sync_subscription(gateway().cancel_subscription(other.stripe_subscription_id))
+    old = catalog.plan(old_key)
+    start, end = subscription.current_period_start, subscription.current_period_end
+    if old is None or start is None or end is None or not catalog.is_upgrade(old, new):
+        return
+    period = Period(subscription.stripe_subscription_id, start, end)
+    if start != previous_start:
+        grant_plan_credits(subscription.customer_id, new, period)
+    else:
+        top_up_plan_credits(subscription.customer_id, old, new, period)
 
 
 def _open_in_arrears_period(
-    subscription: Subscription, plan: Plan, stripe_customer_id: str, item: stripe.SubscriptionItem
+    subscription: Subscription, plan: Plan, item: stripe.SubscriptionItem
 ) -> None:
     """An in-arrears period starts entitled: grant its credits, and count its fee on the meter.
 
-    The fee is a metered price, so Stripe bills it on the invoice at the end of the period; the
-    identifier names the period, so however often this runs the period is billed once.
+    The fee is a metered price, so Stripe bills it on the invoice at the end of the period. Its
+    meter event is queued here and sent after the commit; the identifier names the period, so
+    however often this runs the period is billed once.
     """
     period = Period(
         subscription.stripe_subscription_id,
@@ -127,63 +212,31 @@ def _open_in_arrears_period(
         end=to_datetime(item.current_period_end),
     )
     grant_plan_credits(subscription.customer_id, plan, period)
-    gateway().report_usage(
+    queue_meter_event(
+        subscription.customer_id,
         event_name=PLAN_FEE_METER,
-        stripe_customer_id=stripe_customer_id,
-        value=1,
         identifier=f"fee:{period.key}",
-        at=max(item.current_period_start, min(timestamp(), item.current_period_end - 1)),
+        units=1,
+        at=to_datetime(
+            max(item.current_period_start, min(timestamp(), item.current_period_end - 1))
+        ),
     )
 
 
-def _scheduled_change(
-    stripe_subscription: stripe.Subscription, current_price_id: str
-) -> tuple[str | None, datetime | None]:
-    """The plan a subscription schedule moves to next, and when; (None, None) without one."""
-    if not stripe_subscription.schedule:
-        return None, None
-    schedule = gateway().retrieve_schedule(_id(stripe_subscription.schedule) or "")
-    now = timestamp()
-    upcoming = [phase for phase in schedule.phases if phase.start_date > now]
-    if not upcoming:
-        return None, None
-    phase = min(upcoming, key=lambda candidate: candidate.start_date)
-    price_ids = {_id(item.price) for item in phase.items}
-    if current_price_id in price_ids:
-        return None, None
-    plans = gateway().prices_by_lookup_key(list(current_catalog().plans))
-    for key, price in plans.items():
-        if price.id in price_ids:
-            return key, to_datetime(phase.start_date)
-    return None, None
-
-
-def plan_item(stripe_subscription: stripe.Subscription) -> stripe.SubscriptionItem:
-    """The subscription item of the plan's flat price (metered overage items sit beside it)."""
-    items = stripe_subscription.items.data
-    for item in items:
-        recurring = item.price.recurring
-        if recurring is None or recurring.usage_type == "licensed":
-            return item
-    return items[0]
-
-
-def sync_invoice(stripe_invoice: stripe.Invoice) -> Invoice | None:
+def sync_invoice(fetched: FetchedInvoice) -> Invoice | None:
     """Mirror a Stripe invoice and the subscription it bills; a paid period grants credits."""
+    stripe_invoice = fetched.invoice
     customer = lock_customer(stripe_customer_id=_id(stripe_invoice.customer))
     if customer is None:
         log.warning("Invoice %s belongs to no Tollgate customer", stripe_invoice.id)
         return None
-    parent = stripe_invoice.parent
-    details = parent.subscription_details if parent is not None else None
-    stripe_subscription_id = _id(details.subscription) if details is not None else None
     invoice = db.session.scalar(
         select(Invoice).where(Invoice.stripe_invoice_id == stripe_invoice.id)
     )
     if invoice is None:
         invoice = Invoice(stripe_invoice_id=stripe_invoice.id, customer_id=customer.id)
         db.session.add(invoice)
-    invoice.stripe_subscription_id = stripe_subscription_id
+    invoice.stripe_subscription_id = invoice_subscription_id(stripe_invoice)
     invoice.status = str(stripe_invoice.status)
     invoice.billing_reason = stripe_invoice.billing_reason
     invoice.currency = stripe_invoice.currency
@@ -195,8 +248,8 @@ def sync_invoice(stripe_invoice: stripe.Invoice) -> Invoice | None:
     invoice.period_end = from_timestamp(stripe_invoice.period_end)
     invoice.created = to_datetime(stripe_invoice.created)
     db.session.flush()
-    if stripe_subscription_id is not None:
-        subscription = sync_subscription(gateway().retrieve_subscription(stripe_subscription_id))
+    if fetched.subscription is not None:
+        subscription = sync_subscription(fetched.subscription)
         if subscription is not None and invoice.status == "paid":
             _grant_paid_period(subscription, stripe_invoice)
     return invoice
@@ -231,8 +284,9 @@ def _grant_paid_period(subscription: Subscription, stripe_invoice: stripe.Invoic
     grant_plan_credits(subscription.customer_id, plan, period)
 
 
-def sync_checkout_session(session: stripe.checkout.Session) -> Subscription | None:
+def sync_checkout_session(fetched: FetchedCheckout) -> Subscription | None:
     """Apply a completed Checkout: link the customer, mirror the subscription and invoice."""
+    session = fetched.session
     if session.mode != "subscription" or session.status != "complete":
         return None
     customer = lock_customer(reference_id=session.client_reference_id)
@@ -241,13 +295,11 @@ def sync_checkout_session(session: stripe.checkout.Session) -> Subscription | No
         return None
     if customer.stripe_customer_id is None:
         customer.stripe_customer_id = _id(session.customer)
-    subscription_id = _id(session.subscription)
-    if subscription_id is None:
+    if fetched.subscription is None:
         return None
-    subscription = sync_subscription(gateway().retrieve_subscription(subscription_id))
-    invoice_id = _id(session.invoice)
-    if invoice_id is not None:
-        sync_invoice(gateway().retrieve_invoice(invoice_id))
+    subscription = sync_subscription(fetched.subscription)
+    if fetched.invoice is not None:
+        sync_invoice(fetched.invoice)
     return subscription
 
 

@@ -118,3 +118,10 @@ class Catalog(_Strict):
     def tier_rank(self, plan: Plan) -> int:
         """Where the plan's tier stands: higher is a bigger plan."""
         return self.tiers.index(plan.tier)
+
+    def is_upgrade(self, current: Plan, target: Plan) -> bool:
+        """A higher tier, or the same tier billed yearly instead of monthly: applied at once."""
+        current_rank, target_rank = self.tier_rank(current), self.tier_rank(target)
+        if target_rank != current_rank:
+            return target_rank > current_rank
+        return target.interval == "year" and current.interval != "year"

@@ -129,7 +129,8 @@ class UsageCounter(Base):
 
 
 class OverageBatch(Base):
-    """Outbox rows of one customer and meter, sent to Stripe as one meter event.
+    """One meter event for Stripe: outbox rows of one customer and meter (overage), or an
+    in-arrears plan's fee for one period.
 
     The batch exists (committed) before it is sent, so a retry sends the same identifier and
     Stripe counts it once.

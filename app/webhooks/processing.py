@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 from enum import StrEnum
+from typing import Any
 
 import stripe
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 
 from app.accounts.models import utcnow
+from app.billing.sync import mirror
 from app.clock import from_timestamp
 from app.extensions import db
 from app.webhooks.handlers import HANDLERS
@@ -24,51 +27,66 @@ class Outcome(StrEnum):
     PROCESSED = "processed"
     DUPLICATE = "duplicate"
     IGNORED = "ignored"
-    IN_PROGRESS = "in_progress"
 
 
 def process_event(event: stripe.Event) -> Outcome:
-    """Record, dispatch and mark the event in one transaction; commit is done here.
+    """Record the event, read its object from Stripe, mirror it, then mark the event processed.
 
-    A handler's exception rolls everything back, is written to the event log in a transaction
-    of its own, and is raised again so that the endpoint answers 500 and Stripe retries.
+    Each step that writes is a short transaction of its own, and Stripe is read between them,
+    with none open. The mirror is idempotent, so a repeat that arrives while the first delivery
+    is still at work applies the same state again; once the event is marked, a repeat is a
+    no-op. A failure anywhere is written to the event log and raised again, so that the
+    endpoint answers 500 and Stripe retries.
     """
-    row = db.session.scalar(
-        select(StripeEvent).where(StripeEvent.event_id == event.id).with_for_update()
-    )
-    if row is not None and row.processed_at is not None:
-        db.session.rollback()
+    if _seen_before(event):
         return Outcome.DUPLICATE
-    if row is None:
-        row = StripeEvent(
-            event_id=event.id, type=event.type, stripe_created=from_timestamp(event.created)
-        )
-        db.session.add(row)
-        try:
-            db.session.flush()
-        except IntegrityError:
-            # The same event is being processed by a concurrent delivery right now.
-            db.session.rollback()
-            return Outcome.IN_PROGRESS
     handler = HANDLERS.get(event.type)
-    outcome = Outcome.PROCESSED
     try:
-        if handler is None:
+        if handler is not None:
+            mirror(handler.fetch(event.data.object["id"]), handler.sync)
+        else:
             log.info(
                 "Stripe event %s of type %s has no handler; acknowledged", event.id, event.type
             )
-            outcome = Outcome.IGNORED
-        else:
-            handler(event)
-        row.attempts += 1
-        row.processed_at = utcnow()
-        row.last_error = None
-        db.session.commit()
+        first = _mark_processed(event)
     except Exception as exc:
         db.session.rollback()
         _record_failure(event, exc)
         raise
-    return outcome
+    if not first:
+        return Outcome.DUPLICATE
+    return Outcome.PROCESSED if handler is not None else Outcome.IGNORED
+
+
+def _seen_before(event: stripe.Event) -> bool:
+    """Whether the event was processed already; records it on first sight. Commits."""
+    row = db.session.scalar(select(StripeEvent).where(StripeEvent.event_id == event.id))
+    if row is not None:
+        processed = row.processed_at is not None
+        db.session.rollback()
+        return processed
+    db.session.add(
+        StripeEvent(
+            event_id=event.id, type=event.type, stripe_created=from_timestamp(event.created)
+        )
+    )
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # A concurrent delivery of the same event recorded it first; both go on (see above).
+        db.session.rollback()
+    return False
+
+
+def _mark_processed(event: stripe.Event) -> bool:
+    """Mark the event processed; False if a concurrent delivery marked it first. Commits."""
+    marked: CursorResult[Any] = db.session.execute(  # type: ignore[assignment]
+        update(StripeEvent)
+        .where(StripeEvent.event_id == event.id, StripeEvent.processed_at.is_(None))
+        .values(attempts=StripeEvent.attempts + 1, processed_at=utcnow(), last_error=None)
+    )
+    db.session.commit()
+    return bool(marked.rowcount)
 
 
 def _record_failure(event: stripe.Event, exc: Exception) -> None:

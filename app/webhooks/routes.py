@@ -9,7 +9,7 @@ from flask import Blueprint, current_app, jsonify, request
 from werkzeug.wrappers import Response
 
 from app.extensions import csrf
-from app.webhooks.processing import Outcome, process_event
+from app.webhooks.processing import process_event
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,4 @@ def receive() -> tuple[Response, int]:
     except Exception:
         log.exception("Stripe event %s (%s) failed; Stripe will retry it", event.id, event.type)
         return _answer(500, error="the event could not be processed; it will be retried")
-    if outcome is Outcome.IN_PROGRESS:
-        return _answer(409, status=outcome.value)
     return _answer(200, status=outcome.value)

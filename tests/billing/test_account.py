@@ -107,6 +107,27 @@ def test_upgrade_posted_twice_changes_and_charges_once(
         assert len(updates) == 1
 
 
+def test_upgrade_only_stripe_heard_of_still_tops_up_credits_once(
+    active_starter: WebClient, synced: Flask, sandbox: Sandbox
+) -> None:
+    # The upgrade reached Stripe, then the process stopped before writing anything of it: only
+    # Stripe's webhooks tell Tollgate, some of them twice.
+    stripe_subscription_id = _subscription(synced).stripe_subscription_id
+    with synced.app_context():
+        plan_item = gateway().retrieve_subscription(stripe_subscription_id)["items"].data[0]
+        pro = gateway().prices_by_lookup_key(["pro_monthly"])["pro_monthly"]
+        gateway().update_subscription(
+            stripe_subscription_id,
+            {"items": [{"id": plan_item.id, "price": pro.id}], "proration_behavior": "none"},
+            idempotency_key="upgrade-before-a-crash",
+        )
+    sandbox.deliver_pending(duplicate=True)
+    text = _account(active_starter)
+    assert "$49 / month" in text
+    # Starter's 200,000 plus the 800,000 difference, once however often the change is heard.
+    assert "1,000,000 tokens left" in text
+
+
 def test_declined_upgrade_keeps_the_plan_and_says_why(
     active_starter: WebClient, synced: Flask
 ) -> None:

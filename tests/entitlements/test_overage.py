@@ -14,7 +14,7 @@ from app.billing.overage_forwarding import forward_overage
 from app.entitlements.models import OverageBatch
 from app.extensions import db
 from app.stripe_sandbox import Sandbox
-from tests.entitlements.helpers import DAY, count, record
+from tests.entitlements.helpers import DAY, record
 from tests.factories import new_subscriber
 
 # enterprise_monthly: 10,000,000 tokens a period, then 1 cent per 1,000 tokens.
@@ -75,11 +75,34 @@ def test_forward_overage_failed_midway_resends_same_batch_counted_once(
     monkeypatch.setattr(sandbox, "handle", handle)
     with synced.app_context():
         retried = forward_overage()
-        batch = db.session.scalars(db.select(OverageBatch)).one()
+        batch = db.session.scalars(
+            db.select(OverageBatch).where(OverageBatch.event_name == "tollgate_ai_chat")
+        ).one()
         assert (batch.attempts, batch.forwarded_at is not None) == (2, True)
     assert [sent.identifier for sent in retried.sent] == [failed.failed[0][0].identifier]
-    assert count(synced, OverageBatch) == 1
     received = chat_meter_events(sandbox)
     assert len(received) == 2
     # Stripe counts an identifier once: the resent event is not billed again.
     assert sum(int(e["payload"]["value"]) for e in received if not e["_duplicate"]) == OVERAGE
+
+
+def test_in_arrears_fee_is_billed_once_however_often_its_period_is_synced(
+    synced: Flask, sandbox: Sandbox
+) -> None:
+    customer_id = new_subscriber(synced, "enterprise_monthly").id
+    # Every webhook of the new subscription syncs it again, some of them twice.
+    sandbox.deliver_pending(duplicate=True)
+    fees = [
+        event
+        for event in sandbox.store.all("billing.meter_event")
+        if event["event_name"] == "tollgate_plan_fee"
+    ]
+    assert len(fees) == 1
+
+    sandbox.advance(31 * DAY)
+    sandbox.deliver_pending()
+    with synced.app_context():
+        stripe_customer = db.session.get_one(Customer, customer_id).stripe_customer_id
+        invoices = gateway().client.v1.invoices.list({"customer": stripe_customer or ""}).data
+    renewal = next(inv for inv in invoices if inv.billing_reason == "subscription_cycle")
+    assert [line.amount for line in renewal.lines.data].count(49_900) == 1

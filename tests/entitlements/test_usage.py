@@ -8,7 +8,7 @@ from flask import Flask
 from app.accounts.mirror import Subscription
 from app.accounts.models import Customer
 from app.billing.gateway import gateway
-from app.billing.sync import sync_subscription
+from app.billing.sync import mirror_subscription
 from app.entitlements.alerts import alerts_for
 from app.entitlements.checks import check, simulate
 from app.entitlements.errors import (
@@ -114,8 +114,7 @@ def test_record_event_cancelled_subscription_is_refused_not_entitled(synced: Fla
     with synced.app_context():
         subscription = db.session.scalars(db.select(Subscription)).one()
         gateway().client.v1.subscriptions.cancel(subscription.stripe_subscription_id)
-        sync_subscription(gateway().retrieve_subscription(subscription.stripe_subscription_id))
-        db.session.commit()
+        mirror_subscription(subscription.stripe_subscription_id)
         result = check(db.session.get_one(Customer, customer_id), "ai_chat")
     assert (result.reason, result.subscription_status) == ("not_entitled", "canceled")
     # Cancelled in Stripe's dashboard mid-period: the plan's credits are clawed back.

@@ -1,33 +1,48 @@
 """Which handler each Stripe event type goes to, with the reason beside it.
 
-Every handler re-reads the object from Stripe and runs the one sync path, so the order in which
-Stripe delivers events, and how often, does not change the state Tollgate ends in.
+Every handler reads the event's object from Stripe as it is now, outside any transaction, then
+mirrors it through the one sync path in one short transaction: the order in which Stripe
+delivers events, and how often, does not change the state Tollgate ends in, and a slow Stripe
+holds no lock.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-import stripe
+from app.accounts.mirror import Invoice, Subscription
+from app.billing.fetch import fetch_checkout_session, fetch_invoice, fetch_subscription
+from app.billing.sync import sync_checkout_session, sync_invoice, sync_subscription
 
-from app.webhooks.handlers import checkout_session, invoice, subscription
 
-Handler = Callable[[stripe.Event], None]
+@dataclass(frozen=True)
+class Handler:
+    """Read the event's object from Stripe by its id, then mirror what was read."""
+
+    fetch: Callable[[str], Any]
+    sync: Callable[[Any], Subscription | Invoice | None]
+
+
+CHECKOUT_SESSION = Handler(fetch_checkout_session, sync_checkout_session)
+SUBSCRIPTION = Handler(fetch_subscription, sync_subscription)
+INVOICE = Handler(fetch_invoice, sync_invoice)
 
 HANDLERS: dict[str, Handler] = {
     # Checkout finished: link the Stripe customer, mirror the new subscription and first invoice.
-    "checkout.session.completed": checkout_session.handle_completed,
+    "checkout.session.completed": CHECKOUT_SESSION,
     # Any change of a subscription (status, plan, period, cancellation) is re-read whole.
-    "customer.subscription.created": subscription.handle_changed,
-    "customer.subscription.updated": subscription.handle_changed,
-    "customer.subscription.deleted": subscription.handle_changed,
+    "customer.subscription.created": SUBSCRIPTION,
+    "customer.subscription.updated": SUBSCRIPTION,
+    "customer.subscription.deleted": SUBSCRIPTION,
     # Three days before a trial ends; the account page counts the days from trial_end.
-    "customer.subscription.trial_will_end": subscription.handle_changed,
+    "customer.subscription.trial_will_end": SUBSCRIPTION,
     # Invoices: mirrored for the account page; a paid one opens a period and grants credits.
-    "invoice.created": invoice.handle_changed,
-    "invoice.finalized": invoice.handle_changed,
-    "invoice.paid": invoice.handle_changed,
-    "invoice.payment_succeeded": invoice.handle_changed,
+    "invoice.created": INVOICE,
+    "invoice.finalized": INVOICE,
+    "invoice.paid": INVOICE,
+    "invoice.payment_succeeded": INVOICE,
     # A failed charge: the re-read subscription is past_due, which shows the pay-now banner.
-    "invoice.payment_failed": invoice.handle_changed,
+    "invoice.payment_failed": INVOICE,
 }
