@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from flask import jsonify, request
+from flask import current_app, jsonify, request
 from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
 M = TypeVar("M", bound=BaseModel)
@@ -34,15 +35,41 @@ def describe_validation(exc: ValidationError) -> str:
     )
 
 
+def request_body(limit: int, what: str) -> bytes:
+    """The body, or a 413 past ``limit`` bytes, whether it came with a length or chunked.
+
+    A chunked body has no length to refuse up front, and the server cuts it at
+    ``MAX_CONTENT_LENGTH``: it is read to its end, so an oversized upload is refused whole,
+    never cut at the limit and half-used.
+    """
+    too_large = ApiError(413, "too_large", f"Send at most {limit // (1024 * 1024)} MB of {what}.")
+    if (request.content_length or 0) > limit:
+        raise too_large
+    parts, size = [], 0
+    try:
+        while part := request.stream.read(64 * 1024):
+            size += len(part)
+            if size > limit:
+                raise too_large
+            parts.append(part)
+    except RequestEntityTooLarge:  # more than MAX_CONTENT_LENGTH came, chunked
+        raise too_large from None
+    return b"".join(parts)
+
+
 def json_body() -> Any:
-    """The request's JSON document, or a 400 that says what is wrong with it."""
+    """The request's JSON document, or a 4xx that says what is wrong with it."""
     if not request.is_json:
         raise ApiError(
             415, "unsupported_media_type", "Send a JSON body with Content-Type: application/json."
         )
-    payload = request.get_json(silent=True)
-    if payload is None:
-        raise ApiError(400, "invalid_json", "The body is not valid JSON.")
+    body = request_body(current_app.config["MAX_CONTENT_LENGTH"], "JSON")
+    try:
+        payload = current_app.json.loads(body)
+    except RecursionError:
+        raise ApiError(400, "invalid_json", "The body nests too deeply to read.") from None
+    except ValueError:  # not JSON, or not UTF-8 (UnicodeDecodeError is a ValueError)
+        raise ApiError(400, "invalid_json", "The body is not valid JSON.") from None
     return payload
 
 

@@ -8,12 +8,12 @@ from flask import g, jsonify, request
 from pydantic import TypeAdapter, ValidationError
 from werkzeug.wrappers import Response
 
-from app.api.errors import ApiError, describe_validation, json_body, parse
+from app.api.errors import ApiError, describe_validation, json_body, parse, request_body
 from app.api.routes import bp, checks_key_itself
 from app.api.schemas import BatchIn, EventIn, SimulationIn
 from app.api.subscriptions import customer_or_404
 from app.api.views import iso
-from app.entitlements.checks import CreditDraw, check, check_reference, simulate
+from app.entitlements.checks import CreditDraw, check, check_reference, simulate, whole_number
 from app.entitlements.errors import UsageError
 from app.entitlements.fastpath.gc_pause import without_collection
 from app.entitlements.imports import import_usage_csv
@@ -65,20 +65,17 @@ def result_view(result: UsageResult) -> dict[str, Any]:
 @checks_key_itself
 def check_entitlement(reference_id: str, feature_key: str) -> tuple[Response, int]:
     """May the customer use the feature for ``units`` (default 1) now?"""
-    units_text = request.args.get("units", "1")
+    units = whole_number(request.args.get("units", "1"))
     try:
         # First: the key (checked in the same query), so a caller without one learns nothing.
         result = check_reference(
-            reference_id,
-            feature_key,
-            int(units_text) if units_text.isdigit() else 1,
-            g.api_key_hash,
+            reference_id, feature_key, 1 if units is None else units, g.api_key_hash
         )
-        if not units_text.isdigit():
+        if units is None:
             raise ApiError(400, "invalid_units", "units must be a positive whole number.")
         if result is None:
             # Not found in the check's one query: the usual lookup answers the usual 404.
-            result = check(customer_or_404(reference_id), feature_key, int(units_text))
+            result = check(customer_or_404(reference_id), feature_key, units)
     except UsageError as exc:
         raise _api_error(exc) from None
     return _ok(
@@ -218,10 +215,9 @@ def record_usage_batch() -> tuple[Response, int]:
 @without_collection
 def import_usage() -> tuple[Response, int]:
     """Usage from a CSV file (the body, text/csv): a report of each rejected row and why."""
-    if (request.content_length or 0) > MAX_CSV_BYTES:
-        raise ApiError(413, "too_large", "Send at most 5 MB of CSV per request.")
+    body = request_body(MAX_CSV_BYTES, "CSV per request")
     try:
-        text = request.get_data(cache=False).decode("utf-8-sig")
+        text = body.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ApiError(400, "invalid_csv", "The file is not UTF-8 text.") from None
     try:

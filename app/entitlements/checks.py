@@ -27,6 +27,17 @@ from app.entitlements.ledger import LotBalance, is_open, lots_with_credits
 MAX_UNITS = 1_000_000_000
 
 
+def whole_number(text: str) -> int | None:
+    """``text`` as a whole number written in ASCII digits (at most 19), else None.
+
+    ``str.isdigit`` alone lets through what ``int`` refuses (a superscript two) and numbers of
+    any length; a number's range is checked where it is used (units by ``MAX_UNITS``).
+    """
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    return int(text)
+
+
 @dataclass(frozen=True)
 class CreditDraw:
     """Credits one event takes (or would take) from one pool."""

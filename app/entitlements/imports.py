@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from app.clock import now
+from app.entitlements.checks import whole_number
 from app.entitlements.errors import InvalidUsage, UsageError
 from app.entitlements.recording import CommitPart
 from app.entitlements.usage import (
@@ -58,16 +59,25 @@ def import_usage_csv(text: str, commit_part: CommitPart) -> ImportReport:
     """Record the events of a CSV file; columns as in REQUIRED_COLUMNS, plus ``timestamp``.
     A batch may commit what it recorded through ``commit_part`` (see record_batch)."""
     reader = csv.DictReader(io.StringIO(text))
-    missing = [name for name in REQUIRED_COLUMNS if name not in (reader.fieldnames or [])]
-    if missing:
-        raise InvalidUsage(f"The file has no column {', '.join(missing)}.", code="missing_columns")
     report = ImportReport()
     parsed: list[tuple[int, UsageEventInput]] = []
-    for row in reader:
-        try:
-            parsed.append((reader.line_num, _event(row)))
-        except InvalidUsage as exc:
-            report.rejected.append(RejectedRow(reader.line_num, exc.code, str(exc)))
+    # The whole file is read before anything is recorded: a file that is not CSV records nothing.
+    try:
+        missing = [name for name in REQUIRED_COLUMNS if name not in (reader.fieldnames or [])]
+        if missing:
+            raise InvalidUsage(
+                f"The file has no column {', '.join(missing)}.", code="missing_columns"
+            )
+        for row in reader:
+            try:
+                parsed.append((reader.line_num, _event(row)))
+            except InvalidUsage as exc:
+                report.rejected.append(RejectedRow(reader.line_num, exc.code, str(exc)))
+    except csv.Error as exc:
+        raise InvalidUsage(
+            f"The file is not CSV after line {reader.line_num} ({exc}); nothing was recorded.",
+            code="invalid_csv",
+        ) from None
     for start in range(0, len(parsed), MAX_BATCH):
         chunk = parsed[start : start + MAX_BATCH]
         outcomes = record_batch(customer_by_reference, [event for _, event in chunk], commit_part)
@@ -81,15 +91,16 @@ def import_usage_csv(text: str, commit_part: CommitPart) -> ImportReport:
 
 
 def _event(row: dict[str, str]) -> UsageEventInput:
-    units = (row.get("units") or "").strip()
-    if not units.isdigit():
-        raise InvalidUsage(f"units {units!r} is not a whole number.", code="invalid_units")
+    text = (row.get("units") or "").strip()
+    units = whole_number(text)
+    if units is None:
+        raise InvalidUsage(f"units {text[:40]!r} is not a whole number.", code="invalid_units")
     return UsageEventInput(
         customer_reference_id=(row.get("customer_reference_id") or "").strip(),
         idempotency_key=(row.get("idempotency_key") or "").strip(),
         event_name=(row.get("event_name") or "").strip(),
         feature_key=(row.get("feature_key") or "").strip(),
-        units=int(units),
+        units=units,
         occurred_at=_timestamp((row.get("timestamp") or "").strip()),
     )
 
@@ -98,19 +109,20 @@ def _timestamp(value: str) -> datetime | None:
     """ISO 8601 with a zone, or Unix seconds; empty means now."""
     if not value:
         return None
+    seconds = whole_number(value)
     try:
         at = (
-            datetime.fromtimestamp(int(value), UTC)
-            if value.isdigit()
+            datetime.fromtimestamp(seconds, UTC)
+            if seconds is not None
             else datetime.fromisoformat(value)
         )
-    except ValueError:
+    except (ValueError, OverflowError, OSError):  # not a date, or past the years datetime holds
         at = None
     if at is None or at.tzinfo is None:
         raise InvalidUsage(
-            f"timestamp {value!r} is neither ISO 8601 with a zone nor Unix seconds.",
+            f"timestamp {value[:40]!r} is neither ISO 8601 with a zone nor Unix seconds.",
             code="invalid_timestamp",
         )
     if at > now() + FUTURE_TOLERANCE:
-        raise InvalidUsage(f"timestamp {value!r} is in the future.", code="invalid_timestamp")
+        raise InvalidUsage(f"timestamp {value[:40]!r} is in the future.", code="invalid_timestamp")
     return at.astimezone(UTC)
