@@ -78,6 +78,7 @@ def load_plan_catalog(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     """Bind the extensions created in app/extensions.py."""
+    from app.accounts.services import user_of_session
     from app.models import User
 
     db.init_app(app)
@@ -90,8 +91,8 @@ def register_extensions(app: Flask) -> None:
     login_manager.login_message_category = "info"
 
     @login_manager.user_loader
-    def load_user(user_id: str) -> User | None:
-        return db.session.get(User, int(user_id))
+    def load_user(session_id: str) -> User | None:
+        return user_of_session(session_id)
 
 
 def register_stripe(app: Flask) -> None:
@@ -183,6 +184,7 @@ def register_blueprints(app: Flask) -> None:
 
 def register_commands(app: Flask) -> None:
     """Add Tollgate's ``flask ...`` commands."""
+    from app.accounts.cli import users_cli
     from app.api.cli import api_keys_cli
     from app.billing.cli import stripe_cli
     from app.catalog.cli import catalog_cli
@@ -193,6 +195,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(stripe_cli)
     app.cli.add_command(api_keys_cli)
     app.cli.add_command(usage_cli)
+    app.cli.add_command(users_cli)
 
 
 def register_error_handlers(app: Flask) -> None:

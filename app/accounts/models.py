@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 
 from flask_login import UserMixin
@@ -33,6 +34,11 @@ class Customer(Base):
     user: Mapped[User | None] = relationship(back_populates="customer")
 
 
+def new_session_token() -> str:
+    """A random token that a user's sessions carry (see ``User.get_id``)."""
+    return secrets.token_hex(16)
+
+
 class User(UserMixin, Base):
     """A person who logs in to Tollgate's pages with an email and a password."""
 
@@ -43,5 +49,15 @@ class User(UserMixin, Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    session_token: Mapped[str] = mapped_column(String(64), default=new_session_token)
 
     customer: Mapped[Customer] = relationship(back_populates="user")
+
+    def get_id(self) -> str:
+        """What a session keeps of its user: the id and the user's current session token."""
+        return f"{self.id}:{self.session_token}"
+
+    def end_sessions(self) -> None:
+        """End every session of this user, on every device (log-out, "sign out everywhere"):
+        each names the old token, which no longer matches."""
+        self.session_token = new_session_token()

@@ -138,7 +138,10 @@ def login() -> str | BaseResponse | tuple[str, int]:
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout() -> Response | BaseResponse:
-    """Log out and go back to the pricing page."""
+    """Log out, ending this user's every session (a copy of the cookie too), and go back to the
+    pricing page."""
+    current_user.end_sessions()
+    db.session.commit()
     logout_user()
     session.pop(CHOSEN_PLAN_KEY, None)
     flash("You are logged out.", "info")

@@ -63,6 +63,17 @@ def authenticate(email: str, password: str) -> User | None:
     return user
 
 
+def user_of_session(session_id: str) -> User | None:
+    """The user a session names (``User.get_id``), if its token is still the user's."""
+    user_id, _, token = session_id.partition(":")
+    if not (user_id.isascii() and user_id.isdigit()) or not token:
+        return None
+    user = db.session.get(User, int(user_id))
+    if user is None or not secrets.compare_digest(user.session_token, token):
+        return None
+    return user
+
+
 def find_customer(reference_id: str) -> Customer | None:
     """The customer with this customerReferenceId."""
     return db.session.scalar(select(Customer).where(Customer.reference_id == reference_id))

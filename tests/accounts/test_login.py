@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from flask import Flask
 
 from tests.web import WebClient, visible_text
 
@@ -62,6 +63,39 @@ def test_logout_ends_the_session(logged_in: WebClient) -> None:
     assert response.status_code == 302
     assert "You are logged out." in visible_text(logged_in.get("/pricing").text)
     assert logged_in.get("/account").headers["location"].startswith("/login")
+
+
+def test_logout_ends_a_copy_of_the_session_cookie_too(
+    logged_in: WebClient, server: str
+) -> None:
+    with WebClient(base_url=server, follow_redirects=False, timeout=10) as thief:
+        thief.cookies.update(logged_in.cookies)  # the cookie, captured while logged in
+        assert thief.get("/account").status_code == 200
+        logged_in.submit("/account", {}, action="/logout")
+        assert thief.get("/account").headers["location"].startswith("/login")
+
+
+def test_sign_out_everywhere_ends_every_session_of_that_user(
+    logged_in: WebClient, server: str, app: Flask
+) -> None:
+    with WebClient(base_url=server, follow_redirects=False, timeout=10) as laptop:
+        assert laptop.log_in("ada@example.com").status_code == 302
+        result = app.test_cli_runner().invoke(
+            args=["users", "sign-out-everywhere", "ADA@example.com"]
+        )
+        assert result.exit_code == 0, result.output
+        assert "Every session of ada@example.com has ended" in result.output
+        for device in (logged_in, laptop):
+            assert device.get("/account").headers["location"].startswith("/login")
+        # Logging in again works as before.
+        assert laptop.log_in("ada@example.com").status_code == 302
+        assert laptop.get("/account").status_code == 200
+
+
+def test_sign_out_everywhere_names_an_unknown_email(app: Flask) -> None:
+    result = app.test_cli_runner().invoke(args=["users", "sign-out-everywhere", "x@example.com"])
+    assert result.exit_code == 1
+    assert "No user with the email x@example.com." in result.output
 
 
 def test_logout_without_csrf_token_keeps_the_session(logged_in: WebClient) -> None:
