@@ -73,6 +73,11 @@ def _continue_to_chosen_plan() -> BaseResponse | None:
     return start_plan(current_user.customer, plan_key)
 
 
+SIGNUP_REFUSED = (
+    "We could not sign you up with that email and password. If you have an account, log in."
+)
+
+
 @bp.route("/signup", methods=["GET", "POST"])
 def signup() -> str | BaseResponse | tuple[str, int]:
     """Create an account; a plan chosen on the pricing page comes along."""
@@ -84,6 +89,10 @@ def signup() -> str | BaseResponse | tuple[str, int]:
     _remember_plan(form.plan.data)
     if not form.validate_on_submit():
         return _signup_page(form)
+    address, ip = services.normalize_email(form.email.data), request.remote_addr or ""
+    wait = login_limits().retry_after(address, ip)
+    if wait is not None:
+        raise TooManyRequests(retry_after=wait)
     try:
         user = services.register(form.email.data, form.password.data)
         db.session.commit()
@@ -92,8 +101,15 @@ def signup() -> str | BaseResponse | tuple[str, int]:
         return _signup_page(form)
     except (services.EmailTaken, IntegrityError):
         db.session.rollback()
-        form.email.errors.append("An account with this email already exists. Log in instead.")
-        return _signup_page(form)
+        # The owner signing up again is logged in. Anyone else is told no more than a failed
+        # log-in tells, and at the log-in's pace: the same limits count these tries.
+        existing = services.authenticate(form.email.data, form.password.data)
+        if existing is None:
+            login_limits().count_failure(address, ip)
+            form.email.errors.append(SIGNUP_REFUSED)
+            return _signup_page(form)
+        db.session.commit()
+        user = existing
     login_user(user)
     # A buyer who picked a plan goes straight on to it; the welcome is for everyone else.
     continued = _continue_to_chosen_plan()

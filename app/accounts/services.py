@@ -45,7 +45,7 @@ def register(email: str, password: str) -> User:
     if problem:
         raise WeakPassword(problem)
     if find_user(email) is not None:
-        raise EmailTaken("An account with this email already exists. Log in instead.")
+        raise EmailTaken("An account with this email exists already.")
     customer = Customer(reference_id=new_reference_id(), email=email)
     user = User(email=email, password_hash=hash_password(password), customer=customer)
     db.session.add_all([customer, user])

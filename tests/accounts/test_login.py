@@ -65,9 +65,7 @@ def test_logout_ends_the_session(logged_in: WebClient) -> None:
     assert logged_in.get("/account").headers["location"].startswith("/login")
 
 
-def test_logout_ends_a_copy_of_the_session_cookie_too(
-    logged_in: WebClient, server: str
-) -> None:
+def test_logout_ends_a_copy_of_the_session_cookie_too(logged_in: WebClient, server: str) -> None:
     with WebClient(base_url=server, follow_redirects=False, timeout=10) as thief:
         thief.cookies.update(logged_in.cookies)  # the cookie, captured while logged in
         assert thief.get("/account").status_code == 200
