@@ -31,7 +31,9 @@ def register_sandbox_endpoint() -> str:
     """The sandbox endpoint's signing secret, registering the endpoint on first start.
 
     Stripe shows a secret only when the endpoint is created, so it is kept under instance/ to
-    survive restarts; a sandbox that lost the endpoint gets a new one.
+    survive restarts, one per URL: a command started for another port (another
+    TOLLGATE_BASE_URL) registers its own endpoint and never replaces the running server's. A
+    sandbox that lost the endpoint gets a new one.
     """
     saved_file = Path(current_app.instance_path) / SECRETS_FILE
     saved_file.parent.mkdir(parents=True, exist_ok=True)
@@ -44,18 +46,29 @@ def register_sandbox_endpoint() -> str:
 
 def _registered_secret(saved_file: Path) -> str:
     url = endpoint_url()
-    saved = json.loads(saved_file.read_text()) if saved_file.exists() else {}
+    saved = _saved_endpoints(saved_file)
     existing = {endpoint.id for endpoint in gateway().webhook_endpoints() if endpoint.url == url}
-    if saved.get("url") == url and saved.get("id") in existing:
-        endpoint_id, secret = str(saved["id"]), str(saved["secret"])
+    mine = saved.get(url, {})
+    if mine.get("id") in existing:
+        endpoint_id, secret = str(mine["id"]), str(mine["secret"])
     else:
         endpoint_id, secret = register_endpoint(url)
     # Another endpoint for this URL has a secret nobody here knows: its deliveries could only
     # ever be refused, so it goes.
     for stale in existing - {endpoint_id}:
         gateway().delete_webhook_endpoint(stale)
-    if saved.get("id") == endpoint_id:
-        return secret
-    saved_file.write_text(json.dumps({"id": endpoint_id, "url": url, "secret": secret}))
-    saved_file.chmod(0o600)
+    if mine.get("id") != endpoint_id:
+        saved[url] = {"id": endpoint_id, "secret": secret}
+        saved_file.write_text(json.dumps({"endpoints": saved}, indent=2))
+        saved_file.chmod(0o600)
     return secret
+
+
+def _saved_endpoints(saved_file: Path) -> dict[str, dict[str, str]]:
+    """The saved endpoints by URL (a file of one endpoint, as written before, is read too)."""
+    if not saved_file.exists():
+        return {}
+    saved = json.loads(saved_file.read_text())
+    if "endpoints" in saved:
+        return dict(saved["endpoints"])
+    return {saved["url"]: {"id": saved["id"], "secret": saved["secret"]}} if "url" in saved else {}

@@ -87,3 +87,19 @@ def test_restart_removes_endpoints_for_our_url_whose_secret_is_lost(app: Flask) 
         ours = [endpoint for endpoint in gateway().webhook_endpoints() if endpoint.url == url]
     assert len(ours) == 1
     assert restarted.config["STRIPE_WEBHOOK_SECRET"] == app.config["STRIPE_WEBHOOK_SECRET"]
+
+
+def test_a_command_for_another_port_leaves_the_servers_endpoint_and_secret(app: Flask) -> None:
+    # `flask sandbox advance` in a shell without PORT, beside a server on another port.
+    command = create_app(dict(app.config, TOLLGATE_BASE_URL="http://127.0.0.1:5999"))
+    assert command.config["STRIPE_WEBHOOK_SECRET"] != app.config["STRIPE_WEBHOOK_SECRET"]
+    restarted = create_app(dict(app.config))
+    assert restarted.config["STRIPE_WEBHOOK_SECRET"] == app.config["STRIPE_WEBHOOK_SECRET"]
+    with restarted.app_context():
+        urls = sorted(endpoint.url for endpoint in gateway().webhook_endpoints())
+    assert urls == sorted(
+        [
+            app.config["TOLLGATE_BASE_URL"] + "/stripe/webhook",
+            "http://127.0.0.1:5999/stripe/webhook",
+        ]
+    )
