@@ -69,11 +69,20 @@ def free_port() -> int:
 
 
 @contextmanager
-def gunicorn(app: str, env: dict[str, str]) -> Iterator[str]:
-    """Serve ``app`` with the shared gunicorn configuration; yields its base URL."""
-    port = free_port()
+def gunicorn(
+    app: str, env: dict[str, str], port: int | None = None, options: list[str] | None = None
+) -> Iterator[str]:
+    """Serve ``app`` with the shared gunicorn configuration (or ``options``), on ``port`` or a
+    free one; yields its base URL."""
+    port = port or free_port()
     process = subprocess.Popen(  # noqa: S603 (our own gunicorn, our own arguments)
-        [str(REPO / ".venv/bin/gunicorn"), *GUNICORN, "-b", f"127.0.0.1:{port}", app],
+        [
+            str(REPO / ".venv/bin/gunicorn"),
+            *(options or GUNICORN),
+            "-b",
+            f"127.0.0.1:{port}",
+            app,
+        ],
         cwd=REPO,
         env={**os.environ, **env},
     )
