@@ -107,6 +107,7 @@ def register_stripe(app: Flask) -> None:
         register_gateways(app, None)
         return
     from app.stripe_sandbox import Sandbox, SandboxHTTPClient, create_blueprint
+    from app.stripe_sandbox.faults import Faults
 
     path = app.config["STRIPE_SANDBOX_PATH"] or str(
         Path(app.instance_path) / "stripe_sandbox.sqlite3"
@@ -124,6 +125,8 @@ def register_stripe(app: Flask) -> None:
         from app.webhooks.endpoint import register_sandbox_endpoint
 
         app.config["STRIPE_WEBHOOK_SECRET"] = register_sandbox_endpoint()
+    # After the endpoint's registration: start-up itself is never faulted.
+    sandbox.faults = Faults.parse(app.config["STRIPE_SANDBOX_FAULTS"])
     if app.config["SANDBOX_DELIVER_WEBHOOKS"] and not app.testing:
         sandbox.start_delivery_thread()
 

@@ -42,6 +42,7 @@ TAKEN_AS_THEY_ARE = (
     "STRIPE_WEBHOOK_SECRET",
     "STRIPE_API_BASE",
     "STRIPE_SANDBOX_PATH",
+    "STRIPE_SANDBOX_FAULTS",
     "RATELIMIT_STORAGE_URI",
     "LOGIN_LIMIT_PER_ADDRESS",
     "LOGIN_LIMIT_PER_IP",
@@ -97,6 +98,10 @@ class Config:
     # Sandbox mode only: how long each of its answers takes, to try Tollgate against a slow
     # Stripe (bench/stripe_latency.py); 0 answers at once.
     STRIPE_SANDBOX_LATENCY_MS = 0
+    # Sandbox mode only: a share of Stripe calls fail as Stripe and networks fail (429, 500,
+    # timeouts, dropped connections; app/stripe_sandbox/faults.py): "0.2", or "0.2:timeout,lost"
+    # for those kinds only. Empty (the default) or "0": none.
+    STRIPE_SANDBOX_FAULTS = ""
     # How long a past_due subscription keeps its features while Stripe retries the payment.
     PAST_DUE_GRACE_DAYS = 7
     # Entitlement checks answered from memory while nothing they read changed

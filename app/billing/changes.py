@@ -102,10 +102,12 @@ def _check_change(subscription: Subscription, target: Plan) -> Plan:
     return current
 
 
-def _item_changes(stripe_subscription: stripe.Subscription, target: Plan) -> list[dict[str, Any]]:
-    """Swap the plan price and replace the metered overage items with the target plan's."""
+def _item_changes(
+    stripe_subscription: stripe.Subscription, new_items: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Swap the plan price and replace the metered overage items with the target plan's
+    (``new_items``, as ``subscription_items`` gives them)."""
     plan_item_id = plan_item(stripe_subscription).id
-    new_items = subscription_items(target)
     changes: list[dict[str, Any]] = [{"id": plan_item_id, "price": new_items[0]["price"]}]
     changes += [
         {"id": item.id, "deleted": True}
@@ -128,7 +130,7 @@ def preview_upgrade(subscription: Subscription, target: Plan) -> UpgradePreview:
         {
             "subscription": subscription.stripe_subscription_id,
             "subscription_details": {
-                "items": _item_changes(stripe_subscription, target),
+                "items": _item_changes(stripe_subscription, subscription_items(target)),
                 "proration_behavior": "always_invoice",
                 "proration_date": proration_date,
             },
@@ -149,11 +151,16 @@ def apply_upgrade(
     if change_kind(current, target) is not ChangeKind.UPGRADE:
         raise ChangeError(f"{target.name} is not an upgrade from {current.name}.", "not_upgrade")
     stripe_subscription = gateway().retrieve_subscription(subscription.stripe_subscription_id)
+    new_items = subscription_items(target)
+    if plan_item(stripe_subscription).price.id == new_items[0]["price"]:
+        # Done already (a retry after Stripe's answer was lost, another tab): mirror it. Sending
+        # the update again would change its items under the same key, which Stripe refuses.
+        return _mirror_upgrade(subscription)
     release_schedule(stripe_subscription)
     updated = gateway().update_subscription(
         subscription.stripe_subscription_id,
         {
-            "items": _item_changes(stripe_subscription, target),
+            "items": _item_changes(stripe_subscription, new_items),
             "proration_behavior": "always_invoice",
             "proration_date": proration_date,
             "payment_behavior": "pending_if_incomplete",
@@ -166,8 +173,15 @@ def apply_upgrade(
             "Your card was declined, so your plan was not changed. Update your card and try again.",
             "payment_failed",
         )
-    # The upgrade's credits are granted by the sync that first sees the new plan (this one or
-    # a webhook's), so a crash right after Stripe's answer loses none of them.
+    return _mirror_upgrade(subscription)
+
+
+def _mirror_upgrade(subscription: Subscription) -> Subscription:
+    """Mirror an upgraded subscription with its proration invoice, in one transaction.
+
+    The upgrade's credits are granted by the sync that first sees the new plan (this one or a
+    webhook's), so a crash right after Stripe's answer loses none of them.
+    """
     fetched = fetch_subscription(subscription.stripe_subscription_id)
     latest_invoice = fetched.subscription.latest_invoice
     if latest_invoice is None:
@@ -218,10 +232,13 @@ def schedule_downgrade(subscription: Subscription, target: Plan, intent: str) ->
 
 def undo_scheduled_change(subscription: Subscription) -> Subscription:
     """Keep the current plan after all: release the schedule's later phase."""
+    was_scheduled = subscription.scheduled_plan_key is not None
     stripe_subscription = gateway().retrieve_subscription(subscription.stripe_subscription_id)
-    if not release_schedule(stripe_subscription):
-        raise ChangeError("There is no scheduled plan change to undo.", "nothing_scheduled")
-    return resync(subscription)
+    if release_schedule(stripe_subscription) or was_scheduled:
+        # Without a schedule in Stripe, the change the mirror showed was undone already (a
+        # retry after Stripe's answer was lost): the mirror catches up.
+        return resync(subscription)
+    raise ChangeError("There is no scheduled plan change to undo.", "nothing_scheduled")
 
 
 def release_schedule(stripe_subscription: stripe.Subscription) -> bool:

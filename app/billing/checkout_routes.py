@@ -17,13 +17,31 @@ from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from app.accounts.models import Customer
-from app.billing.checkout import AlreadySubscribed, CheckoutUrls, confirm_checkout, start_plan
+from app.billing.checkout import (
+    AlreadySubscribed,
+    CheckoutOutcome,
+    CheckoutUrls,
+    confirm_checkout,
+    start_plan,
+)
 from app.billing.gateway import GatewayError
 from app.billing.routes import bp
 from app.catalog import current_catalog
 from app.extensions import db
 
 log = logging.getLogger(__name__)
+
+
+# Stripe's code for an id it has no object for: a checkout that does not exist.
+NO_SUCH_OBJECT = "resource_missing"
+
+
+def not_confirmed_yet(session_id: str, error: GatewayError) -> CheckoutOutcome:
+    """Stripe did not answer about a checkout that exists: the buyer may well have paid. The
+    page waits and asks again (a webhook may apply the checkout meanwhile) rather than send the
+    buyer back to pricing to pay a second time."""
+    log.warning("Checkout %s could not be read back yet: %s", session_id, error.code)
+    return CheckoutOutcome("pending", None)
 
 
 def begin_plan(customer: Customer, plan_key: str) -> Response:
@@ -78,11 +96,14 @@ def checkout_success() -> Response | tuple[str, int] | str:
     try:
         outcome = confirm_checkout(current_user.customer, session_id)
         db.session.commit()
-    except GatewayError:
+    except GatewayError as exc:
         db.session.rollback()
-        abort(
-            404, description="We could not find that checkout. Start again from the pricing page."
-        )
+        if exc.code == NO_SUCH_OBJECT:
+            abort(
+                404,
+                description="We could not find that checkout. Start again from the pricing page.",
+            )
+        outcome = not_confirmed_yet(session_id, exc)
     if outcome is None:
         abort(
             404, description="We could not find that checkout. Start again from the pricing page."
@@ -110,9 +131,11 @@ def checkout_done() -> str:
     try:
         outcome = confirm_checkout(None, session_id)
         db.session.commit()
-    except GatewayError:
+    except GatewayError as exc:
         db.session.rollback()
-        abort(404, description="We could not find that checkout.")
+        if exc.code == NO_SUCH_OBJECT:
+            abort(404, description="We could not find that checkout.")
+        outcome = not_confirmed_yet(session_id, exc)
     assert outcome is not None
     return render_template("billing/checkout_done.html", state=outcome.state)
 

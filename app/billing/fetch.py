@@ -76,6 +76,13 @@ def fetched_subscription(stripe_subscription: stripe.Subscription) -> FetchedSub
     return FetchedSubscription(stripe_subscription)
 
 
+def fetch_schedule_subscription(schedule_id: str) -> FetchedSubscription | None:
+    """The subscription a schedule changes (or released), None for a schedule of none."""
+    schedule = gateway().retrieve_schedule(schedule_id)
+    subscription = schedule.subscription or schedule.released_subscription
+    return fetch_subscription(stripe_id(subscription)) if subscription else None
+
+
 def fetch_invoice(invoice_id: str, known: FetchedSubscription | None = None) -> FetchedInvoice:
     """The invoice and its subscription (``known``, when the caller has just read it)."""
     invoice = gateway().retrieve_invoice(invoice_id)

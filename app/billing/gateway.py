@@ -53,7 +53,7 @@ def _translate_errors(call: Callable[P, T]) -> Callable[P, T]:
         except stripe.StripeError as exc:
             log.warning("Stripe call %s failed: %s", call.__name__, exc.user_message or exc)
             raise GatewayError(
-                "Our payment provider could not complete this. Please try again in a moment.",
+                "Our payment provider did not confirm this. Please try again in a moment.",
                 code=exc.code,
             ) from exc
 
@@ -197,8 +197,18 @@ class StripeGateway:
 
     @_translate_errors
     def cancel_subscription(self, subscription_id: str) -> stripe.Subscription:
-        """End a subscription at once (a DELETE, idempotent by itself: it takes no key)."""
-        return self.client.v1.subscriptions.cancel(subscription_id)
+        """End a subscription at once; one that has ended already is answered as it is.
+
+        The DELETE takes no idempotency key: retried after its answer was lost, Stripe refuses
+        it, since the subscription is cancelled. That refusal is read as done.
+        """
+        try:
+            return self.client.v1.subscriptions.cancel(subscription_id)
+        except stripe.InvalidRequestError:
+            current = self.client.v1.subscriptions.retrieve(subscription_id)
+            if current.status != "canceled":
+                raise
+            return current
 
     @_translate_errors
     def preview_invoice(self, params: dict[str, Any]) -> stripe.Invoice:
@@ -283,8 +293,15 @@ def build_client(
     app: Flask, sandbox_client: stripe.HTTPClient | None, background: bool
 ) -> stripe.StripeClient:
     """A StripeClient with the time limits of pages and API calls, or of background work."""
+    # Retries are safe: every write carries an Idempotency-Key. A page retries once, so a
+    # customer waits at most about twice the timeout before being told to try again.
+    retries = 3 if background else 1
     if sandbox_client is not None:
-        return stripe.StripeClient(SANDBOX_API_KEY, http_client=sandbox_client)
+        # The sandbox's client retries as Stripe's does, so that the sandbox's faults
+        # (STRIPE_SANDBOX_FAULTS) are met as Stripe's would be.
+        return stripe.StripeClient(
+            SANDBOX_API_KEY, http_client=sandbox_client, max_network_retries=retries
+        )
     base = app.config.get("STRIPE_API_BASE")
     timeout = app.config[
         "STRIPE_WORKER_TIMEOUT_SECONDS" if background else "STRIPE_TIMEOUT_SECONDS"
@@ -292,9 +309,7 @@ def build_client(
     return stripe.StripeClient(
         app.config["STRIPE_SECRET_KEY"],
         base_addresses={"api": base} if base else None,
-        # Retries are safe: every write carries an Idempotency-Key. A page retries once, so a
-        # customer waits at most about twice the timeout before being told to try again.
-        max_network_retries=3 if background else 1,
+        max_network_retries=retries,
         http_client=stripe.RequestsClient(timeout=timeout),
     )
 

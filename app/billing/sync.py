@@ -28,7 +28,7 @@ from app.billing.fetch import (
     invoice_subscription_id,
     plan_item,
 )
-from app.billing.gateway import gateway, stripe_id
+from app.billing.gateway import GatewayError, gateway, stripe_id
 from app.billing.overage_forwarding import queue_meter_event, send_meter_events
 from app.catalog import Plan, current_catalog
 from app.catalog.stripe_names import PLAN_FEE_METER
@@ -100,7 +100,12 @@ def settle(customer_id: int) -> None:
     queued until ``flask usage forward`` sends it.
     """
     for stripe_subscription_id in _superseded_free_plans(customer_id):
-        ended = gateway().cancel_subscription(stripe_subscription_id)
+        try:
+            ended = gateway().cancel_subscription(stripe_subscription_id)
+        except GatewayError as exc:
+            # The paid plan is in place; the free one ends at the customer's next sync.
+            log.warning("Ending free plan %s failed: %s", stripe_subscription_id, exc.code)
+            continue
         sync_subscription(fetched_subscription(ended))
         db.session.commit()
     send_meter_events(customer_id)
@@ -173,6 +178,11 @@ def sync_subscription(fetched: FetchedSubscription) -> Subscription | None:
     if plan is not None and plan.billing == "in_arrears" and subscription.is_live:
         _open_in_arrears_period(subscription, plan, item)
     return subscription
+
+
+def sync_scheduled_subscription(fetched: FetchedSubscription | None) -> Subscription | None:
+    """Mirror the subscription a schedule changes (see fetch_schedule_subscription)."""
+    return sync_subscription(fetched) if fetched is not None else None
 
 
 def _credit_an_upgrade(

@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 
 import stripe
 
+from . import faults
+
 if TYPE_CHECKING:
     from .sandbox import Sandbox
 
@@ -48,16 +50,26 @@ class SandboxHTTPClient(stripe.HTTPClient):
         headers: Mapping[str, str] | None,
         post_data: Any = None,
     ) -> tuple[str, int, Mapping[str, str]]:
-        """Serve one SDK request from the sandbox."""
+        """Serve one SDK request from the sandbox, or fail it as the sandbox's faults say."""
         parts = urlsplit(url)
         if self.latency:
             # The wait is the network's: the sandbox holds none of its own locks meanwhile.
             time.sleep(self.latency)
         if isinstance(post_data, bytes):
             post_data = post_data.decode()
+        active = self.sandbox.faults
+        fault = active.draw(method.upper(), parts.path) if active is not None else None
+        if fault is not None and fault in faults.ANSWERED:
+            status, response_headers, body = faults.answer(fault)
+            return body.decode(), status, CaseInsensitiveHeaders(response_headers)
+        if fault == "dropped":
+            raise faults.network_error(fault)
         status, response_headers, body = self.sandbox.handle(
             method.upper(), parts.path, headers or {}, post_data, parts.query
         )
+        if fault is not None and fault in faults.AFTER_APPLYING:
+            # Done and saved (under its Idempotency-Key too), but the answer never arrives.
+            raise faults.network_error(fault)
         # The SDK reads headers such as `request-id` case-insensitively.
         return body.decode(), status, CaseInsensitiveHeaders(response_headers)
 

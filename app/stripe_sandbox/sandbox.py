@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from . import clock, webhooks
 from .api import EXPANSIONS, ROUTES
 from .context import Ctx, global_now, shift_global_clock
+from .faults import Faults
 from .router import Router
 from .store import Store
 
@@ -28,6 +29,8 @@ class Sandbox:
         self._lock = threading.RLock()
         self._router = Router(ROUTES, EXPANSIONS)
         self._thread: threading.Thread | None = None
+        # Stripe failing: a share of the SDK's calls fail (faults.py); None, the default, none.
+        self.faults: Faults | None = None
 
     def handle(
         self,

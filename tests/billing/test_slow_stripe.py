@@ -170,7 +170,7 @@ def test_stripe_timing_out_gives_a_clear_message_and_leaves_nothing_half_done(
         started = web.submit("/pricing", {}, action="/checkout/pro_monthly")
         assert started.status_code == 302
         pricing = web.get(started.headers["location"])
-    assert "Our payment provider could not complete this. Please try again in a moment." in (
+    assert "Our payment provider did not confirm this. Please try again in a moment." in (
         visible_text(pricing.text)
     )
     with app_on_silent_stripe.app_context():

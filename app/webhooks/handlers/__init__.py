@@ -13,8 +13,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.accounts.mirror import Invoice, Subscription
-from app.billing.fetch import fetch_checkout_session, fetch_invoice, fetch_subscription
-from app.billing.sync import sync_checkout_session, sync_invoice, sync_subscription
+from app.billing.fetch import (
+    fetch_checkout_session,
+    fetch_invoice,
+    fetch_schedule_subscription,
+    fetch_subscription,
+)
+from app.billing.sync import (
+    sync_checkout_session,
+    sync_invoice,
+    sync_scheduled_subscription,
+    sync_subscription,
+)
 
 
 @dataclass(frozen=True)
@@ -28,6 +38,7 @@ class Handler:
 CHECKOUT_SESSION = Handler(fetch_checkout_session, sync_checkout_session)
 SUBSCRIPTION = Handler(fetch_subscription, sync_subscription)
 INVOICE = Handler(fetch_invoice, sync_invoice)
+SCHEDULE = Handler(fetch_schedule_subscription, sync_scheduled_subscription)
 
 HANDLERS: dict[str, Handler] = {
     # Checkout finished: link the Stripe customer, mirror the new subscription and first invoice.
@@ -38,6 +49,13 @@ HANDLERS: dict[str, Handler] = {
     "customer.subscription.deleted": SUBSCRIPTION,
     # Three days before a trial ends; the account page counts the days from trial_end.
     "customer.subscription.trial_will_end": SUBSCRIPTION,
+    # A schedule's change (a downgrade scheduled, changed or released, often from Stripe's
+    # dashboard): Stripe sends no subscription event for it, so its subscription is re-read.
+    "subscription_schedule.created": SCHEDULE,
+    "subscription_schedule.updated": SCHEDULE,
+    "subscription_schedule.released": SCHEDULE,
+    "subscription_schedule.canceled": SCHEDULE,
+    "subscription_schedule.completed": SCHEDULE,
     # Invoices: mirrored for the account page; a paid one opens a period and grants credits.
     "invoice.created": INVOICE,
     "invoice.finalized": INVOICE,
