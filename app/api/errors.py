@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any, TypeVar
 
 from flask import current_app, jsonify, request
@@ -58,19 +60,65 @@ def request_body(limit: int, what: str) -> bytes:
 
 
 def json_body() -> Any:
-    """The request's JSON document, or a 4xx that says what is wrong with it."""
+    """The request's JSON document, or a 4xx that says what is wrong with it.
+
+    Strict where the standard library is lenient: UTF-8 only (it guesses UTF-16 and -32 too),
+    no NaN, Infinity or numbers past a float's range, and no text a database cannot keep (a NUL
+    character, half of a surrogate pair).
+    """
     if not request.is_json:
         raise ApiError(
             415, "unsupported_media_type", "Send a JSON body with Content-Type: application/json."
         )
     body = request_body(current_app.config["MAX_CONTENT_LENGTH"], "JSON")
     try:
-        payload = current_app.json.loads(body)
+        payload = json.loads(
+            body.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite_float
+        )
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_json", "The body is not UTF-8.") from None
     except RecursionError:
         raise ApiError(400, "invalid_json", "The body nests too deeply to read.") from None
-    except ValueError:  # not JSON, or not UTF-8 (UnicodeDecodeError is a ValueError)
-        raise ApiError(400, "invalid_json", "The body is not valid JSON.") from None
+    except ValueError as exc:
+        raise ApiError(400, "invalid_json", f"The body is not valid JSON: {exc}") from None
+    if not _keepable(payload):
+        raise ApiError(400, "invalid_json", UNKEEPABLE_TEXT)
     return payload
+
+
+UNKEEPABLE_TEXT = "Text may not hold a NUL character or half of a surrogate pair."
+
+
+def keepable_text(text: str) -> bool:
+    """Whether a database can keep ``text``: no NUL, no lone surrogate (not valid UTF-8)."""
+    if text.isascii():
+        return "\x00" not in text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
+def _keepable(value: Any) -> bool:
+    if isinstance(value, str):
+        return keepable_text(value)
+    if isinstance(value, dict):
+        return all(keepable_text(key) and _keepable(item) for key, item in value.items())
+    if isinstance(value, list):
+        return all(_keepable(item) for item in value)
+    return True
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text[:40]} is out of range")
+    return number
 
 
 def parse(model: type[M], payload: Any) -> M:

@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from app.api.errors import ApiError, error_response
+from app.api.errors import UNKEEPABLE_TEXT, ApiError, error_response, keepable_text
 from app.api.keys import active_key_id, key_hash
 from app.billing.gateway import GatewayError
 from app.extensions import csrf, db
@@ -75,6 +75,14 @@ def authenticate() -> tuple[Response, int] | None:
         return None
     if hashed is None or active_key_id(hashed) is None:
         return error_response(ApiError(401, "unauthorized", "This API key is not valid."))
+    return None
+
+
+@bp.before_request
+def refuse_unkeepable_ids() -> tuple[Response, int] | None:
+    """An id in the path with a NUL character names nothing a database can hold: not found."""
+    if any(not keepable_text(str(value)) for value in (request.view_args or {}).values()):
+        return error_response(ApiError(404, "not_found", f"Nothing has that id. {UNKEEPABLE_TEXT}"))
     return None
 
 

@@ -90,11 +90,13 @@ def import_usage_csv(text: str, commit_part: CommitPart) -> ImportReport:
     return report
 
 
-def _event(row: dict[str, str]) -> UsageEventInput:
+def _event(row: dict[str, str | None]) -> UsageEventInput:
     text = (row.get("units") or "").strip()
     units = whole_number(text)
     if units is None:
         raise InvalidUsage(f"units {text[:40]!r} is not a whole number.", code="invalid_units")
+    if any("\x00" in value for value in row.values() if isinstance(value, str)):
+        raise InvalidUsage("The row holds a NUL character.", code="invalid_text")
     return UsageEventInput(
         customer_reference_id=(row.get("customer_reference_id") or "").strip(),
         idempotency_key=(row.get("idempotency_key") or "").strip(),

@@ -225,7 +225,7 @@ def test_oversized_body_is_413_in_json(api: httpx.Client) -> None:
         headers={"Content-Type": "application/json"},
     )
     assert response.status_code == 413
-    assert response.json()["error"]["code"] == "request_entity_too_large"
+    assert response.json()["error"]["code"] == "too_large"
 
 
 def test_api_call_neither_reads_nor_sets_a_session_cookie(
