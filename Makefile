@@ -8,7 +8,7 @@ PORT ?= 5000
 export PORT
 export FLASK_APP := wsgi
 
-.PHONY: setup db catalog run test lint clean
+.PHONY: setup db catalog run test lint reliability clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -40,6 +40,11 @@ lint: setup
 
 test: lint
 	$(BIN)/pytest
+
+# The reliability suite at full scale (fuzzing, webhook chaos, Stripe faults, concurrency, crash
+# safety); `make test` runs it short. Prints its figures at the end; takes several minutes.
+reliability: setup
+	TOLLGATE_RELIABILITY=full $(BIN)/pytest tests/reliability
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
