@@ -70,6 +70,7 @@ from app.extensions import db
 from app.stripe_sandbox import Sandbox
 from tests.apps import app_config
 from tests.conftest import MigratedDatabase
+from tests.entitlements.helpers import locked_by_another_writer
 from tests.journeys import DAY, GOOD_CARD
 from tests.reliability.conftest import Figures, at_scale
 from tests.reliability.lifecycles import (
@@ -248,25 +249,6 @@ class Probe:
 
     def close(self) -> None:
         self.connection.close()
-
-
-@contextmanager
-def holding(database_url: str, reference_id: str) -> Iterator[None]:
-    """Another writer holding the customer: its row on PostgreSQL, the database on SQLite."""
-    url = make_url(database_url)
-    if url.get_backend_name() == "sqlite":
-        other = sqlite3.connect(str(url.database), isolation_level=None)
-        other.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        finally:
-            other.rollback()
-            other.close()
-        return
-    with psycopg.connect(url.set(drivername="postgresql").render_as_string(False)) as other:
-        other.execute("SELECT id FROM customers WHERE reference_id = %s FOR UPDATE", [reference_id])
-        yield
-        other.rollback()
 
 
 # Batches of usage.
@@ -609,7 +591,7 @@ def test_batches_killed_mid_write_leave_nothing_half_written_and_resending_conve
             committed_first = {
                 name for name in expected["usage_events"] if name[1].startswith("s0-b0-")
             } - waiting_for
-            with holding(url, held):
+            with locked_by_another_writer(url, held):
                 sending = threading.Thread(target=senders[0].run)
                 sending.start()
                 if postgresql:
