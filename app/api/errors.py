@@ -81,7 +81,9 @@ def json_body() -> Any:
         raise ApiError(400, "invalid_json", "The body nests too deeply to read.") from None
     except ValueError as exc:
         raise ApiError(400, "invalid_json", f"The body is not valid JSON: {exc}") from None
-    if not _keepable(payload):
+    # A NUL or a lone surrogate can only come as a \u escape (raw, strict JSON and UTF-8
+    # refuse them), so a body without one is not walked: batches are ingestion's hot path.
+    if b"\\u" in body and not _keepable(payload):
         raise ApiError(400, "invalid_json", UNKEEPABLE_TEXT)
     return payload
 

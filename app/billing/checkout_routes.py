@@ -36,12 +36,27 @@ log = logging.getLogger(__name__)
 NO_SUCH_OBJECT = "resource_missing"
 
 
-def not_confirmed_yet(session_id: str, error: GatewayError) -> CheckoutOutcome:
-    """Stripe did not answer about a checkout that exists: the buyer may well have paid. The
+def _confirm_or_wait(customer: Customer | None, session_id: str, not_found: str) -> CheckoutOutcome:
+    """Apply the checkout Stripe returned the buyer with, or abort with ``not_found``.
+
+    When Stripe does not answer about a checkout that exists, the buyer may well have paid: the
     page waits and asks again (a webhook may apply the checkout meanwhile) rather than send the
-    buyer back to pricing to pay a second time."""
-    log.warning("Checkout %s could not be read back yet: %s", session_id, error.code)
-    return CheckoutOutcome("pending", None)
+    buyer back to pricing to pay a second time.
+    """
+    if not session_id.startswith("cs_"):
+        abort(400, description="This page needs the checkout session Stripe returned you with.")
+    try:
+        outcome = confirm_checkout(customer, session_id)
+        db.session.commit()
+    except GatewayError as exc:
+        db.session.rollback()
+        if exc.code == NO_SUCH_OBJECT:
+            abort(404, description=not_found)
+        log.warning("Checkout %s could not be read back yet: %s", session_id, exc.code)
+        return CheckoutOutcome("pending", None)
+    if outcome is None:
+        abort(404, description=not_found)
+    return outcome
 
 
 def begin_plan(customer: Customer, plan_key: str) -> Response:
@@ -91,23 +106,11 @@ def start_checkout(plan_key: str) -> Response:
 def checkout_success() -> Response | tuple[str, int] | str:
     """Where Checkout returns to: apply the session now, even if the webhook is late."""
     session_id = request.args.get("session_id", "")
-    if not session_id.startswith("cs_"):
-        abort(400, description="This page needs the checkout session Stripe returned you with.")
-    try:
-        outcome = confirm_checkout(current_user.customer, session_id)
-        db.session.commit()
-    except GatewayError as exc:
-        db.session.rollback()
-        if exc.code == NO_SUCH_OBJECT:
-            abort(
-                404,
-                description="We could not find that checkout. Start again from the pricing page.",
-            )
-        outcome = not_confirmed_yet(session_id, exc)
-    if outcome is None:
-        abort(
-            404, description="We could not find that checkout. Start again from the pricing page."
-        )
+    outcome = _confirm_or_wait(
+        current_user.customer,
+        session_id,
+        "We could not find that checkout. Start again from the pricing page.",
+    )
     polling = request.headers.get("HX-Request") == "true"
     if polling and outcome.state == "active":
         response = make_response("", 204)
@@ -125,18 +128,9 @@ def checkout_success() -> Response | tuple[str, int] | str:
 @bp.route("/checkout/done")
 def checkout_done() -> str:
     """Where Checkout returns buyers that the operator's product sent there through the API."""
-    session_id = request.args.get("session_id", "")
-    if not session_id.startswith("cs_"):
-        abort(400, description="This page needs the checkout session Stripe returned you with.")
-    try:
-        outcome = confirm_checkout(None, session_id)
-        db.session.commit()
-    except GatewayError as exc:
-        db.session.rollback()
-        if exc.code == NO_SUCH_OBJECT:
-            abort(404, description="We could not find that checkout.")
-        outcome = not_confirmed_yet(session_id, exc)
-    assert outcome is not None
+    outcome = _confirm_or_wait(
+        None, request.args.get("session_id", ""), "We could not find that checkout."
+    )
     return render_template("billing/checkout_done.html", state=outcome.state)
 
 

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+import stripe
 from flask import Flask
 
 from app.accounts.models import Customer
@@ -28,6 +29,16 @@ def chat_meter_events(sandbox: Sandbox) -> list[dict[str, Any]]:
     return [event for event in events if event["event_name"] == "tollgate_ai_chat"]
 
 
+def renewal_a_month_on(synced: Flask, sandbox: Sandbox, customer_id: int) -> stripe.Invoice:
+    """The renewal invoice Stripe makes when the clock passes the end of the first period."""
+    sandbox.advance(31 * DAY)
+    sandbox.deliver_pending()
+    with synced.app_context():
+        stripe_customer = db.session.get_one(Customer, customer_id).stripe_customer_id
+        invoices = gateway().client.v1.invoices.list({"customer": stripe_customer or ""}).data
+    return next(inv for inv in invoices if inv.billing_reason == "subscription_cycle")
+
+
 def test_usage_forward_bills_overage_on_the_renewal_invoice(
     synced: Flask, sandbox: Sandbox
 ) -> None:
@@ -41,12 +52,7 @@ def test_usage_forward_bills_overage_on_the_renewal_invoice(
     again = synced.test_cli_runner().invoke(args=["usage", "forward"])
     assert "0 sent, 0 failed." in again.output
 
-    sandbox.advance(31 * DAY)
-    sandbox.deliver_pending()
-    with synced.app_context():
-        stripe_customer = db.session.get_one(Customer, customer_id).stripe_customer_id
-        invoices = gateway().client.v1.invoices.list({"customer": stripe_customer or ""}).data
-    renewal = next(inv for inv in invoices if inv.billing_reason == "subscription_cycle")
+    renewal = renewal_a_month_on(synced, sandbox, customer_id)
     amounts = [line.amount for line in renewal.lines.data]
     assert OVERAGE_CENTS in amounts
     assert renewal.amount_due == sum(amounts)
@@ -99,10 +105,5 @@ def test_in_arrears_fee_is_billed_once_however_often_its_period_is_synced(
     ]
     assert len(fees) == 1
 
-    sandbox.advance(31 * DAY)
-    sandbox.deliver_pending()
-    with synced.app_context():
-        stripe_customer = db.session.get_one(Customer, customer_id).stripe_customer_id
-        invoices = gateway().client.v1.invoices.list({"customer": stripe_customer or ""}).data
-    renewal = next(inv for inv in invoices if inv.billing_reason == "subscription_cycle")
+    renewal = renewal_a_month_on(synced, sandbox, customer_id)
     assert [line.amount for line in renewal.lines.data].count(49_900) == 1
