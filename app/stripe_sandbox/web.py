@@ -34,6 +34,7 @@ def create_blueprint(sandbox: Sandbox) -> Blueprint:
         __name__,
         url_prefix="/sandbox",
         template_folder="templates",
+        static_folder="static",
         cli_group="sandbox",
     )
     register_commands(bp)

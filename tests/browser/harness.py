@@ -33,10 +33,24 @@ SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 PHONE: ViewportSize = {"width": 390, "height": 844}
 
+# Chromium's console text for anything the Content-Security-Policy blocked.
+CSP_MARK = "Content Security Policy"
+# In every document, before its own scripts: hand each CSP violation to the test as it happens
+# (a list kept in `window` would be lost with the next navigation, often a form's redirect).
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  const where = event.sourceFile ? ` at ${event.sourceFile}:${event.lineNumber}` : "";
+  const sample = event.sample ? ` (${event.sample})` : "";
+  window.reportCspViolation(
+    event.documentURI, `${event.effectiveDirective} blocked ${event.blockedURI}${where}${sample}`
+  );
+});
+"""
+
 
 @dataclass
 class BrowserTrouble:
-    """Console errors, uncaught exceptions and failed requests a page ran into."""
+    """Console errors, uncaught exceptions, failed requests and CSP violations a page ran into."""
 
     seen: list[str] = field(default_factory=list)
     expected: list[tuple[str, str, int]] = field(default_factory=list)
@@ -48,12 +62,22 @@ class BrowserTrouble:
     def watch(self, page: Page) -> None:
         """Record what goes wrong on ``page`` from now on."""
         page.on("console", self._on_console)
-        page.on("pageerror", lambda error: self.seen.append(f"uncaught exception: {error}"))
+        page.on("pageerror", lambda error: self._note("uncaught exception", page.url, str(error)))
         page.on("requestfailed", self._on_request_failed)
         page.on("response", self._on_response)
+        page.expose_function("reportCspViolation", self._on_csp_violation)
+        page.add_init_script(REPORT_CSP_VIOLATIONS)
+
+    def _note(self, what: str, url: str, text: str) -> None:
+        kind = "CSP violation" if CSP_MARK in text else what
+        self.seen.append(f"{kind} on {url}: {text}")
+
+    def _on_csp_violation(self, url: str, text: str) -> None:
+        self._note("CSP violation", url, text)
 
     def _on_console(self, message: ConsoleMessage) -> None:
-        if message.type != "error":
+        # A CSP message fails the test whatever its level (a report-only policy only warns).
+        if message.type != "error" and CSP_MARK not in message.text:
             return
         # Chromium also logs every error answer to the console, as "Failed to load resource".
         if any(
@@ -61,7 +85,8 @@ class BrowserTrouble:
             for _, url, status in self.expected
         ):
             return
-        self.seen.append(f"console error: {message.text} ({message.location.get('url')})")
+        page = message.page.url if message.page else message.location.get("url", "")
+        self._note("console error", page, message.text)
 
     def _on_request_failed(self, request: Request) -> None:
         self.seen.append(f"request failed: {request.method} {request.url}: {request.failure}")
