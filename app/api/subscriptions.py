@@ -29,6 +29,7 @@ from app.billing.checkout import AlreadySubscribed, CheckoutUrls, ensure_stripe_
 from app.catalog import Plan, current_catalog
 from app.clock import timestamp
 from app.extensions import db
+from app.logs import bind_customer
 
 # What a refused change means for the caller: most are a conflict with the current state.
 CHANGE_STATUS = {"unknown_plan": 404, "use_checkout": 409}
@@ -36,6 +37,7 @@ CHANGE_STATUS = {"unknown_plan": 404, "use_checkout": 409}
 
 def customer_or_404(reference_id: str) -> Customer:
     """The customer with this reference id, or a 404 that says so."""
+    bind_customer(reference_id)
     customer = find_customer(reference_id)
     if customer is None:
         raise ApiError(

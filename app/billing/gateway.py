@@ -45,17 +45,30 @@ def _translate_errors(call: Callable[P, T]) -> Callable[P, T]:
         if current_app.config["STRIPE_CALL_GUARD"]:
             refuse_inside_write_transaction(call.__name__)
         try:
-            return call(*args, **kwargs)
+            result = call(*args, **kwargs)
         except stripe.CardError as exc:
             raise GatewayError(
                 exc.user_message or "Your card was declined.", code=exc.code
             ) from exc
         except stripe.StripeError as exc:
-            log.warning("Stripe call %s failed: %s", call.__name__, exc.user_message or exc)
+            log.warning(
+                "Stripe call %s failed: %s",
+                call.__name__,
+                exc.user_message or exc,
+                extra={"stripe_request_id": exc.request_id},
+            )
             raise GatewayError(
                 "Our payment provider did not confirm this. Please try again in a moment.",
                 code=exc.code,
             ) from exc
+        # Stripe's id of the call, which its support and dashboard find it by.
+        answer = getattr(result, "last_response", None)
+        log.debug(
+            "Stripe call %s answered",
+            call.__name__,
+            extra={"stripe_request_id": getattr(answer, "request_id", None)},
+        )
+        return result
 
     return wrapper
 
