@@ -9,6 +9,7 @@ from flask import Blueprint, current_app, jsonify, request
 from werkzeug.wrappers import Response
 
 from app.extensions import csrf
+from app.metrics import WEBHOOK_OUTCOMES
 from app.webhooks.processing import process_event
 
 log = logging.getLogger(__name__)
@@ -43,5 +44,7 @@ def receive() -> tuple[Response, int]:
         outcome = process_event(event)
     except Exception:
         log.exception("Stripe event %s (%s) failed; Stripe will retry it", event.id, event.type)
+        WEBHOOK_OUTCOMES.labels(event.type, "failed").inc()
         return _answer(500, error="the event could not be processed; it will be retried")
+    WEBHOOK_OUTCOMES.labels(event.type, outcome.value).inc()
     return _answer(200, status=outcome.value)

@@ -35,6 +35,7 @@ from app.entitlements.fastpath.memory import check_cache
 from app.entitlements.fastpath.prepared import PreparedRead
 from app.entitlements.models import CreditLot, CreditPool, UsageCounter
 from app.extensions import db
+from app.metrics import CHECK_CACHE_HITS, CHECK_CACHE_MISSES
 
 
 class epoch_seconds(FunctionElement[int]):
@@ -182,7 +183,9 @@ def read_check_row(
     key = (key_hash, reference_id, feature_key)
     cached: CheckRow | None = cache.get(key, at)
     if cached is not None:
+        CHECK_CACHE_HITS.inc()
         return cached
+    CHECK_CACHE_MISSES.inc()
     ticket = cache.ticket()
     found, valid_until = _read(customer_id, reference_id, feature_key, pool_keys, at, key_hash)
     if found is not None:
