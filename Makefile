@@ -7,8 +7,12 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 export PORT
 export FLASK_APP := wsgi
+# honcho gives each Procfile process a PORT of its own; the worker (which plays Stripe's side in
+# sandbox mode) posts webhooks to the web process's URL, so it is named once for both.
+TOLLGATE_BASE_URL ?= http://127.0.0.1:$(PORT)
+export TOLLGATE_BASE_URL
 
-.PHONY: setup db catalog run test lint reliability clean
+.PHONY: setup db catalog run worker test lint reliability clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -29,12 +33,21 @@ db: setup
 catalog: db
 	$(BIN)/flask catalog sync
 
+# Web (gunicorn) and worker (Huey) from the Procfile; one Ctrl-C stops both. They share one
+# folder of metrics, emptied first, so /metrics adds up the web's requests and the worker's tasks.
+METRICS_DIR := $(or $(TOLLGATE_INSTANCE_PATH),$(CURDIR)/instance)/metrics
 run: catalog
-	$(BIN)/flask run --host 127.0.0.1 --port $(PORT)
+	rm -rf "$(METRICS_DIR)" && mkdir -p "$(METRICS_DIR)"
+	PATH="$(CURDIR)/$(BIN):$$PATH" PROMETHEUS_MULTIPROC_DIR="$(METRICS_DIR)" \
+		$(BIN)/honcho start --port $(PORT)
+
+# A worker alone: the queue's tasks and the schedule (and, in sandbox mode, the sandbox's clock).
+worker: db
+	$(BIN)/flask worker
 
 lint: setup
-	$(BIN)/ruff check app tests bench
-	$(BIN)/ruff format --check app tests bench
+	$(BIN)/ruff check app tests bench gunicorn.conf.py wsgi.py
+	$(BIN)/ruff format --check app tests bench gunicorn.conf.py wsgi.py
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -14,6 +14,7 @@ from flask import Flask, redirect, url_for
 from psycopg.types.array import ListBinaryDumper
 from sqlalchemy import event, make_url
 from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
 from app.accounts.login_limits import init_login_limits
@@ -21,6 +22,9 @@ from app.config import REPO_ROOT, Config
 from app.entitlements.fastpath import init_check_cache
 from app.extensions import csrf, db, login_manager, migrate
 from app.json_provider import OrjsonProvider
+from app.logs import init_logging
+from app.metrics import init_metrics
+from app.security import init_security
 
 __all__ = ["create_app"]
 
@@ -42,14 +46,18 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.config.update(Config.from_environ(Path(app.instance_path), os.environ))
     else:
         app.config.update(config)
+    init_logging(app)
     make_local_folders(app)
     app.config["STRIPE_SANDBOX"] = not app.config["STRIPE_SECRET_KEY"]
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
 
+    trust_proxies(app)
     load_plan_catalog(app)
     register_extensions(app)
+    init_security(app)
     init_check_cache(app)
     register_blueprints(app)
+    init_metrics(app)
     register_stripe(app)
     register_commands(app)
     register_error_handlers(app)
@@ -69,6 +77,16 @@ def make_local_folders(app: Flask) -> None:
         folder.mkdir(parents=True, exist_ok=True)
 
 
+def trust_proxies(app: Flask) -> None:
+    """Behind TOLLGATE_PROXIES proxies, take the client's address, scheme and host from their
+    X-Forwarded-* headers (only theirs: a client can send such headers too)."""
+    proxies = app.config["TOLLGATE_PROXIES"]
+    if proxies:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies
+        )
+
+
 def load_plan_catalog(app: Flask) -> None:
     """Load plans.toml once; a mistake in it stops start-up with the plan and field named."""
     from app.catalog import load_catalog
@@ -80,8 +98,10 @@ def register_extensions(app: Flask) -> None:
     """Bind the extensions created in app/extensions.py."""
     from app.accounts.services import user_of_session
     from app.models import User
+    from app.queue import init_queue
 
     db.init_app(app)
+    init_queue(app)
     migrate.init_app(app, db, directory=str(REPO_ROOT / "migrations"))
     csrf.init_app(app)
     init_login_limits(app)
@@ -174,6 +194,7 @@ def register_blueprints(app: Flask) -> None:
     )
     from app.billing.checkout_routes import begin_plan
     from app.billing.routes import bp as billing_bp
+    from app.health import bp as health_bp
     from app.webhooks.routes import bp as webhooks_bp
 
     # Sign-up (accounts) goes on to Checkout (billing, a layer above it) through this hand-over.
@@ -183,6 +204,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(api_docs_bp)
+    app.register_blueprint(health_bp)
 
 
 def register_commands(app: Flask) -> None:
@@ -192,13 +214,16 @@ def register_commands(app: Flask) -> None:
     from app.billing.cli import stripe_cli
     from app.catalog.cli import catalog_cli
     from app.entitlements.cli import usage_cli
-    from app.webhooks import cli  # noqa: F401  (adds `stripe setup` to the stripe group)
+    from app.tasks import worker_command
+    from app.webhooks.cli import webhooks_cli  # (it also adds `stripe setup` to the stripe group)
 
     app.cli.add_command(catalog_cli)
     app.cli.add_command(stripe_cli)
     app.cli.add_command(api_keys_cli)
     app.cli.add_command(usage_cli)
     app.cli.add_command(users_cli)
+    app.cli.add_command(webhooks_cli)
+    app.cli.add_command(worker_command)
 
 
 def register_error_handlers(app: Flask) -> None:

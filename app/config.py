@@ -44,21 +44,45 @@ TAKEN_AS_THEY_ARE = (
     "STRIPE_SANDBOX_PATH",
     "STRIPE_SANDBOX_FAULTS",
     "RATELIMIT_STORAGE_URI",
+    "TOLLGATE_QUEUE_URL",
+    "TOLLGATE_QUEUE_NAME",
     "LOGIN_LIMIT_PER_ADDRESS",
     "LOGIN_LIMIT_PER_IP",
+    "METRICS_TOKEN",
+    "METRICS_BIND",
+    "LOG_LEVEL",
+    "LOG_FORMAT",
 )
+# Read by gunicorn.conf.py, for the web processes.
+SERVER_VARIABLES = ("TOLLGATE_BIND", "WEB_CONCURRENCY", "WEB_THREADS", "PROMETHEUS_MULTIPROC_DIR")
 ENVIRONMENT_VARIABLES = (
     "SECRET_KEY",
     "DATABASE_URL",
     "PORT",
     "TOLLGATE_CHECK_CACHE",
     "PAST_DUE_GRACE_DAYS",
+    "TOLLGATE_PROXIES",
     "TOLLGATE_INSTANCE_PATH",
     "STRIPE_TIMEOUT_SECONDS",
     "STRIPE_WORKER_TIMEOUT_SECONDS",
     "STRIPE_SANDBOX_LATENCY_MS",
     *TAKEN_AS_THEY_ARE,
+    *SERVER_VARIABLES,
 )
+
+
+def missing_production_settings(environ: Mapping[str, str]) -> list[str]:
+    """The secrets a server against real Stripe needs and the environment does not give.
+
+    The sandbox and debug mode make their own; against real Stripe a generated secret key would
+    differ between hosts and vanish with the machine, and webhooks could not be verified.
+    """
+    if not environ.get("STRIPE_SECRET_KEY") or environ.get("FLASK_DEBUG", "").lower() in (
+        "1",
+        "true",
+    ):
+        return []
+    return [name for name in ("SECRET_KEY", "STRIPE_WEBHOOK_SECRET") if not environ.get(name)]
 
 
 class Config:
@@ -81,8 +105,16 @@ class Config:
     # (app/billing/transaction_guard.py); the tests turn it on.
     STRIPE_CALL_GUARD = False
     RATELIMIT_STORAGE_URI = "memory://"
+    # The worker's queue (app/queue.py): empty is a SQLite file under instance/; redis://...
+    # for workers on several hosts. The name prefixes its keys, for several Tollgates on one Redis.
+    TOLLGATE_QUEUE_URL: str | None = None
+    TOLLGATE_QUEUE_NAME = "tollgate"
     LOGIN_LIMIT_PER_ADDRESS = "5 per minute"
     LOGIN_LIMIT_PER_IP = "20 per minute"
+    # Logs (app/logs.py): the least severe level written, and "json" lines for a log search or
+    # "console" lines for a developer's terminal.
+    LOG_LEVEL = "INFO"
+    LOG_FORMAT = "json"
     # No ping before every checkout (a round trip on the entitlement check's hot path);
     # connections are recycled instead, and SQLAlchemy drops one that turns out dead.
     SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict[str, Any]] = {"pool_recycle": 1800}
@@ -91,8 +123,12 @@ class Config:
     MAX_CONTENT_LENGTH = 6 * 1024 * 1024
     # Where buyers reach Tollgate: Checkout returns here and the sandbox posts webhooks here.
     TOLLGATE_BASE_URL = "http://127.0.0.1:5000"
+    # How many proxies (load balancer, nginx) stand in front and set X-Forwarded-*; 0 trusts none.
+    TOLLGATE_PROXIES = 0
     # Sandbox mode only: the sandbox's state file (default instance/stripe_sandbox.sqlite3), and
     # whether a background thread delivers its webhooks (tests deliver them on demand instead).
+    # Every process starts one; one process at a time (the holder of a lock beside the file)
+    # moves the clock and delivers.
     STRIPE_SANDBOX_PATH: str | None = None
     SANDBOX_DELIVER_WEBHOOKS = True
     # Sandbox mode only: how long each of its answers takes, to try Tollgate against a slow
@@ -108,6 +144,11 @@ class Config:
     # (app/entitlements/fastpath/); TOLLGATE_CHECK_CACHE=off makes every check read the
     # database.
     CHECK_CACHE = True
+    # /metrics (app/health.py) answers only this bearer token; unset, the site has no /metrics.
+    METRICS_TOKEN: str | None = None
+    # host:port on which each gunicorn worker serves /metrics without a token, for a scraper on
+    # a private network (gunicorn.conf.py); unset, none.
+    METRICS_BIND: str | None = None
 
     @staticmethod
     def from_environ(instance_path: Path, environ: Mapping[str, str]) -> dict[str, Any]:
@@ -120,6 +161,8 @@ class Config:
             settings["TOLLGATE_BASE_URL"] = f"http://127.0.0.1:{environ['PORT']}"
         if environ.get("TOLLGATE_CHECK_CACHE"):
             settings["CHECK_CACHE"] = environ["TOLLGATE_CHECK_CACHE"].lower() not in OFF
+        if environ.get("TOLLGATE_PROXIES"):
+            settings["TOLLGATE_PROXIES"] = int(environ["TOLLGATE_PROXIES"])
         if environ.get("PAST_DUE_GRACE_DAYS"):
             settings["PAST_DUE_GRACE_DAYS"] = int(environ["PAST_DUE_GRACE_DAYS"])
         for name in ("STRIPE_TIMEOUT_SECONDS", "STRIPE_WORKER_TIMEOUT_SECONDS"):

@@ -14,6 +14,7 @@ from app.entitlements.models import (  # noqa: F401
     UsageCounter,
     UsageEvent,
 )
+from app.schedule import PeriodicRun
 from app.webhooks.models import StripeEvent
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "Customer",
     "Invoice",
     "LedgerKind",
+    "PeriodicRun",
     "StripeEvent",
     "Subscription",
     "SubscriptionStatus",

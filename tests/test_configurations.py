@@ -3,9 +3,7 @@ database, no catalog in Stripe. Each migrates, syncs the catalog and serves /pri
 
 from __future__ import annotations
 
-import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -23,16 +21,14 @@ from app import create_app
 from app.config import ENVIRONMENT_VARIABLES, REPO_ROOT
 from tests.apps import sandboxed_app
 from tests.databases import postgres_admin_url, postgres_database
+from tests.processes import BIN, free_port, tollgate_environ
 from tests.web import WebClient, serve
 
 # What a developer's shell might hold that would make a start not "from nothing".
 SETTINGS = ENVIRONMENT_VARIABLES
 
 
-def clean_environ(**settings: str) -> dict[str, str]:
-    """The process environment without any of Tollgate's settings, plus ``settings``."""
-    environ = {name: value for name, value in os.environ.items() if name not in SETTINGS}
-    return {**environ, "FLASK_APP": "wsgi", **settings}
+clean_environ = tollgate_environ
 
 
 @contextmanager
@@ -56,13 +52,6 @@ def flask(environ: dict[str, str], *args: str) -> subprocess.CompletedProcess[st
     )
 
 
-def free_port() -> int:
-    """A port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def wait_for(url: str, seconds: float = 20) -> httpx.Response:
     """The first answer from ``url`` once its server is up."""
     deadline = time.monotonic() + seconds
@@ -73,6 +62,39 @@ def wait_for(url: str, seconds: float = 20) -> httpx.Response:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+@pytest.mark.parametrize(
+    ("given", "named"),
+    [
+        ({}, "SECRET_KEY and STRIPE_WEBHOOK_SECRET"),
+        ({"SECRET_KEY": "s3cret"}, "STRIPE_WEBHOOK_SECRET"),
+        ({"STRIPE_WEBHOOK_SECRET": "whsec_x"}, "SECRET_KEY"),
+    ],
+)
+def test_server_and_worker_against_real_stripe_refuse_to_start_without_secrets(
+    tmp_path: Path, given: dict[str, str], named: str
+) -> None:
+    environ = clean_environ(
+        STRIPE_SECRET_KEY="sk_live_placeholder",
+        TOLLGATE_INSTANCE_PATH=str(tmp_path),
+        TOLLGATE_BIND=f"127.0.0.1:{free_port()}",
+        **given,
+    )
+    server = subprocess.run(  # noqa: S603 (our own gunicorn and arguments)
+        [str(BIN / "gunicorn"), "--config", "gunicorn.conf.py", "wsgi:app"],
+        cwd=REPO_ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    worker = flask(environ, "worker")
+    assert server.returncode != 0
+    assert f"without {named} set" in server.stderr
+    assert worker.returncode != 0
+    assert f"without {named} set" in worker.stderr
 
 
 def test_fresh_clone_with_a_stripe_key_migrates_syncs_and_serves(tmp_path: Path) -> None:

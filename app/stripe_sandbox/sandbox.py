@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import random
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 from . import clock, webhooks
 from .api import EXPANSIONS, ROUTES
@@ -23,6 +24,7 @@ class Sandbox:
     """An offline, stateful stand-in for the part of Stripe that Tollgate uses."""
 
     def __init__(self, db_path: str, base_url: str = "http://127.0.0.1:5000") -> None:
+        self.path = db_path
         self.store = Store(db_path)
         self.base_url = base_url.rstrip("/")
         # The dev server is threaded and webhook delivery runs in its own thread.
@@ -96,18 +98,36 @@ class Sandbox:
             return webhooks.record(self.store, deliveries, outcome)
 
     def start_delivery_thread(self, interval: float = 0.5) -> None:
-        """Dev mode: process what real time made due and deliver webhooks, in the background."""
+        """Dev mode: process what real time made due and deliver webhooks, in the background.
+
+        Every serving process starts one (gunicorn's workers, the worker, a command), but only
+        the holder of a lock beside the sandbox's file ticks, as Stripe is one sender: the
+        others wait, and one takes over when the holder's process ends (the lock goes with it).
+        """
         if self._thread is not None:
             return
+        lock_file = open(f"{self.path}.delivery.lock", "a+b")  # noqa: SIM115 (held for life)
 
         def loop() -> None:
             stop = threading.Event()
+            holder = False
             while not stop.wait(interval):
                 try:
-                    self.advance(0)
-                    self.deliver_pending(due_only=True)
+                    holder = holder or _try_lock(lock_file)
+                    if holder:
+                        self.advance(0)
+                        self.deliver_pending(due_only=True)
                 except Exception:  # keep the thread alive; the next tick retries
                     log.exception("stripe sandbox background tick failed")
 
         self._thread = threading.Thread(target=loop, name="stripe-sandbox", daemon=True)
         self._thread.start()
+
+
+def _try_lock(file: IO[bytes]) -> bool:
+    """Take the exclusive lock on the file if nobody holds it; whether this process has it."""
+    try:
+        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True

@@ -1,12 +1,14 @@
-"""``flask stripe setup``: register Tollgate's webhook endpoint with Stripe."""
+"""``flask stripe setup`` registers Tollgate's webhook endpoint; ``flask webhooks retry``."""
 
 from __future__ import annotations
 
 import click
+from flask.cli import AppGroup
 
 from app.billing.cli import stripe_cli
 from app.billing.gateway import GatewayError
 from app.webhooks.endpoint import register_endpoint
+from app.webhooks.retries import replay_events, retry_due_events
 
 
 @stripe_cli.command("setup")
@@ -26,3 +28,17 @@ def setup(url: str) -> None:
     click.echo(f"Registered webhook endpoint {endpoint_id} for {url}.")
     click.echo("Stripe shows its signing secret only now. Configure Tollgate with:")
     click.echo(f"  STRIPE_WEBHOOK_SECRET={secret}")
+
+
+webhooks_cli = AppGroup("webhooks", help="The log of Stripe's events.")
+
+
+@webhooks_cli.command("retry")
+@click.argument("event_ids", nargs=-1)
+def retry(event_ids: tuple[str, ...]) -> None:
+    """Apply again the failed events that are due (what the worker does every minute), or the
+    named events now, dead ones included."""
+    report = replay_events(event_ids) if event_ids else retry_due_events()
+    click.echo(f"{len(report.processed)} processed, {len(report.failed)} failed.")
+    for event_id, error in report.failed:
+        click.echo(f"{event_id}: {error}")

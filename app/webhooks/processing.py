@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -13,12 +14,21 @@ from sqlalchemy.exc import IntegrityError
 
 from app.accounts.models import utcnow
 from app.billing.sync import mirror
-from app.clock import from_timestamp
+from app.clock import from_timestamp, now
 from app.extensions import db
 from app.webhooks.handlers import HANDLERS
 from app.webhooks.models import StripeEvent
 
 log = logging.getLogger(__name__)
+
+# A delivery still unfinished this long after it began is presumed lost with its process (a
+# crash, a deploy): the worker's sweep takes the event up (app/webhooks/retries.py).
+LOST_DELIVERY_AFTER = timedelta(minutes=5)
+# The worker retries a failed event after 1 minute, then 2, 4, ... doubling; after the tenth
+# failed attempt (about 17 hours after the first, inside Stripe's own 3 days of retries) the
+# event is dead: it waits for an operator to replay it (`flask webhooks retry EVENT_ID`).
+FIRST_RETRY_AFTER = timedelta(minutes=1)
+MAX_ATTEMPTS = 10
 
 
 class Outcome(StrEnum):
@@ -40,18 +50,24 @@ def process_event(event: stripe.Event) -> Outcome:
     """
     if _seen_before(event):
         return Outcome.DUPLICATE
-    handler = HANDLERS.get(event.type)
+    return apply_event(event.id, event.type, event.data.object["id"])
+
+
+def apply_event(event_id: str, event_type: str, object_id: str) -> Outcome:
+    """Fetch the event's object, mirror it and mark the event processed; on a failure, keep
+    the error and when to try again, and raise it. Owns its commits."""
+    handler = HANDLERS.get(event_type)
     try:
         if handler is not None:
-            mirror(handler.fetch(event.data.object["id"]), handler.sync)
+            mirror(handler.fetch(object_id), handler.sync)
         else:
             log.info(
-                "Stripe event %s of type %s has no handler; acknowledged", event.id, event.type
+                "Stripe event %s of type %s has no handler; acknowledged", event_id, event_type
             )
-        first = _mark_processed(event)
+        first = _mark_processed(event_id)
     except Exception as exc:
         db.session.rollback()
-        _record_failure(event, exc)
+        _record_failure(event_id, exc)
         raise
     if not first:
         return Outcome.DUPLICATE
@@ -67,7 +83,11 @@ def _seen_before(event: stripe.Event) -> bool:
         return processed
     db.session.add(
         StripeEvent(
-            event_id=event.id, type=event.type, stripe_created=from_timestamp(event.created)
+            event_id=event.id,
+            type=event.type,
+            object_id=event.data.object["id"],
+            stripe_created=from_timestamp(event.created),
+            next_attempt_at=now() + LOST_DELIVERY_AFTER,
         )
     )
     try:
@@ -78,26 +98,43 @@ def _seen_before(event: stripe.Event) -> bool:
     return False
 
 
-def _mark_processed(event: stripe.Event) -> bool:
+def _mark_processed(event_id: str) -> bool:
     """Mark the event processed; False if a concurrent delivery marked it first. Commits."""
     marked: CursorResult[Any] = db.session.execute(  # type: ignore[assignment]
         update(StripeEvent)
-        .where(StripeEvent.event_id == event.id, StripeEvent.processed_at.is_(None))
-        .values(attempts=StripeEvent.attempts + 1, processed_at=utcnow(), last_error=None)
+        .where(StripeEvent.event_id == event_id, StripeEvent.processed_at.is_(None))
+        .values(
+            attempts=StripeEvent.attempts + 1,
+            processed_at=utcnow(),
+            last_error=None,
+            next_attempt_at=None,
+        )
     )
     db.session.commit()
     return bool(marked.rowcount)
 
 
-def _record_failure(event: stripe.Event, exc: Exception) -> None:
-    row = db.session.scalar(select(StripeEvent).where(StripeEvent.event_id == event.id))
-    if row is None:
-        row = StripeEvent(
-            event_id=event.id, type=event.type, stripe_created=from_timestamp(event.created)
+def _record_failure(event_id: str, exc: Exception) -> None:
+    """Count the failed attempt, keep its error, and set when to try again (or mark the event
+    dead). Counted in the database, so attempts made at once by Stripe and the worker both
+    count. Commits."""
+    attempts = db.session.scalar(
+        update(StripeEvent)
+        .where(StripeEvent.event_id == event_id, StripeEvent.processed_at.is_(None))
+        .values(attempts=StripeEvent.attempts + 1, last_error=_describe(exc)[:2000])
+        .returning(StripeEvent.attempts)
+    )
+    if attempts is not None:
+        at = now()
+        dead = attempts >= MAX_ATTEMPTS
+        db.session.execute(
+            update(StripeEvent)
+            .where(StripeEvent.event_id == event_id)
+            .values(
+                next_attempt_at=None if dead else at + FIRST_RETRY_AFTER * 2 ** (attempts - 1),
+                dead_at=at if dead else None,
+            )
         )
-        db.session.add(row)
-    row.attempts = (row.attempts or 0) + 1
-    row.last_error = _describe(exc)[:2000]
     db.session.commit()
 
 

@@ -28,7 +28,6 @@ import json
 import os
 import random
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -72,6 +71,7 @@ from tests.apps import app_config
 from tests.conftest import MigratedDatabase
 from tests.entitlements.helpers import locked_by_another_writer
 from tests.journeys import DAY, GOOD_CARD
+from tests.processes import free_port
 from tests.reliability.conftest import Figures, at_scale
 from tests.reliability.lifecycles import (
     MIRROR,
@@ -87,12 +87,6 @@ from tests.reliability.lifecycles import (
 from tests.waiting import wait_until
 
 # The app as a process of its own, and the test's hands on its database and its sandbox.
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
