@@ -27,7 +27,7 @@ def app_config(database_url: str, **overrides: Any) -> dict[str, Any]:
     }
 
 
-def sandboxed_app(database_url: str, workdir: Path) -> Callable[[str], Flask]:
+def sandboxed_app(database_url: str, workdir: Path, **overrides: Any) -> Callable[[str], Flask]:
     """A factory of the app on ``database_url`` with a fresh sandbox, given its own base URL."""
 
     def make_app(base_url: str) -> Flask:
@@ -36,6 +36,7 @@ def sandboxed_app(database_url: str, workdir: Path) -> Callable[[str], Flask]:
                 database_url,
                 TOLLGATE_BASE_URL=base_url,
                 STRIPE_SANDBOX_PATH=str(workdir / "stripe_sandbox.sqlite3"),
+                **overrides,
             )
         )
 

@@ -41,8 +41,13 @@ def stand_in_stripe(tmp_path: Path) -> Iterator[str]:
 
 def flask(environ: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """Run a ``flask`` command of the checkout, as a user would from its folder."""
-    return subprocess.run(  # noqa: S603 (our own interpreter and arguments)
-        [sys.executable, "-m", "flask", *args],
+    return command(environ, sys.executable, "-m", "flask", *args)
+
+
+def command(environ: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
+    """Run a program of the checkout's environment from its folder; its output kept."""
+    return subprocess.run(  # noqa: S603 (our own programs and arguments)
+        argv,
         cwd=REPO_ROOT,
         env=environ,
         capture_output=True,
@@ -81,15 +86,7 @@ def test_server_and_worker_against_real_stripe_refuse_to_start_without_secrets(
         TOLLGATE_BIND=f"127.0.0.1:{free_port()}",
         **given,
     )
-    server = subprocess.run(  # noqa: S603 (our own gunicorn and arguments)
-        [str(BIN / "gunicorn"), "--config", "gunicorn.conf.py", "wsgi:app"],
-        cwd=REPO_ROOT,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    server = command(environ, str(BIN / "gunicorn"), "--config", "gunicorn.conf.py", "wsgi:app")
     worker = flask(environ, "worker")
     assert server.returncode != 0
     assert f"without {named} set" in server.stderr

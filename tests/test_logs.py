@@ -25,7 +25,7 @@ from app.extensions import db
 from app.logs import HANDLER_NAME, build_formatter
 from app.stripe_sandbox import Sandbox
 from app.stripe_sandbox.webhooks import post_over_http
-from tests.apps import app_config
+from tests.apps import app_config, sandboxed_app
 from tests.journeys import pay_on_checkout_page
 from tests.waiting import wait_until
 from tests.web import WebClient, serve
@@ -220,18 +220,7 @@ def debug_app(
     """The served app with LOG_LEVEL=DEBUG, captured from its start (the sandbox's endpoint
     registration, with its signing secret, included)."""
     monkeypatch.setenv("TOLLGATE_INSTANCE_PATH", str(tmp_path / "instance"))
-    url = migrated_database.fresh_url(tmp_path)
-
-    def make_app(base_url: str) -> Flask:
-        return create_app(
-            app_config(
-                url,
-                TOLLGATE_BASE_URL=base_url,
-                STRIPE_SANDBOX_PATH=str(tmp_path / "stripe_sandbox.sqlite3"),
-                LOG_LEVEL="DEBUG",
-            )
-        )
-
+    make_app = sandboxed_app(migrated_database.fresh_url(tmp_path), tmp_path, LOG_LEVEL="DEBUG")
     with serve(make_app) as application:
         yield application
     migrated_database.clean(application)

@@ -36,6 +36,7 @@ from tests.databases import postgres_admin_url, postgres_database
 from tests.journeys import subscribe
 from tests.processes import Running, free_port, tollgate_environ, web, worker
 from tests.reliability.conftest import Figures, at_scale
+from tests.reliability.test_concurrency_at_scale import event
 from tests.waiting import wait_until
 from tests.web import WebClient
 
@@ -114,16 +115,6 @@ def hosts(tmp_path: Path) -> Iterator[tuple[Hosts, Flask]]:
                 db.engine.dispose()
 
 
-def _event(customer: str, key: str, units: int) -> dict[str, Any]:
-    return {
-        "eventIdempotencyKey": key,
-        "eventName": "chat.completion",
-        "customerReferenceId": customer,
-        "featureKey": "ai_chat",
-        "usageUnits": units,
-    }
-
-
 class Product(threading.Thread):
     """The operator's product on one host: check, then record; now and then a batch, and now
     and then the same event again (a retry after a timeout)."""
@@ -160,7 +151,7 @@ class Product(threading.Thread):
         key = f"p{self.seed}-{n}-{i}"
         units = self.rng.randint(100_000, 900_000)
         self.sent[key] = (customer, units)
-        return _event(customer, key, units)
+        return event(customer, key, units)
 
     def _answer(self, response: httpx.Response) -> None:
         if response.status_code >= 500:
