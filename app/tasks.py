@@ -23,6 +23,7 @@ from huey import crontab
 from app.billing.overage_forwarding import forward_overage
 from app.billing.refresh import refresh_live_subscriptions
 from app.config import missing_production_settings
+from app.metrics import record_task_outcomes
 from app.queue import queue
 from app.schedule import day_slot, minute_slot, run_once_per_slot, wall_clock
 from app.webhooks.retries import retry_due_events
@@ -30,6 +31,8 @@ from app.webhooks.retries import retry_due_events
 __all__ = ["queue", "worker_command"]
 
 log = logging.getLogger(__name__)
+# Each task's outcome (complete, error, ...) is counted for /metrics.
+record_task_outcomes(queue)
 
 
 class _WorkerApp:

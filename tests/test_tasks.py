@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import select
 
 from app import create_app
@@ -61,9 +63,23 @@ def _forwarded(app: Flask) -> list[int]:
         )
 
 
+def _task_outcomes(folder: Path) -> dict[tuple[str, str], float]:
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(folder))
+    return {
+        (sample.labels["task"], sample.labels["outcome"]): sample.value
+        for metric in registry.collect()
+        if metric.name == "tollgate_tasks"
+        for sample in metric.samples
+        if sample.name == "tollgate_tasks_total"
+    }
+
+
 def test_worker_process_runs_queued_sweep_then_stops_cleanly_on_sigterm(
     control: Flask, tmp_path: Path
 ) -> None:
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
     customer_id = new_subscriber(control, "enterprise_monthly").id
     record(control, customer_id, "big", "ai_chat", 10_000_000 + 500_000)
     running = worker(
@@ -72,6 +88,7 @@ def test_worker_process_runs_queued_sweep_then_stops_cleanly_on_sigterm(
             TOLLGATE_INSTANCE_PATH=str(tmp_path / "instance"),
             STRIPE_SANDBOX_PATH=control.config["STRIPE_SANDBOX_PATH"],
             SECRET_KEY="worker-test",
+            PROMETHEUS_MULTIPROC_DIR=str(metrics),
         ),
         tmp_path / "worker.log",
     )
@@ -82,5 +99,7 @@ def test_worker_process_runs_queued_sweep_then_stops_cleanly_on_sigterm(
         wait_until(lambda: 500_000 in _forwarded(control), 60, running.log_tail())
         assert sorted(_forwarded(control)) == [1, 500_000]
         assert running.stop(timeout=30) == 0
+        # The worker counted the task's outcome where /metrics adds up every process's.
+        assert _task_outcomes(metrics)[("forward_overage", "complete")] >= 1
     finally:
         running.stop()
