@@ -28,9 +28,9 @@ def global_now(store: Store) -> int:
 
 
 def shift_global_clock(store: Store, seconds: int) -> None:
-    """Move the global clock forward for good."""
-    offset = int(store.meta(_CLOCK_OFFSET_KEY, "0")) + seconds
-    store.set_meta(_CLOCK_OFFSET_KEY, str(offset))
+    """Move the global clock forward for good; a move of nothing writes nothing."""
+    if seconds:
+        store.add_to_meta(_CLOCK_OFFSET_KEY, seconds)
 
 
 class Ctx:

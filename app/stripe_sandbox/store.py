@@ -21,6 +21,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     id INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, endpoint_id TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0, next_attempt REAL NOT NULL,
     delivered INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS used_keys (
+    kind TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (kind, key));
 """
 
 _ID_ALPHABET = string.ascii_letters + string.digits
@@ -35,14 +37,30 @@ class Store:
     """Objects keyed by id, listed newest first; callers serialise access with one lock."""
 
     def __init__(self, path: str) -> None:
-        self._db = sqlite3.connect(path, check_same_thread=False)
+        # Several processes share the file (gunicorn's workers, the worker, a command): a
+        # writer waits for another's transaction, which a long clock move can make seconds.
+        self._db = sqlite3.connect(path, check_same_thread=False, timeout=60)
         self._db.executescript(_SCHEMA)
         self._db.commit()
+        self._depth = 0
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Commit on success; roll back (objects and events) on an exception unless it is marked
-        `keep_changes`."""
+        """One atomic step, across processes too: it holds the file's write lock from its first
+        read (so no other process's step interleaves with it, as Stripe's own API is
+        serialised per object). Commit on success; roll back (objects and events) on an
+        exception unless it is marked `keep_changes`. A step inside another is part of it."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        if self._db.in_transaction:
+            self._db.commit()
+        self._db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
         try:
             yield
         except BaseException as exc:
@@ -51,6 +69,8 @@ class Store:
             else:
                 self._db.rollback()
             raise
+        finally:
+            self._depth = 0
         self._db.commit()
 
     def get(self, object_id: str) -> dict[str, Any] | None:
@@ -88,9 +108,21 @@ class Store:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else default
 
-    def set_meta(self, key: str, value: str) -> None:
-        """Persist a setting."""
-        self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+    def first_use(self, kind: str, key: str) -> bool:
+        """Note ``key`` as used (a meter event's identifier); whether it was new. One indexed
+        insert, however many keys are kept."""
+        inserted = self._db.execute(
+            "INSERT OR IGNORE INTO used_keys (kind, key) VALUES (?, ?)", (kind, key)
+        )
+        return inserted.rowcount == 1
+
+    def add_to_meta(self, key: str, amount: int) -> None:
+        """Add to a whole-number setting in one statement (no read that another can overtake)."""
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value",
+            (key, amount),
+        )
 
     def idempotent_result(self, key: str) -> tuple[str, int, bytes] | None:
         """(fingerprint, status, body) of the first request made with this key."""

@@ -77,7 +77,7 @@ def create_meter_event(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
     identifier = params.get("identifier") or new_id("mev", 20)
     # Stripe enforces identifier uniqueness for at least 24 h but validates meter events
     # asynchronously: a repeat is accepted and then not counted, so report it, don't fail it.
-    duplicate = any(e["identifier"] == identifier for e in ctx.store.all("billing.meter_event"))
+    duplicate = not ctx.store.first_use("meter_event_identifier", identifier)
     event = {
         "id": new_id("mev", 24),
         "object": "billing.meter_event",
