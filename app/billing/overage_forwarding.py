@@ -1,7 +1,9 @@
 """Sending meter events to Stripe: billable overage, batched, and an in-arrears plan's fee.
 
 Each event is committed (an OverageBatch row with a fixed identifier) before it is sent, and
-sent outside any transaction; Stripe counts an identifier once, so a retry is harmless.
+sent outside any transaction by the worker's forwarder. Several forwarders (a worker on every
+host) each claim a batch before sending it, so each is sent once; Stripe counts an identifier
+once besides, so the rare resend after a forwarder died mid-send is harmless.
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, CursorResult, or_, select, update
 
-from app.accounts.models import Customer
+from app.accounts.models import Customer, utcnow
 from app.billing.gateway import GatewayError, gateway
 from app.clock import now
 from app.entitlements.models import OverageBatch, OverageOutbox
@@ -21,6 +24,9 @@ from app.extensions import db
 
 # Stripe refuses meter events older than 35 days; a backlog that old is billed as of the window.
 OLDEST_METER_EVENT = timedelta(days=34)
+# How long a forwarder holds a batch it is sending: longer than a Stripe call with its retries
+# (STRIPE_WORKER_TIMEOUT_SECONDS, 30 s, tried four times), so only a dead forwarder's lapses.
+CLAIM = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -42,21 +48,17 @@ class ForwardReport:
 
 
 def forward_overage(limit: int = 1000) -> ForwardReport:
-    """Worker: batch unforwarded overage, commit the batches, then send each; owns its commits."""
+    """Worker: batch unforwarded overage, commit the batches, then send each unsent batch (the
+    plans' fees too) that no other forwarder holds; owns its commits."""
     _assign_batches(limit)
     db.session.commit()
-    return _send(limit=limit)
-
-
-def send_meter_events(customer_id: int) -> ForwardReport:
-    """Send the customer's queued meter events now (after the commit that queued them)."""
-    return _send(OverageBatch.customer_id == customer_id)
+    return _send(limit)
 
 
 def queue_meter_event(
     customer_id: int, *, event_name: str, identifier: str, units: int, at: datetime
 ) -> None:
-    """Queue one meter event to send after the commit, once: an identifier is queued once."""
+    """Queue one meter event for the forwarder, once: an identifier is queued once."""
     queued = db.session.scalar(select(OverageBatch.id).where(OverageBatch.identifier == identifier))
     if queued is None:
         db.session.add(
@@ -72,9 +74,9 @@ def queue_meter_event(
         db.session.flush()
 
 
-def _send(*conditions: ColumnElement[bool], limit: int | None = None) -> ForwardReport:
-    """Send each unsent batch, each result committed on its own; no transaction is open while
-    Stripe answers."""
+def _send(limit: int) -> ForwardReport:
+    """Claim and send each unsent batch, each claim and result committed on its own; no
+    transaction is open while Stripe answers."""
     unsent = db.session.execute(
         select(
             OverageBatch.id,
@@ -86,13 +88,15 @@ def _send(*conditions: ColumnElement[bool], limit: int | None = None) -> Forward
             Customer.stripe_customer_id,
         )
         .join(Customer, Customer.id == OverageBatch.customer_id)
-        .where(OverageBatch.forwarded_at.is_(None), *conditions)
+        .where(OverageBatch.forwarded_at.is_(None), _unclaimed(utcnow()))
         .order_by(OverageBatch.id)
         .limit(limit)
     ).all()
     db.session.rollback()
     report = ForwardReport()
     for batch_id, identifier, event_name, units, at, reference_id, stripe_customer_id in unsent:
+        if not _claim(batch_id):
+            continue
         sent = SentBatch(identifier, reference_id, event_name, units)
         error: str | None = None
         try:
@@ -115,10 +119,28 @@ def _send(*conditions: ColumnElement[bool], limit: int | None = None) -> Forward
                 attempts=OverageBatch.attempts + 1,
                 last_error=error,
                 forwarded_at=None if error else now(),
+                claimed_until=None,
             )
         )
         db.session.commit()
     return report
+
+
+def _unclaimed(at: datetime) -> ColumnElement[bool]:
+    return or_(OverageBatch.claimed_until.is_(None), OverageBatch.claimed_until < at)
+
+
+def _claim(batch_id: int) -> bool:
+    """Hold the batch for this forwarder, unless sent or held by another; one statement, so
+    two forwarders cannot both take it. Commits."""
+    at = utcnow()
+    claimed: CursorResult[Any] = db.session.execute(  # type: ignore[assignment]
+        update(OverageBatch)
+        .where(OverageBatch.id == batch_id, OverageBatch.forwarded_at.is_(None), _unclaimed(at))
+        .values(claimed_until=at + CLAIM)
+    )
+    db.session.commit()
+    return bool(claimed.rowcount)
 
 
 def _assign_batches(limit: int) -> None:

@@ -29,7 +29,7 @@ from app.billing.fetch import (
     plan_item,
 )
 from app.billing.gateway import GatewayError, gateway, stripe_id
-from app.billing.overage_forwarding import queue_meter_event, send_meter_events
+from app.billing.overage_forwarding import queue_meter_event
 from app.catalog import Plan, current_catalog
 from app.catalog.stripe_names import PLAN_FEE_METER
 from app.clock import from_timestamp, timestamp, to_datetime
@@ -92,12 +92,11 @@ def mirror_new_subscription(stripe_subscription: stripe.Subscription) -> Subscri
 
 
 def settle(customer_id: int) -> None:
-    """What a committed sync leaves for Stripe: a free plan that a paid one replaced is ended,
-    and meter events the sync queued (an in-arrears plan's fee) are sent.
+    """What a committed sync leaves for Stripe: a free plan that a paid one replaced is ended.
 
-    Both follow from what is committed, so a process that stops before this finishes leaves
-    nothing lost: the next sync of the customer ends the free plan, and a meter event stays
-    queued until ``flask usage forward`` sends it.
+    It follows from what is committed, so a process that stops before this finishes leaves
+    nothing lost: the next sync of the customer ends the free plan. (Meter events a sync queues,
+    an in-arrears plan's fee, are the worker's to send, like overage: never from a webhook.)
     """
     for stripe_subscription_id in _superseded_free_plans(customer_id):
         try:
@@ -108,7 +107,6 @@ def settle(customer_id: int) -> None:
             continue
         sync_subscription(fetched_subscription(ended))
         db.session.commit()
-    send_meter_events(customer_id)
 
 
 def _superseded_free_plans(customer_id: int) -> list[str]:

@@ -149,6 +149,9 @@ class OverageBatch(Base):
     forwarded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # A forwarder sending the batch holds it until then (wall-clock time); after, another may
+    # take it over, as the first has died.
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class OverageOutbox(Base):

@@ -23,10 +23,10 @@ OVERAGE = 500_000
 OVERAGE_CENTS = 500
 
 
-def chat_meter_events(sandbox: Sandbox) -> list[dict[str, Any]]:
-    """The AI chat meter events Stripe received."""
+def meter_events(sandbox: Sandbox, event_name: str) -> list[dict[str, Any]]:
+    """The meter events of one meter that Stripe received."""
     events = sandbox.store.all("billing.meter_event")
-    return [event for event in events if event["event_name"] == "tollgate_ai_chat"]
+    return [event for event in events if event["event_name"] == event_name]
 
 
 def renewal_a_month_on(synced: Flask, sandbox: Sandbox, customer_id: int) -> stripe.Invoice:
@@ -48,7 +48,9 @@ def test_usage_forward_bills_overage_on_the_renewal_invoice(
     result = synced.test_cli_runner().invoke(args=["usage", "forward"])
     assert result.exit_code == 0, result.output
     assert f"sent {OVERAGE:,} tollgate_ai_chat" in result.output
-    assert "1 sent, 0 failed." in result.output
+    # The overage, and the plan's fee for its first period (in arrears, like overage).
+    assert "sent 1 tollgate_plan_fee" in result.output
+    assert "2 sent, 0 failed." in result.output
     again = synced.test_cli_runner().invoke(args=["usage", "forward"])
     assert "0 sent, 0 failed." in again.output
 
@@ -76,7 +78,8 @@ def test_forward_overage_failed_midway_resends_same_batch_counted_once(
     monkeypatch.setattr(sandbox, "handle", accept_then_fail)
     with synced.app_context():
         failed = forward_overage()
-    assert (len(failed.sent), len(failed.failed)) == (0, 1)
+    # The overage and the plan's fee: both reached Stripe, neither answer came back.
+    assert (len(failed.sent), len(failed.failed)) == (0, 2)
 
     monkeypatch.setattr(sandbox, "handle", handle)
     with synced.app_context():
@@ -85,8 +88,10 @@ def test_forward_overage_failed_midway_resends_same_batch_counted_once(
             db.select(OverageBatch).where(OverageBatch.event_name == "tollgate_ai_chat")
         ).one()
         assert (batch.attempts, batch.forwarded_at is not None) == (2, True)
-    assert [sent.identifier for sent in retried.sent] == [failed.failed[0][0].identifier]
-    received = chat_meter_events(sandbox)
+    assert [sent.identifier for sent in retried.sent] == [
+        batch.identifier for batch, _ in failed.failed
+    ]
+    received = meter_events(sandbox, "tollgate_ai_chat")
     assert len(received) == 2
     # Stripe counts an identifier once: the resent event is not billed again.
     assert sum(int(e["payload"]["value"]) for e in received if not e["_duplicate"]) == OVERAGE
@@ -96,14 +101,15 @@ def test_in_arrears_fee_is_billed_once_however_often_its_period_is_synced(
     synced: Flask, sandbox: Sandbox
 ) -> None:
     customer_id = new_subscriber(synced, "enterprise_monthly").id
-    # Every webhook of the new subscription syncs it again, some of them twice.
+    # Every webhook of the new subscription syncs it again, some of them twice: none of them
+    # sends the fee (Stripe is never written to from a webhook); the worker's forwarder does,
+    # once, however often it runs.
     sandbox.deliver_pending(duplicate=True)
-    fees = [
-        event
-        for event in sandbox.store.all("billing.meter_event")
-        if event["event_name"] == "tollgate_plan_fee"
-    ]
-    assert len(fees) == 1
+    assert meter_events(sandbox, "tollgate_plan_fee") == []
+    for _ in range(3):
+        with synced.app_context():
+            forward_overage()
+    assert len(meter_events(sandbox, "tollgate_plan_fee")) == 1
 
     renewal = renewal_a_month_on(synced, sandbox, customer_id)
     assert [line.amount for line in renewal.lines.data].count(49_900) == 1

@@ -979,6 +979,9 @@ def test_an_undo_stripe_made_whose_read_back_failed_is_done_when_tried_again(
 def test_overage_whose_meter_event_answers_were_lost_is_counted_once(
     api: httpx.Client, enterprise_customer: str, synced: Flask, sandbox: Sandbox
 ) -> None:
+    # The plan's fee for the period goes first, unharmed.
+    fee = synced.test_cli_runner().invoke(args=["usage", "forward"])
+    assert "1 sent, 0 failed." in fee.output
     _record(api, enterprise_customer, "ai_chat", 10_000_000 + 77_000, "over")
     # Stripe stores the meter event, and its answer is lost, then lost again on each of the
     # worker's three retries (replayed under the same Idempotency-Key): the run fails. The next
