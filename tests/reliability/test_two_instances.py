@@ -31,18 +31,14 @@ from app.entitlements.models import OverageBatch, OverageOutbox, UsageEvent
 from app.extensions import db
 from app.schedule import PeriodicRun
 from app.webhooks.models import StripeEvent
-from tests.apps import app_config, migrate_to_head
-from tests.databases import postgres_admin_url, postgres_database
+from tests.apps import app_config
+from tests.conftest import MigratedDatabase
 from tests.journeys import subscribe
 from tests.processes import Running, free_port, tollgate_environ, web, worker
 from tests.reliability.conftest import Figures, at_scale
 from tests.reliability.test_concurrency_at_scale import event
 from tests.waiting import wait_until
 from tests.web import WebClient
-
-pytestmark = pytest.mark.skipif(
-    not postgres_admin_url(), reason="two hosts share PostgreSQL (TEST_DATABASE_URL)"
-)
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 CUSTOMERS = 6
@@ -91,28 +87,26 @@ class Hosts:
 
 
 @pytest.fixture
-def hosts(tmp_path: Path) -> Iterator[tuple[Hosts, Flask]]:
-    with postgres_database(str(postgres_admin_url()), "hosts") as database_url:
-        migrate_to_head(database_url)
-        hosts = Hosts(tmp_path, database_url)
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("TOLLGATE_INSTANCE_PATH", hosts.environ["TOLLGATE_INSTANCE_PATH"])
-            control = create_app(
-                app_config(
-                    database_url,
-                    STRIPE_SANDBOX_PATH=hosts.environ["STRIPE_SANDBOX_PATH"],
-                    TOLLGATE_BASE_URL=hosts.url(0),
-                )
+def hosts(migrated_database: MigratedDatabase, tmp_path: Path) -> Iterator[tuple[Hosts, Flask]]:
+    database_url = migrated_database.fresh_url(tmp_path)
+    hosts = Hosts(tmp_path, database_url)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TOLLGATE_INSTANCE_PATH", hosts.environ["TOLLGATE_INSTANCE_PATH"])
+        control = create_app(
+            app_config(
+                database_url,
+                STRIPE_SANDBOX_PATH=hosts.environ["STRIPE_SANDBOX_PATH"],
+                TOLLGATE_BASE_URL=hosts.url(0),
             )
-        result = control.test_cli_runner().invoke(args=["catalog", "sync"])
-        assert result.exit_code == 0, result.output
-        try:
-            hosts.start()
-            yield hosts, control
-        finally:
-            hosts.stop()
-            with control.app_context():
-                db.engine.dispose()
+        )
+    result = control.test_cli_runner().invoke(args=["catalog", "sync"])
+    assert result.exit_code == 0, result.output
+    try:
+        hosts.start()
+        yield hosts, control
+    finally:
+        hosts.stop()
+        migrated_database.clean(control)
 
 
 class Product(threading.Thread):
@@ -172,8 +166,10 @@ def _settled(control: Flask) -> bool:
 
 
 def test_two_instances_two_workers_one_killed_nothing_lost_or_counted_twice(
-    hosts: tuple[Hosts, Flask], figures: Figures
+    hosts: tuple[Hosts, Flask], figures: Figures, migrated_database: MigratedDatabase
 ) -> None:
+    if migrated_database.backend == "sqlite":
+        pytest.skip("several hosts share PostgreSQL; SQLite serves one machine")
     hosts_, control = hosts
     with control.app_context():
         _, key = create_key("two-hosts")
@@ -284,3 +280,58 @@ def test_two_instances_two_workers_one_killed_nothing_lost_or_counted_twice(
 
 def _full_logs(hosts: Hosts) -> list[str]:
     return [path.read_text(errors="replace") for path in hosts.workdir.glob("worker*.log")]
+
+
+def test_same_key_sent_to_both_instances_at_once_is_answered_as_new_once(
+    hosts: tuple[Hosts, Flask], figures: Figures
+) -> None:
+    hosts_, control = hosts
+    with control.app_context():
+        _, key = create_key("two-hosts")
+        db.session.commit()
+    clients = [
+        httpx.Client(
+            base_url=f"{hosts_.url(n)}/api/v1/client",
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=30,
+        )
+        for n in range(2)
+    ]
+    clients[0].post("/customers", json={"customerReferenceId": "ent-0", "email": "e@x.io"})
+    created = clients[1].post(
+        "/subscriptions", json={"customerReferenceId": "ent-0", "planId": "enterprise_monthly"}
+    )
+    assert created.status_code == 201, created.text
+    keys = at_scale(80, 400)
+    answers: dict[int, list[tuple[int, bool]]] = {n: [] for n in range(keys)}
+
+    def send(side: int, barrier: threading.Barrier, n: int) -> None:
+        body = event("ent-0", f"twice-{n}", 1_000)
+        barrier.wait()
+        if side == 1 and n % 2:
+            # Every other key: a batch of one on the second instance, against a single event.
+            batch = clients[side].post("/events/batch", json={"events": [body]})
+            answers[n].append((201, batch.json()["data"][0]["result"]["replayed"]))
+            return
+        response = clients[side].post("/events", json=body)
+        answers[n].append((response.status_code, response.json()["data"]["replayed"]))
+
+    for n in range(keys):
+        barrier = threading.Barrier(2)
+        pair = [threading.Thread(target=send, args=(side, barrier, n)) for side in range(2)]
+        for thread in pair:
+            thread.start()
+        for thread in pair:
+            thread.join()
+    for client in clients:
+        client.close()
+
+    new_twice = [n for n, pair in answers.items() if [r for _, r in pair].count(False) != 1]
+    figures.add("keys sent to both instances at once", keys)
+    figures.add("keys answered as new more than once (or never)", len(new_twice))
+    assert new_twice == []
+    assert all(
+        sorted(s for s, _ in pair) == [200, 201] for n, pair in answers.items() if n % 2 == 0
+    )
+    with control.app_context():
+        assert db.session.scalar(select(func.count()).select_from(UsageEvent)) == keys
