@@ -40,6 +40,8 @@ class Store:
         # Several processes share the file (gunicorn's workers, the worker, a command): a
         # writer waits for another's transaction, which a long clock move can make seconds.
         self._db = sqlite3.connect(path, check_same_thread=False, timeout=60)
+        # Readers (the clock, a page's GET) go on while another process's step writes.
+        self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
         self._db.commit()
         self._depth = 0
