@@ -35,6 +35,7 @@ from app.entitlements.models import OverageBatch, OverageOutbox, UsageEvent
 from app.extensions import db
 from app.metrics import exposition
 from app.queue import QueueUnavailable, queue_depth
+from app.webhooks.models import StripeEvent
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -45,9 +46,6 @@ log = logging.getLogger(__name__)
 
 # Where Alembic records the revisions applied (its default name; migrations/env.py keeps it).
 ALEMBIC_VERSION = table("alembic_version", column("version_num"))
-# The webhook endpoint's event log (app/webhooks/models.py), named here rather than imported:
-# app.webhooks is a sibling layer that this module may not import (pyproject's contract).
-STRIPE_EVENTS = table("stripe_events", column("processed_at"))
 
 bp = Blueprint("health", __name__)
 
@@ -178,8 +176,8 @@ class ScrapeFigures(Collector):
             ).one()
             unprocessed = connection.scalar(
                 select(func.count())
-                .select_from(STRIPE_EVENTS)
-                .where(STRIPE_EVENTS.c.processed_at.is_(None))
+                .select_from(StripeEvent)
+                .where(StripeEvent.processed_at.is_(None))
             )
         waiting = [at for at in (oldest_unbatched, oldest_unsent) if at is not None]
         age = (now() - min(waiting)).total_seconds() if waiting else 0.0

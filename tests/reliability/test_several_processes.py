@@ -162,6 +162,13 @@ def test_forwarders_on_several_hosts_send_each_batch_once_with_its_attempts_coun
             f" / {sum(received[b.identifier] > 1 for b in batches)}"
         ),
     )
+    fees = Counter(
+        event["payload"]["stripe_customer_id"]
+        for event in host.sandbox.store.all("billing.meter_event")
+        if event["event_name"] == "tollgate_plan_fee"
+    )
+    figures.add("plan-fee meter events per customer and period", sorted(set(fees.values())))
+    assert sorted(fees.values()) == [1] * len(customers)
     assert len(batches) == 2 * len(customers)
     assert all(batch.forwarded_at is not None for batch in batches)
     assert all(received[batch.identifier] == 1 for batch in batches)
