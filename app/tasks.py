@@ -41,7 +41,7 @@ class _WorkerApp:
     app: Flask | None = None
 
 
-def _in_app(job: str, lease: timedelta, slot: Callable[[], str]) -> Callable[..., Any]:
+def _once_per_slot(job: str, lease: timedelta, slot: Callable[[], str]) -> Callable[..., Any]:
     """Run the decorated sweep in the worker's app, once per slot across every worker."""
 
     def decorate(sweep: Callable[[], object]) -> Callable[[], bool]:
@@ -63,7 +63,7 @@ def _in_app(job: str, lease: timedelta, slot: Callable[[], str]) -> Callable[...
 # Every minute: overage reaches Stripe within a minute or two of being used, so the customer's
 # invoice preview in Stripe is current, and a Stripe outage costs at most a few minutes' lag.
 @queue.periodic_task(crontab(minute="*"), name="forward_overage")
-@_in_app("forward_overage", timedelta(minutes=5), lambda: minute_slot(wall_clock()))
+@_once_per_slot("forward_overage", timedelta(minutes=5), lambda: minute_slot(wall_clock()))
 def forward_overage_task() -> None:
     forward_overage()
 
@@ -71,7 +71,7 @@ def forward_overage_task() -> None:
 # Every minute: a failed event is due again one minute after its first failure, doubling after
 # that (app/webhooks/processing.py); a delivery lost with its process is due after five.
 @queue.periodic_task(crontab(minute="*"), name="retry_webhook_events")
-@_in_app("retry_webhook_events", timedelta(minutes=5), lambda: minute_slot(wall_clock()))
+@_once_per_slot("retry_webhook_events", timedelta(minutes=5), lambda: minute_slot(wall_clock()))
 def retry_webhook_events_task() -> None:
     retry_due_events()
 
@@ -81,7 +81,7 @@ def retry_webhook_events_task() -> None:
 # 02:00 and again every 15 minutes until 06:00, so a night whose 02:00 run died (a deploy, a
 # crashed worker) still gets its run: the day's slot is taken once.
 @queue.periodic_task(crontab(minute="*/15", hour="2-5"), name="nightly_refresh")
-@_in_app("nightly_refresh", timedelta(hours=1), lambda: day_slot(wall_clock()))
+@_once_per_slot("nightly_refresh", timedelta(hours=1), lambda: day_slot(wall_clock()))
 def nightly_refresh_task() -> None:
     refresh_live_subscriptions()
 
