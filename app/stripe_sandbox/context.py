@@ -9,12 +9,44 @@ from typing import Any
 import stripe
 
 from .errors import no_such
+from .shapes import complete
 from .store import Store, new_id
 
 API_VERSION: str = stripe.api_version
 # Trials, periods and dunning are counted in days of the sandbox clock.
 DAY = 86400
 _CLOCK_OFFSET_KEY = "clock_offset"
+# Every event type the sandbox sends; each is one the SDK knows (tests/stripe_sandbox/test_shapes).
+EVENT_TYPES = frozenset(
+    {
+        "checkout.session.completed",
+        "checkout.session.expired",
+        "customer.created",
+        "customer.deleted",
+        "customer.subscription.created",
+        "customer.subscription.deleted",
+        "customer.subscription.pending_update_expired",
+        "customer.subscription.trial_will_end",
+        "customer.subscription.updated",
+        "customer.updated",
+        "invoice.created",
+        "invoice.finalized",
+        "invoice.paid",
+        "invoice.payment_failed",
+        "invoice.payment_succeeded",
+        "payment_method.attached",
+        "price.created",
+        "price.updated",
+        "product.created",
+        "product.updated",
+        "subscription_schedule.canceled",
+        "subscription_schedule.completed",
+        "subscription_schedule.created",
+        "subscription_schedule.released",
+        "subscription_schedule.updated",
+        "test_helpers.test_clock.ready",
+    }
+)
 
 
 def public(obj: dict[str, Any]) -> dict[str, Any]:
@@ -65,8 +97,8 @@ class Ctx:
         return obj
 
     def save(self, obj: dict[str, Any]) -> dict[str, Any]:
-        """Persist an object and return it."""
-        return self.store.put(obj)
+        """Persist an object, with every field Stripe sends for its type, and return it."""
+        return self.store.put(complete(obj))
 
     def emit(
         self,
@@ -74,9 +106,14 @@ class Ctx:
         obj: dict[str, Any],
         previous: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Record an event about `obj` and queue it for every endpoint that wants it."""
-        data: dict[str, Any] = {"object": copy.deepcopy(public(obj))}
-        if previous is not None:
+        """Record an event about `obj` and queue it for every endpoint that wants it; an
+        `*.updated` event given the object as it was says what changed."""
+        if event_type not in EVENT_TYPES:
+            raise ValueError(f"the sandbox does not declare the event type {event_type}")
+        data: dict[str, Any] = {"object": complete(copy.deepcopy(public(obj)))}
+        # Stripe includes previous_attributes "only in events of type *.updated" (API
+        # reference: the Event object).
+        if previous is not None and event_type.endswith(".updated"):
             data["previous_attributes"] = _changed(previous, obj)
         endpoints = [
             e

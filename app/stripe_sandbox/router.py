@@ -12,6 +12,7 @@ from typing import Any
 from .context import API_VERSION, Ctx, public
 from .errors import StripeError
 from .params import parse_form, validate
+from .shapes import complete
 from .store import Store, new_id
 
 Handler = Callable[..., dict[str, Any]]
@@ -80,7 +81,7 @@ class Router:
             with store.transaction():
                 result = route.handler(ctx, params, *ids)
                 self._expand_all(ctx, result, params.get("expand", []))
-            status, payload = 200, public(result)
+            status, payload = 200, complete(public(result))
         except StripeError as exc:
             status, payload = exc.status, exc.body()
         encoded = json.dumps(payload).encode()
@@ -141,7 +142,7 @@ class Router:
                     self._expand(ctx, item, rest, path)
             return
         if isinstance(value, str) and (found := ctx.store.get(value)) is not None:
-            value = obj[key] = public(found)
+            value = obj[key] = complete(public(found))
         elif value is None and (obj.get("object"), key) in self.expansions:
             value = obj[key] = self.expansions[(obj["object"], key)](ctx, obj)
         elif not isinstance(value, dict) and value is not None:

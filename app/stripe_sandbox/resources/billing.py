@@ -10,9 +10,10 @@ import stripe.params.billing_portal as psp
 from ..context import DAY, Ctx
 from ..errors import StripeError
 from ..router import Route
+from ..shapes import skeleton
 from ..store import new_id
 from .catalog import update_customer
-from .common import lister, refuse_unsupported, retrieve, skeleton
+from .common import lister, refuse_unsupported, retrieve
 from .lifecycle import attempt_payment
 from .payments import attach_card
 from .subscriptions import update as update_subscription
@@ -27,8 +28,7 @@ def create_meter(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
         params,
         ("display_name", "event_name", "default_aggregation", "customer_mapping", "value_settings"),
     )
-    meter = skeleton("billing.meter", new_id("mtr_test", 24), ctx.now(), "event_time_window")
-    del meter["metadata"]  # meters have no metadata
+    meter = skeleton("billing.meter", new_id("mtr_test", 24), ctx.now())
     meter.update(
         display_name=params["display_name"],
         event_name=params["event_name"],
@@ -89,7 +89,9 @@ def create_meter_event(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
         "timestamp": timestamp,
         "_duplicate": duplicate,
     }
-    return ctx.save(event)
+    ctx.save(event)
+    # Stripe's meter events have no id; the sandbox keeps one only to store them.
+    return {k: v for k, v in event.items() if k != "id"}
 
 
 def create_portal_session(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
@@ -100,9 +102,7 @@ def create_portal_session(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
         "billing_portal.session",
         new_id("bps", 24),
         ctx.now(customer["test_clock"]),
-        "flow on_behalf_of customer_account",
     )
-    del session["metadata"]
     session.update(
         configuration="bpc_sandbox_default",
         customer=customer["id"],

@@ -11,6 +11,7 @@ from ..context import Ctx
 from ..errors import StripeError
 from ..listing import matching, paginate
 from ..router import Route
+from ..shapes import skeleton
 from ..store import new_id
 from .common import (
     ADDRESS_FIELDS,
@@ -18,7 +19,6 @@ from .common import (
     deleted,
     lister,
     retrieve,
-    skeleton,
     update_with_event,
 )
 
@@ -59,7 +59,6 @@ def create_customer(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
         "customer",
         new_id("cus", 14),
         ctx.now(clock),
-        "currency default_source description discount email name phone shipping",
     )
     customer.update(
         address=dict.fromkeys(ADDRESS_FIELDS),
@@ -111,8 +110,6 @@ def create_product(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
         "product",
         params.get("id") or new_id("prod", 14),
         ctx.now(),
-        "default_price description package_dimensions shippable statement_descriptor "
-        "tax_code unit_label url",
     )
     product.update(
         active=True, images=[], marketing_features=[], type="service", updated=product["created"]
@@ -140,12 +137,7 @@ def create_price(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
         raise StripeError(
             "Missing required param: product.", code="parameter_missing", param="product"
         )
-    price = skeleton(
-        "price",
-        new_id("price", 24),
-        ctx.now(),
-        "custom_unit_amount lookup_key nickname tiers_mode transform_quantity",
-    )
+    price = skeleton("price", new_id("price", 24), ctx.now())
     unit_amount, unit_amount_decimal = _unit_amount(params)
     price.update(
         active=params.get("active", True),
@@ -159,8 +151,8 @@ def create_price(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
         transform_quantity=params.get("transform_quantity"),
     )
     price["type"] = "recurring" if price["recurring"] else "one_time"
-    assign(price, params, ("metadata", "nickname"))
     _claim_lookup_key(ctx, price, params)
+    assign(price, params, ("lookup_key", "metadata", "nickname"))
     ctx.save(price)
     ctx.emit("price.created", price)
     return price
@@ -226,7 +218,6 @@ def _claim_lookup_key(ctx: Ctx, price: dict[str, Any], params: dict[str, Any]) -
                 )
             other["lookup_key"] = None
             ctx.save(other)
-    price["lookup_key"] = key
 
 
 def update_price(ctx: Ctx, params: dict[str, Any], price_id: str) -> dict[str, Any]:

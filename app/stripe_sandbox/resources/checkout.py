@@ -10,9 +10,10 @@ from ..context import DAY, Ctx
 from ..errors import StripeError, card_declined
 from ..listing import list_object, paginate
 from ..router import Route
+from ..shapes import skeleton
 from ..store import new_id
 from .catalog import create_customer, update_customer
-from .common import change, lister, refuse_unsupported, retrieve, skeleton
+from .common import change, lister, refuse_unsupported, retrieve
 from .payments import FAILS_CHARGES, attach_card, card_behaviour
 from .periods import price_amount
 from .start import start_subscription
@@ -30,16 +31,6 @@ _SUPPORTED = (
     "payment_method_collection",
     "expires_at",
     "allow_promotion_codes",
-)
-_SESSION_NULLS = (
-    "after_expiration allow_promotion_codes billing_address_collection client_secret consent "
-    "consent_collection custom_text customer customer_creation customer_email invoice "
-    "invoice_creation locale payment_intent payment_link payment_method_configuration_details "
-    "phone_number_collection recovered_from saved_payment_method_options setup_intent "
-    "shipping_address_collection shipping_cost submit_type subscription total_details "
-    "adaptive_pricing discounts collected_information permissions wallet_options "
-    "origin_context currency_conversion customer_account integration_identifier "
-    "managed_payments cancel_url"
 )
 
 
@@ -74,7 +65,7 @@ def create(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
         )
     )
     now = ctx.now()
-    session = skeleton("checkout.session", "cs_test_" + new_id("a", 56)[2:], now, _SESSION_NULLS)
+    session = skeleton("checkout.session", "cs_test_" + new_id("a", 56)[2:], now)
     session.update(
         amount_subtotal=subtotal,
         amount_total=subtotal,

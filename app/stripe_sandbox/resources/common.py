@@ -1,4 +1,4 @@
-"""Small helpers every resource module shares: object skeletons, metadata, updates."""
+"""Small helpers every resource module shares: metadata, updates, retrieve and list."""
 
 from __future__ import annotations
 
@@ -10,13 +10,6 @@ from ..errors import StripeError
 from ..listing import matching, paginate
 
 ADDRESS_FIELDS = ("city", "country", "line1", "line2", "postal_code", "state")
-
-
-def skeleton(object_type: str, object_id: str, created: int, nulls: str) -> dict[str, Any]:
-    """A new object with every field Stripe documents for it; `nulls` lists the unused ones."""
-    obj: dict[str, Any] = dict.fromkeys(nulls.split())
-    obj.update(id=object_id, object=object_type, created=created, livemode=False, metadata={})
-    return obj
 
 
 def merged_metadata(current: Mapping[str, str], sent: Any) -> dict[str, str]:

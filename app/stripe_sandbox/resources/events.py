@@ -13,15 +13,14 @@ from ..context import DAY, Ctx
 from ..errors import StripeError
 from ..listing import matching, paginate
 from ..router import Route
+from ..shapes import skeleton
 from ..store import new_id
-from .common import assign, deleted, lister, retrieve, skeleton, update_with_event
+from .common import assign, deleted, lister, retrieve
 
 
 def create_endpoint(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
     """POST /v1/webhook_endpoints: the signing secret is shown only in this response."""
-    endpoint = skeleton(
-        "webhook_endpoint", new_id("we", 24), ctx.now(), "api_version application description"
-    )
+    endpoint = skeleton("webhook_endpoint", new_id("we", 24), ctx.now())
     endpoint.update(status="enabled", url=params["url"], enabled_events=params["enabled_events"])
     assign(endpoint, params, ("api_version", "description", "metadata"))
     endpoint["_secret"] = "whsec_" + secrets.token_hex(16)
@@ -30,12 +29,12 @@ def create_endpoint(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def update_endpoint(ctx: Ctx, params: dict[str, Any], endpoint_id: str) -> dict[str, Any]:
-    """POST /v1/webhook_endpoints/{id}."""
+    """POST /v1/webhook_endpoints/{id} (Stripe sends no event about webhook endpoints)."""
     endpoint = ctx.fetch("webhook_endpoint", endpoint_id)
     if "disabled" in params:
         params = {**params, "status": "disabled" if params["disabled"] else "enabled"}
-    fields = ("url", "enabled_events", "description", "metadata", "status")
-    return update_with_event(ctx, endpoint, "webhook_endpoint.updated", params, fields)
+    assign(endpoint, params, ("url", "enabled_events", "description", "metadata", "status"))
+    return ctx.save(endpoint)
 
 
 def delete_endpoint(ctx: Ctx, params: dict[str, Any], endpoint_id: str) -> dict[str, Any]:
@@ -58,8 +57,7 @@ def list_events(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
 
 def create_test_clock(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
     """POST /v1/test_helpers/test_clocks."""
-    clock = skeleton("test_helpers.test_clock", new_id("clock", 24), ctx.now(), "name")
-    del clock["metadata"]
+    clock = skeleton("test_helpers.test_clock", new_id("clock", 24), ctx.now())
     # Stripe deletes test clocks (and their objects) 30 days after creation.
     clock.update(
         frozen_time=params["frozen_time"],

@@ -7,8 +7,9 @@ from typing import Any
 
 from ..context import DAY, Ctx, snapshot
 from ..errors import StripeError
+from ..shapes import skeleton
 from ..store import new_id
-from .common import change, skeleton
+from .common import change
 from .payments import charge
 
 # Renewal invoices stay draft for an hour before Stripe finalizes and charges them.
@@ -19,15 +20,6 @@ RETRY_DAYS = (3, 5, 7)
 # An update waiting for its invoice to be paid expires after 23 hours (docs: "Pending updates
 # reference" > expiration).
 PENDING_UPDATE_LIFETIME = 23 * 3600
-
-_INVOICE_NULLS = (
-    "account_name account_tax_ids application custom_fields customer_address customer_name "
-    "customer_phone customer_shipping default_payment_method default_source description "
-    "due_date effective_at ending_balance footer from_invoice hosted_invoice_url invoice_pdf "
-    "last_finalization_error latest_revision next_payment_attempt number on_behalf_of "
-    "receipt_number shipping_cost shipping_details statement_descriptor subscription "
-    "webhooks_delivered_at automatically_finalizes_at customer_account"
-)
 
 
 def create_invoice(
@@ -43,7 +35,7 @@ def create_invoice(
     customer = ctx.fetch("customer", sub["customer"])
     now = ctx.now(sub["test_clock"])
     invoice_id = "upcoming_" + new_id("in", 24) if preview else new_id("in", 24)
-    invoice = skeleton("invoice", invoice_id, now, _INVOICE_NULLS)
+    invoice = skeleton("invoice", invoice_id, now)
     for item in lines:
         item["invoice"] = None if preview else invoice_id
     total = sum(item["amount"] for item in lines)

@@ -9,8 +9,9 @@ import stripe.params as sp
 from ..context import Ctx
 from ..errors import StripeError, card_declined
 from ..router import Route
+from ..shapes import skeleton
 from ..store import new_id
-from .common import retrieve, skeleton
+from .common import retrieve
 
 # docs.stripe.com/testing: 4242 always succeeds; 0341 attaches to a customer but every charge
 # fails; 9995 is declined for insufficient funds as soon as it is used.
@@ -43,9 +44,7 @@ def attach_card(ctx: Ctx, customer: dict[str, Any], number: str, expiry: str) ->
     behaviour = card_behaviour(number)
     month, _, year = expiry.replace(" ", "").partition("/")
     digits = number.replace(" ", "").replace("-", "")
-    method = skeleton(
-        "payment_method", new_id("pm", 24), ctx.now(customer["test_clock"]), "customer_account"
-    )
+    method = skeleton("payment_method", new_id("pm", 24), ctx.now(customer["test_clock"]))
     method.update(
         allow_redisplay="unspecified",
         customer=customer["id"],

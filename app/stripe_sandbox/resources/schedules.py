@@ -9,14 +9,13 @@ import stripe.params as sp
 from ..context import Ctx, snapshot
 from ..errors import StripeError
 from ..router import Route
+from ..shapes import skeleton
 from ..store import new_id
 from .changes import period_end
-from .common import assign, change, lister, refuse_unsupported, retrieve, skeleton
+from .common import assign, change, lister, refuse_unsupported, retrieve
 from .items import build_item
 from .lifecycle import cancel_subscription
 from .periods import period_boundary
-
-_NULLS = "application canceled_at completed_at released_at released_subscription customer_account"
 
 
 def create(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
@@ -36,7 +35,7 @@ def create(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
         )
     first = sub["items"]["data"][0]
     schedule = skeleton(
-        "subscription_schedule", new_id("sub_sched", 24), ctx.now(sub["test_clock"]), _NULLS
+        "subscription_schedule", new_id("sub_sched", 24), ctx.now(sub["test_clock"])
     )
     schedule.update(
         customer=sub["customer"],

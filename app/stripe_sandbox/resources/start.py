@@ -6,19 +6,11 @@ from collections.abc import Callable
 from typing import Any
 
 from ..context import DAY, Ctx
+from ..shapes import skeleton
 from ..store import new_id
-from .common import skeleton
 from .items import billing_interval, build_item
 from .lifecycle import create_invoice, finalize_and_pay
 from .periods import cycle_line, next_period_end
-
-_SUB_NULLS = (
-    "application application_fee_percent billing_cycle_anchor_config cancel_at canceled_at "
-    "days_until_due default_payment_method default_source description ended_at latest_invoice "
-    "next_pending_invoice_item_invoice on_behalf_of pause_collection pending_invoice_item_interval "
-    "pending_setup_intent pending_update schedule transfer_data trial_end trial_start "
-    "billing_thresholds customer_account"
-)
 
 
 def start_subscription(
@@ -35,7 +27,7 @@ def start_subscription(
     options = options or {}
     now = ctx.now(customer["test_clock"])
     trial_end = options.get("trial_end") or (now + trial_days * DAY if trial_days else None)
-    sub = skeleton("subscription", new_id("sub", 24), now, _SUB_NULLS)
+    sub = skeleton("subscription", new_id("sub", 24), now)
     sub.update(
         automatic_tax={"enabled": False, "liability": None, "disabled_reason": None},
         billing_cycle_anchor=trial_end or now,
