@@ -296,6 +296,10 @@ def stripe_id(value: Any) -> str:
     return value if isinstance(value, str) else str(value.id)
 
 
+# How often commands and the worker retry a Stripe call that failed or timed out.
+WORKER_RETRIES = 3
+
+
 def register_gateways(app: Flask, sandbox_client: stripe.HTTPClient | None) -> None:
     """Build the application's gateways: the sandbox's in sandbox mode, else Stripe's."""
     for extension, background in (("tollgate.stripe", False), ("tollgate.stripe.worker", True)):
@@ -308,7 +312,7 @@ def build_client(
     """A StripeClient with the time limits of pages and API calls, or of background work."""
     # Retries are safe: every write carries an Idempotency-Key. A page retries once, so a
     # customer waits at most about twice the timeout before being told to try again.
-    retries = 3 if background else 1
+    retries = WORKER_RETRIES if background else 1
     if sandbox_client is not None:
         # The sandbox's client retries as Stripe's does, so that the sandbox's faults
         # (STRIPE_SANDBOX_FAULTS) are met as Stripe's would be.

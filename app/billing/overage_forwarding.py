@@ -14,19 +14,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import ColumnElement, CursorResult, or_, select, update
 
 from app.accounts.models import Customer, utcnow
-from app.billing.gateway import GatewayError, gateway
+from app.billing.gateway import WORKER_RETRIES, GatewayError, gateway
 from app.clock import now
 from app.entitlements.models import OverageBatch, OverageOutbox
 from app.extensions import db
 
 # Stripe refuses meter events older than 35 days; a backlog that old is billed as of the window.
 OLDEST_METER_EVENT = timedelta(days=34)
-# How long a forwarder holds a batch it is sending: longer than a Stripe call with its retries
-# (STRIPE_WORKER_TIMEOUT_SECONDS, 30 s, tried four times), so only a dead forwarder's lapses.
-CLAIM = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -130,6 +128,14 @@ def _unclaimed(at: datetime) -> ColumnElement[bool]:
     return or_(OverageBatch.claimed_until.is_(None), OverageBatch.claimed_until < at)
 
 
+def claim_length() -> timedelta:
+    """How long a forwarder holds a batch it is sending: twice the longest a Stripe call can
+    take with its retries (STRIPE_WORKER_TIMEOUT_SECONDS, 30 s, tried four times: 4 minutes),
+    so that only a dead forwarder's claim lapses."""
+    longest_send = current_app.config["STRIPE_WORKER_TIMEOUT_SECONDS"] * (WORKER_RETRIES + 1)
+    return timedelta(seconds=2 * longest_send)
+
+
 def _claim(batch_id: int) -> bool:
     """Hold the batch for this forwarder, unless sent or held by another; one statement, so
     two forwarders cannot both take it. Commits."""
@@ -137,7 +143,7 @@ def _claim(batch_id: int) -> bool:
     claimed: CursorResult[Any] = db.session.execute(  # type: ignore[assignment]
         update(OverageBatch)
         .where(OverageBatch.id == batch_id, OverageBatch.forwarded_at.is_(None), _unclaimed(at))
-        .values(claimed_until=at + CLAIM)
+        .values(claimed_until=at + claim_length())
     )
     db.session.commit()
     return bool(claimed.rowcount)

@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 
 from app import create_app
 from app.accounts.models import utcnow
-from app.billing.overage_forwarding import CLAIM, forward_overage
+from app.billing.overage_forwarding import claim_length, forward_overage
 from app.entitlements.models import OverageBatch
 from app.extensions import db
 from app.stripe_sandbox import Sandbox
@@ -184,7 +184,7 @@ def test_batch_held_by_a_forwarder_that_died_is_sent_after_its_claim_lapses(
         forward_overage()  # batches them, and sends them
         db.session.execute(update(OverageBatch).values(forwarded_at=None))
         # Another forwarder holds them, sending right now.
-        db.session.execute(update(OverageBatch).values(claimed_until=utcnow() + CLAIM))
+        db.session.execute(update(OverageBatch).values(claimed_until=utcnow() + claim_length()))
         db.session.commit()
         assert forward_overage().sent == []
         # It died: its claim lapses, and the batches go (again: Stripe counts them once).

@@ -59,6 +59,9 @@ class Hosts:
             TOLLGATE_QUEUE_URL=REDIS_URL,
             TOLLGATE_QUEUE_NAME=queue_name,
             TOLLGATE_CHECK_CACHE="on",
+            # A killed worker's claim on the batch it was sending lapses after twice its longest
+            # send (claim_length): 40 s here, within the test's wait.
+            STRIPE_WORKER_TIMEOUT_SECONDS="5",
         )
         self.queue_name = queue_name
         self.webs: list[Running] = []
