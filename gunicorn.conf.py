@@ -67,7 +67,9 @@ def child_exit(server, worker):
 
 def post_worker_init(worker):
     """With METRICS_BIND set, every worker also answers scrapes there (SO_REUSEPORT): any one
-    of them answers for all, from the shared files."""
-    from app.health import serve_metrics
+    of them answers for all, from the shared files. (gunicorn reads this file from the folder
+    it starts in, whatever it serves: the benchmarks' reference apps have no metrics.)"""
+    if os.environ.get("METRICS_BIND"):
+        from app.health import serve_metrics
 
-    serve_metrics(worker.wsgi)
+        serve_metrics(worker.wsgi)
