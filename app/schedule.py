@@ -10,8 +10,7 @@ slot is caught up by the next one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Integer, String, Text, UniqueConstraint, update
@@ -54,33 +53,21 @@ def wall_clock() -> datetime:
     return datetime.now(UTC)
 
 
-@contextmanager
-def slot_claim(job: str, slot: str, lease: timedelta) -> Iterator[bool]:
-    """Yield whether this run has the slot; mark it finished (or failed) when the block ends.
-
-    The claim is committed before the work starts, and the work owns its own transactions.
-    """
-    claimed = _claim(job, slot, lease)
-    if not claimed:
-        yield False
-        return
+def run_once_per_slot(job: str, slot: str, lease: timedelta, work: Callable[[], object]) -> bool:
+    """Run ``work`` if this run claims the slot, and mark the slot finished (or failed, with
+    its error); whether it ran. The claim is committed before the work starts, and the work
+    owns its own transactions."""
+    if not _claim(job, slot, lease):
+        log.info("periodic job %s slot %s is another run's; skipped", job, slot)
+        return False
     try:
-        yield True
+        work()
     except Exception as exc:
         db.session.rollback()
         _finish(job, slot, error=f"{type(exc).__name__}: {exc}"[:2000], finished=False)
         raise
     _finish(job, slot, error=None, finished=True)
-
-
-def run_once_per_slot(job: str, slot: str, lease: timedelta, work: Callable[[], object]) -> bool:
-    """Run ``work`` if this run claims the slot; whether it did."""
-    with slot_claim(job, slot, lease) as mine:
-        if mine:
-            work()
-        else:
-            log.info("periodic job %s slot %s is another run's; skipped", job, slot)
-        return mine
+    return True
 
 
 def _claim(job: str, slot: str, lease: timedelta) -> bool:

@@ -31,7 +31,7 @@ from app.extensions import db
 from app.models import CreditPool, Customer, Invoice, OverageBatch, OverageOutbox, Subscription
 from app.stripe_sandbox import Sandbox, SandboxHTTPClient
 from app.stripe_sandbox.faults import KINDS, Faults
-from tests.factories import active_customer, log_in, trialing_customer
+from tests.factories import MadeCustomer, active_customer, log_in, trialing_customer
 from tests.journeys import (
     GOOD_CARD,
     advance_days,
@@ -938,13 +938,19 @@ def _subscriptions(app: Flask, customer_id: int) -> list[Subscription]:
     return found
 
 
-def test_a_scheduled_change_changed_again_reaches_the_mirror_even_if_its_answer_was_lost(
-    client: WebClient, synced: Flask, sandbox: Sandbox
-) -> None:
+def _with_downgrade_scheduled(client: WebClient, synced: Flask) -> MadeCustomer:
+    """A Pro customer, logged in, who has scheduled a downgrade to Starter on the account page."""
     made = active_customer(synced, "pro_monthly")
     log_in(client, made)
     first = press(client, client.get("/account").text, "/account/plan/starter_monthly")
     assert "Your plan changes to Starter at" in _landed(client, first)
+    return made
+
+
+def test_a_scheduled_change_changed_again_reaches_the_mirror_even_if_its_answer_was_lost(
+    client: WebClient, synced: Flask, sandbox: Sandbox
+) -> None:
+    made = _with_downgrade_scheduled(client, synced)
     sandbox.deliver_pending()
     # The second change: Stripe updates the schedule; reading the subscription back fails.
     sandbox.faults = Faults(script=[None, "rate_limit"], only=_on("GET", SUBSCRIPTION_PATH))
@@ -961,10 +967,7 @@ def test_a_scheduled_change_changed_again_reaches_the_mirror_even_if_its_answer_
 def test_an_undo_stripe_made_whose_read_back_failed_is_done_when_tried_again(
     client: WebClient, synced: Flask, sandbox: Sandbox
 ) -> None:
-    made = active_customer(synced, "pro_monthly")
-    log_in(client, made)
-    first = press(client, client.get("/account").text, "/account/plan/starter_monthly")
-    assert "Your plan changes to Starter at" in _landed(client, first)
+    made = _with_downgrade_scheduled(client, synced)
     # Stripe releases the schedule; reading the subscription back afterwards fails.
     sandbox.faults = Faults(script=[None, "rate_limit"], only=_on("GET", SUBSCRIPTION_PATH))
     refused = _landed(client, press(client, client.get("/account").text, "/account/plan/undo"))
