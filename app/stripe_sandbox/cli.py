@@ -1,11 +1,14 @@
-"""`flask sandbox advance` and `flask sandbox deliver` for driving the sandbox by hand."""
+"""`flask sandbox advance`, `deliver` and `fill` for driving the sandbox by hand."""
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import click
 from flask import Blueprint, current_app
+
+from .fill import FillOptions, fill, report
 
 
 def register_commands(bp: Blueprint) -> None:
@@ -28,3 +31,36 @@ def register_commands(bp: Blueprint) -> None:
         delivered = sandbox.deliver_pending()
         left = len(sandbox.pending_deliveries())
         click.echo(f"Delivered {delivered} webhook(s); {left} still pending.")
+
+    @bp.cli.command("fill")
+    @click.option(
+        "--customers",
+        type=click.IntRange(min=0),
+        default=1000,
+        show_default=True,
+        help="Customers of the account.",
+    )
+    @click.option(
+        "--invoices",
+        type=click.IntRange(min=1),
+        default=3,
+        show_default=True,
+        help="Invoices per monthly subscription (a yearly one has one per twelve of them).",
+    )
+    @click.option(
+        "--seed",
+        type=int,
+        default=0,
+        show_default=True,
+        help="The same seed gives the same counts and statuses.",
+    )
+    def fill_account(customers: int, invoices: int, seed: int) -> None:
+        """Fill the sandbox with a Stripe account that Tollgate did not make: customers,
+        subscriptions in every state and their history of invoices, charges, refunds and
+        disputes, sending no webhook."""
+        sandbox = current_app.extensions["stripe_sandbox"]
+        started = time.perf_counter()
+        summary = fill(sandbox, FillOptions(customers, invoices, seed))
+        click.echo(f"Filled the sandbox in {time.perf_counter() - started:.1f} s.")
+        for line in report(summary):
+            click.echo(line)

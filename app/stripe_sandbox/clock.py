@@ -5,12 +5,14 @@ Objects on a test clock move only with that clock; the rest follow the global sa
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from .context import DAY, Ctx, snapshot
 from .resources.changes import period_end
 from .resources.common import change
+from .resources.disputes import next_step
 from .resources.lifecycle import (
     attempt_payment,
     cancel_subscription,
@@ -28,18 +30,36 @@ TRIAL_WILL_END_NOTICE = 3 * DAY
 _LIVE_STATUSES = ("trialing", "active", "past_due", "unpaid")
 
 
+# The objects whose state holds steps: what the store counts writes of (Store.watch).
+STEP_TYPES = ("invoice", "subscription", "dispute")
+
+
 def advance(ctx: Ctx, clock_id: str | None, target: int) -> None:
-    """Process, in time order, everything on this clock that falls due up to `target`."""
+    """Process, in time order, everything on this clock that falls due up to `target`.
+
+    Finding the steps reads every invoice, subscription and dispute, which takes seconds in a
+    filled sandbox. So the time of the next step is kept, with the count of their writes when
+    it was found: while none was written since and that time is still ahead, a tick is one
+    read, not a scan.
+    """
+    memo_key = f"next_step:{clock_id or 'global'}"
+    next_at, seen_writes = json.loads(ctx.store.meta(memo_key, "[null, -1]"))
+    if seen_writes == ctx.store.writes() and (next_at is None or next_at > target):
+        return  # nothing written since the last scan, and nothing due until next_at (or ever)
     try:
         while True:
-            due = [s for s in _steps(ctx, clock_id) if s[0] <= target]
+            steps = list(_steps(ctx, clock_id))
+            due = [s for s in steps if s[0] <= target]
             if not due:
-                return
+                break
             when, _, action, object_id = min(due, key=lambda s: (s[0], s[1]))
             ctx.pinned[clock_id] = when
             action(ctx, ctx.store.get(object_id) or {})
     finally:
         ctx.pinned.pop(clock_id, None)
+    upcoming = min((step[0] for step in steps), default=None)
+    if [upcoming, ctx.store.writes()] != [next_at, seen_writes]:
+        ctx.store.set_meta(memo_key, json.dumps([upcoming, ctx.store.writes()]))
 
 
 def _steps(ctx: Ctx, clock_id: str | None) -> Iterator[Step]:
@@ -52,6 +72,10 @@ def _steps(ctx: Ctx, clock_id: str | None) -> Iterator[Step]:
             yield invoice["automatically_finalizes_at"], 0, finalize_and_pay, invoice["id"]
         if invoice["status"] == "open" and invoice["next_payment_attempt"]:
             yield invoice["next_payment_attempt"], 1, attempt_payment, invoice["id"]
+    for dispute in ctx.store.all("dispute"):
+        step = next_step(dispute)
+        if step is not None and dispute.get("_test_clock") == clock_id:
+            yield step[0], 1, step[1], dispute["id"]
     for sub in ctx.store.all("subscription"):
         if sub["test_clock"] != clock_id or sub["status"] not in _LIVE_STATUSES:
             continue
@@ -98,6 +122,16 @@ def _payment_method(ctx: Ctx, sub: dict[str, Any]) -> str | None:
 
 def _renew(ctx: Ctx, sub: dict[str, Any]) -> None:
     before = snapshot(sub)
+    lines, period = next_period(ctx, sub)
+    ctx.save(sub)
+    ctx.emit("customer.subscription.updated", sub, before)
+    invoice = create_invoice(ctx, sub, "subscription_cycle", lines, period)
+    schedule_finalization(ctx, invoice)
+
+
+def next_period(ctx: Ctx, sub: dict[str, Any]) -> tuple[list[dict[str, Any]], tuple[int, int]]:
+    """Move a subscription into its next period (ending a trial); returns the renewal
+    invoice's lines and its period, the one that just ended (usage is billed in arrears)."""
     start, end = sub["items"]["data"][0]["current_period_start"], period_end(sub)
     new_end = next_period_end(
         sub["billing_cycle_anchor"], sub["items"]["data"][0]["price"]["recurring"], end
@@ -110,8 +144,4 @@ def _renew(ctx: Ctx, sub: dict[str, Any]) -> None:
         cycle_line(ctx, item, (end, new_end), sub["customer"], (start, end))
         for item in sub["items"]["data"]
     ]
-    ctx.save(sub)
-    ctx.emit("customer.subscription.updated", sub, before)
-    # A cycle invoice's period is the one that just ended (its usage is billed in arrears).
-    invoice = create_invoice(ctx, sub, "subscription_cycle", lines, (start, end))
-    schedule_finalization(ctx, invoice)
+    return lines, (start, end)

@@ -1,4 +1,4 @@
-"""Route a Stripe v1 request to its handler: parameters, idempotency, expansion, errors."""
+"""Route a Stripe v1 request to its handler: keys, parameters, idempotency, expansion, errors."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import keys
 from .context import API_VERSION, Ctx, public
 from .errors import StripeError
 from .params import parse_form, validate
@@ -66,11 +67,10 @@ class Router:
         if key:
             response_headers["Idempotency-Key"] = key
         try:
-            if not lowered.get("authorization", "").strip():
-                raise StripeError(
-                    "You did not provide an API key.", status=401, type="authentication_error"
-                )
-            route, ids, params = self._resolve(method, path, body)
+            api_key = keys.authenticate(store, lowered.get("authorization", ""))
+            route, ids, raw = self._resolve(method, path, body)
+            api_key.require(method, route.pattern)
+            params = validate(route.params, raw)
             fingerprint = hashlib.sha256(f"{method} {path} {body}".encode()).hexdigest()
             if key and (saved := store.idempotent_result(key)):
                 return self._replay(saved, fingerprint, key, response_headers)
@@ -94,14 +94,14 @@ class Router:
     def _resolve(
         self, method: str, path: str, body: str
     ) -> tuple[Route, tuple[str, ...], dict[str, Any]]:
+        """The route, its path ids and the parameters sent (not yet checked)."""
         path, _, query = path.partition("?")
         known_path = False
         for route in self.routes:
             ids = route.match(method, path)
             known_path = known_path or route.match(route.method, path) is not None
             if ids is not None:
-                raw = parse_form(query) | parse_form(body)
-                return route, ids, validate(route.params, raw)
+                return route, ids, parse_form(query) | parse_form(body)
         raise StripeError(
             f"Unrecognized request URL ({method}: {path}).",
             status=405 if known_path else 404,

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import IO, Any, TypeVar
 
-from . import clock, webhooks
+from . import clock, keys, webhooks
 from .api import EXPANSIONS, ROUTES
 from .context import Ctx, global_now, shift_global_clock
 from .faults import Faults
@@ -26,6 +26,7 @@ class Sandbox:
     def __init__(self, db_path: str, base_url: str = "http://127.0.0.1:5000") -> None:
         self.path = db_path
         self.store = Store(db_path)
+        self.store.watch(clock.STEP_TYPES)
         self.base_url = base_url.rstrip("/")
         # The dev server is threaded and webhook delivery runs in its own thread.
         self._lock = threading.RLock()
@@ -54,6 +55,13 @@ class Sandbox:
         """Run `action(ctx, *args)` as one transaction (hosted pages, CLI)."""
         with self._lock, self.store.transaction():
             return action(Ctx(self.store, self.base_url), *args)
+
+    def create_restricted_key(self, permissions: Mapping[str, str]) -> str:
+        """A new restricted key, `rk_test_...`, that may only read or write the resource groups
+        given, e.g. {"customers": "read", "invoices": "write"} (`keys.RESOURCE_GROUPS`); it
+        lives in the sandbox's file, so every process sharing the file accepts it."""
+        with self._lock, self.store.transaction():
+            return keys.create_restricted_key(self.store, permissions)
 
     def now(self) -> int:
         """The global sandbox clock in unix seconds."""

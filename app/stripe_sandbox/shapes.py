@@ -10,6 +10,8 @@ stores, answers or sends in an event is whole.
 from __future__ import annotations
 
 import copy
+import functools
+import json
 from typing import Any
 
 
@@ -24,6 +26,7 @@ def fields(names: str, **defaults: Any) -> dict[str, Any]:
 
 
 _ADDRESS = fields("city country line1 line2 postal_code state")
+_BILLING_DETAILS = fields("address email name phone tax_id", address=_ADDRESS)
 _AUTOMATIC_TAX = fields("enabled liability provider status", enabled=False)
 _META = {"metadata": {}, "livemode": False}
 
@@ -191,6 +194,9 @@ SHAPES: dict[str, dict[str, Any]] = {
     "billing.meter_event": fields(
         "created event_name identifier livemode object payload timestamp", livemode=False
     ),
+    "billing.meter_event_summary": fields(
+        "aggregated_value end_time id livemode meter object start_time", livemode=False
+    ),
     "billing_portal.session": fields(
         "configuration created customer customer_account flow id livemode locale object "
         "on_behalf_of return_url url",
@@ -228,6 +234,95 @@ SHAPES: dict[str, dict[str, Any]] = {
         allow_redisplay="unspecified",
         **_META,
     ),
+    "payment_intent": fields(
+        "amount amount_capturable amount_details amount_received application "
+        "application_fee_amount automatic_payment_methods canceled_at cancellation_reason "
+        "capture_method client_secret confirmation_method created currency customer "
+        "customer_account description excluded_payment_method_types id last_payment_error "
+        "latest_charge livemode managed_payments metadata next_action object on_behalf_of "
+        "payment_method payment_method_configuration_details payment_method_options "
+        "payment_method_types processing receipt_email review setup_future_usage shipping "
+        "source statement_descriptor statement_descriptor_suffix status transfer_data "
+        "transfer_group",
+        amount_capturable=0,
+        amount_details={"tip": {}},
+        amount_received=0,
+        capture_method="automatic",
+        confirmation_method="automatic",
+        payment_method_options={},
+        payment_method_types=["card"],
+        status="requires_payment_method",
+        **_META,
+    ),
+    "invoice_payment": fields(
+        "amount_paid amount_requested created currency id invoice is_default livemode object "
+        "payment status status_transitions",
+        is_default=True,
+        livemode=False,
+        status="open",
+        status_transitions=fields("canceled_at paid_at"),
+    ),
+    "charge": fields(
+        "amount amount_captured amount_refunded application application_fee "
+        "application_fee_amount balance_transaction billing_details "
+        "calculated_statement_descriptor captured created currency customer description "
+        "disputed failure_balance_transaction failure_code failure_message fraud_details id "
+        "livemode metadata object on_behalf_of outcome paid payment_intent payment_method "
+        "payment_method_details receipt_email receipt_number receipt_url refunded refunds "
+        "review shipping source source_transfer statement_descriptor "
+        "statement_descriptor_suffix status transfer_data transfer_group",
+        amount_captured=0,
+        amount_refunded=0,
+        billing_details=_BILLING_DETAILS,
+        captured=False,
+        disputed=False,
+        fraud_details={},
+        paid=False,
+        refunded=False,
+        **_META,
+    ),
+    "refund": fields(
+        "amount balance_transaction charge created currency customer customer_account "
+        "destination_details id metadata object payment_intent payment_method reason "
+        "receipt_number source_transfer_reversal status transfer_reversal",
+        metadata={},
+    ),
+    "dispute": fields(
+        "amount balance_transactions charge created currency enhanced_eligibility_types "
+        "evidence evidence_details id is_charge_refundable livemode metadata object "
+        "payment_intent payment_method_details reason status",
+        balance_transactions=[],
+        enhanced_eligibility_types=[],
+        evidence=fields(
+            "access_activity_log billing_address cancellation_policy "
+            "cancellation_policy_disclosure cancellation_rebuttal customer_communication "
+            "customer_email_address customer_name customer_purchase_ip customer_signature "
+            "duplicate_charge_documentation duplicate_charge_explanation duplicate_charge_id "
+            "enhanced_evidence product_description receipt refund_policy "
+            "refund_policy_disclosure refund_refusal_explanation service_date "
+            "service_documentation shipping_address shipping_carrier shipping_date "
+            "shipping_documentation shipping_tracking_number uncategorized_file "
+            "uncategorized_text",
+            enhanced_evidence={},
+        ),
+        evidence_details=fields(
+            "due_by enhanced_eligibility has_evidence past_due submission_count",
+            enhanced_eligibility={},
+            has_evidence=False,
+            past_due=False,
+            submission_count=0,
+        ),
+        is_charge_refundable=False,
+        **_META,
+    ),
+    "balance_transaction": fields(
+        "amount available_on balance_type created currency description exchange_rate fee "
+        "fee_details id net object reporting_category source status type",
+        balance_type="payments",
+        fee=0,
+        fee_details=[],
+        status="available",
+    ),
 }
 
 # Nested objects that resources fill from parameters or change later: the fields Stripe sends
@@ -241,6 +336,28 @@ NESTED: dict[str, dict[str, Any]] = {
         tax_exempt="none",
     ),
     "price.recurring": fields("interval interval_count meter trial_period_days usage_type"),
+    "charge.outcome": fields(
+        "advice_code network_advice_code network_decline_code network_status reason "
+        "seller_message type"
+    ),
+    "charge.payment_method_details": fields("card type", type="card"),
+    # What Stripe sends for a card charge with no wallet, 3D Secure or installments.
+    "charge.payment_method_details.card": fields(
+        "amount_authorized authorization_code brand checks country exp_month exp_year "
+        "extended_authorization fingerprint funding incremental_authorization installments "
+        "last4 mandate multicapture network network_token network_transaction_id overcapture "
+        "regulated_status three_d_secure transaction_link_id wallet",
+        extended_authorization={"status": "disabled"},
+        incremental_authorization={"status": "unavailable"},
+        multicapture={"status": "unavailable"},
+        network_token={"used": False},
+    ),
+    "dispute.payment_method_details": fields("card type", type="card"),
+    "dispute.payment_method_details.card": fields(
+        "brand case_type network network_reason_code", case_type="chargeback"
+    ),
+    "invoice_payment.payment": fields("payment_intent type", type="payment_intent"),
+    "refund.destination_details": fields("card type", type="card"),
     "subscription_schedule.default_settings": fields(
         "application_fee_percent automatic_tax billing_cycle_anchor billing_thresholds "
         "collection_method default_payment_method description invoice_settings on_behalf_of "
@@ -258,10 +375,31 @@ NESTED: dict[str, dict[str, Any]] = {
 
 def skeleton(object_type: str, object_id: str, created: int | None = None) -> dict[str, Any]:
     """A new object with every field Stripe sends for its type, at its default."""
-    obj = complete({"id": object_id, "object": object_type})
+    obj: dict[str, Any] = json.loads(_blank(object_type))
+    obj["id"] = object_id
     if "created" in obj:
         obj["created"] = created
     return obj
+
+
+def blank(path: str) -> dict[str, Any]:
+    """A new nested object (`NESTED[path]`) with every field at its default, whole: for
+    builders that make many objects and so skip completing them."""
+    return dict(json.loads(_blank_nested(path)))
+
+
+@functools.cache
+def _blank_nested(path: str) -> str:
+    nested: dict[str, Any] = {}
+    _fill(nested, NESTED[path], path)
+    return json.dumps(nested)
+
+
+@functools.cache
+def _blank(object_type: str) -> str:
+    # Completed once per type and copied by decoding: filling in a new object field by field
+    # costs several times more, and `flask sandbox fill` makes a million of them.
+    return json.dumps(complete({"id": None, "object": object_type}))
 
 
 def complete(obj: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import json
 import secrets
 import sqlite3
 import string
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -14,6 +14,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
     id TEXT PRIMARY KEY, type TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS objects_type_seq ON objects (type, seq);
+-- `put` numbers a new row after the highest seq of all: one index lookup, not a table scan.
+CREATE INDEX IF NOT EXISTS objects_seq ON objects (seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS idempotency (
     key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, status INTEGER NOT NULL, body TEXT NOT NULL);
@@ -23,7 +25,19 @@ CREATE TABLE IF NOT EXISTS deliveries (
     delivered INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS used_keys (
     kind TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (kind, key));
+CREATE TABLE IF NOT EXISTS restricted_keys (key TEXT PRIMARY KEY, permissions TEXT NOT NULL);
 """
+# Rows a list reads at a time: a page of 100 and one more, with room for rows filtered out.
+_WALK_BATCH = 128
+# The next rows past a list position (a seq): newest first, or towards the newest (True).
+_WALK = {
+    False: "SELECT seq, data FROM objects WHERE type = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+    True: "SELECT seq, data FROM objects WHERE type = ? AND seq > ? ORDER BY seq ASC LIMIT ?",
+}
+_SEQ_BOUNDS = {False: 2**63 - 1, True: -1}
+
+# The count of writes of watched types (see Store.watch).
+_WRITES_KEY = "watched_writes"
 
 _ID_ALPHABET = string.ascii_letters + string.digits
 
@@ -45,6 +59,7 @@ class Store:
         self._db.executescript(_SCHEMA)
         self._db.commit()
         self._depth = 0
+        self._watched: frozenset[str] = frozenset()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -80,8 +95,27 @@ class Store:
         row = self._db.execute("SELECT data FROM objects WHERE id = ?", (object_id,)).fetchone()
         return json.loads(row[0]) if row else None
 
+    def watch(self, object_types: Iterable[str]) -> None:
+        """Count every write of objects of these types (and every delete) in `writes()`, so a
+        reader can tell that nothing of theirs changed since it last looked."""
+        self._watched = frozenset(object_types)
+
+    def writes(self) -> int:
+        """Writes of watched types so far, by every process sharing the file."""
+        return int(self.meta(_WRITES_KEY, "0"))
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a persisted setting."""
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
     def put(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Insert or replace; an object keeps its list position across updates."""
+        if obj["object"] in self._watched:
+            self.add_to_meta(_WRITES_KEY, 1)
         data = json.dumps(obj)
         updated = self._db.execute(
             "UPDATE objects SET data = ? WHERE id = ?", (data, obj["id"])
@@ -96,6 +130,8 @@ class Store:
 
     def delete(self, object_id: str) -> None:
         """Forget an object."""
+        if self._watched:
+            self.add_to_meta(_WRITES_KEY, 1)
         self._db.execute("DELETE FROM objects WHERE id = ?", (object_id,))
 
     def all(self, object_type: str) -> list[dict[str, Any]]:
@@ -104,6 +140,31 @@ class Store:
             "SELECT data FROM objects WHERE type = ? ORDER BY seq DESC", (object_type,)
         )
         return [json.loads(r[0]) for r in rows]
+
+    def walk(
+        self, object_type: str, after: int | None = None, *, towards_newest: bool = False
+    ) -> Iterator[dict[str, Any]]:
+        """Objects of a type in list order, newest first (or oldest first, `towards_newest`),
+        from just past the list position `after` (a seq). Rows are read a batch at a time and
+        decoded one at a time, so a reader that stops early pays for what it read, not the table.
+        """
+        bound = _SEQ_BOUNDS[towards_newest] if after is None else after
+        while True:
+            rows = self._db.execute(
+                _WALK[towards_newest], (object_type, bound, _WALK_BATCH)
+            ).fetchall()
+            for _, data in rows:
+                yield json.loads(data)
+            if len(rows) < _WALK_BATCH:
+                return
+            bound = rows[-1][0]
+
+    def position(self, object_id: str, object_type: str) -> int | None:
+        """An object's place in its type's list (its seq), or None if there is no such object."""
+        row = self._db.execute(
+            "SELECT seq FROM objects WHERE id = ? AND type = ?", (object_id, object_type)
+        ).fetchone()
+        return int(row[0]) if row else None
 
     def meta(self, key: str, default: str) -> str:
         """A persisted setting such as the clock offset."""
@@ -117,6 +178,20 @@ class Store:
             "INSERT OR IGNORE INTO used_keys (kind, key) VALUES (?, ?)", (kind, key)
         )
         return inserted.rowcount == 1
+
+    def save_restricted_key(self, key: str, permissions: Mapping[str, str]) -> None:
+        """Keep a restricted key in the file, so every process sharing it accepts the key."""
+        self._db.execute(
+            "INSERT INTO restricted_keys (key, permissions) VALUES (?, ?)",
+            (key, json.dumps(dict(permissions))),
+        )
+
+    def restricted_key(self, key: str) -> dict[str, str] | None:
+        """A restricted key's permissions (resource group to "read" or "write"), or None."""
+        row = self._db.execute(
+            "SELECT permissions FROM restricted_keys WHERE key = ?", (key,)
+        ).fetchone()
+        return dict(json.loads(row[0])) if row else None
 
     def add_to_meta(self, key: str, amount: int) -> None:
         """Add to a whole-number setting in one statement (no read that another can overtake)."""

@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from flask import Blueprint, Response, abort, redirect, render_template, request
 from werkzeug.wrappers.response import Response as BaseResponse
 
+from .amounts import money
 from .cli import register_commands
 from .context import Ctx
 from .errors import StripeError
 from .resources import billing, checkout
 from .sandbox import Sandbox
-
-_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£"}
-
-
-def money(amount: int | str, currency: str) -> str:
-    """Minor units as a price label, e.g. 1500 usd → $15.00; sub-cent unit prices
-    ("0.002") keep their digits → $0.00002."""
-    symbol = _SYMBOLS.get(currency, currency.upper() + " ")
-    value = Decimal(amount) / 100
-    sign = "-" if value < 0 else ""
-    digits = max(2, -value.normalize().as_tuple().exponent)  # type: ignore[operator]
-    return f"{sign}{symbol}{abs(value):,.{digits}f}"
 
 
 def create_blueprint(sandbox: Sandbox) -> Blueprint:

@@ -200,3 +200,17 @@ def record_usage(client: stripe.StripeClient, customer: str, value: str, **extra
 def invoices_of(client: stripe.StripeClient, sub_id: str) -> list[stripe.Invoice]:
     """A subscription's invoices, oldest first."""
     return list(client.v1.invoices.list(params={"subscription": sub_id}).data)[::-1]
+
+
+def buy(
+    client: stripe.StripeClient, server: Server, price: str, card: str, **extra: object
+) -> stripe.checkout.Session:
+    """A subscription bought through Checkout with a test card; the completed session."""
+    session = checkout_url(client, price, **extra)
+    assert pay(server, session, card).status == 303
+    return client.v1.checkout.sessions.retrieve(session.id)
+
+
+def charges_of(client: stripe.StripeClient, customer: str) -> list[stripe.Charge]:
+    """A customer's charges, oldest first."""
+    return list(client.v1.charges.list(params={"customer": customer}).data)[::-1]

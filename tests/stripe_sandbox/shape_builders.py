@@ -215,6 +215,29 @@ def billing_meter_event(w: World, full: bool) -> list[Raw]:
     return _raw(w.client.v1.billing.meter_events.create(params=params))
 
 
+def billing_meter_event_summary(w: World, full: bool) -> list[Raw]:
+    """Minimal: one summary of two hours; full: one per hour with usage."""
+    cus = w.client.v1.customers.create()
+    hour = w.sandbox.now() // 3600 * 3600
+    for at, value in ((hour - 7000, "2"), (hour - 3000, "3")):
+        w.client.v1.billing.meter_events.create(
+            params={
+                "event_name": "api_call",
+                "payload": {"stripe_customer_id": cus.id, "value": value},
+                "timestamp": at,
+            }
+        )
+    params: stripe.params.billing.MeterEventSummaryListParams = {
+        "customer": cus.id,
+        "start_time": hour - 7200,
+        "end_time": hour,
+    }
+    if full:
+        params["value_grouping_window"] = "hour"
+    summaries = w.client.v1.billing.meters.event_summaries.list(w.catalog.meter.id, params=params)
+    return _raw(*summaries.data)
+
+
 def billing_portal_session(w: World, full: bool) -> list[Raw]:
     cus = w.client.v1.customers.create()
     params: stripe.params.billing_portal.SessionCreateParams = {"customer": cus.id}
@@ -288,6 +311,134 @@ def payment_method(w: World, full: bool) -> list[Raw]:
     return _raw(w.client.v1.payment_methods.retrieve(str(method)))
 
 
+def _bought(w: World, card: str, **extra: Any) -> str:
+    """A $15/month subscription bought through Checkout with a test card; its customer."""
+    params: stripe.params.checkout.SessionCreateParams = {
+        "mode": "subscription",
+        "line_items": [{"price": w.catalog.monthly.id}],
+        "success_url": "http://app.test/ok",
+        **extra,  # type: ignore[typeddict-item]
+    }
+    session = w.client.v1.checkout.sessions.create(params=params)
+    assert pay(w.server, session, card).status == 303
+    return str(w.client.v1.checkout.sessions.retrieve(session.id).customer)
+
+
+def _declined_renewal(w: World) -> str:
+    """A one-day trial on the card that fails every charge, then its first invoice; the
+    customer."""
+    customer = _bought(w, "4000 0000 0000 0341", subscription_data={"trial_period_days": 1})
+    w.sandbox.advance(2 * 86400)
+    return customer
+
+
+def _charges(w: World, customer: str) -> list[stripe.Charge]:
+    return list(w.client.v1.charges.list(params={"customer": customer}).data)
+
+
+def charge(w: World, full: bool) -> list[Raw]:
+    """Minimal: a paid first invoice; full: a German card billed to an address, a declined
+    renewal, a partly refunded charge and a disputed one."""
+    if not full:
+        return _raw(*_charges(w, _bought(w, "4242 4242 4242 4242")))
+    addressed = w.client.v1.customers.create(params={"address": ADDRESS, "email": "a@b.test"})
+    _bought(w, "4000 0027 6000 0016", customer=addressed.id)
+    refunded = _charges(w, _bought(w, "4242 4242 4242 4242"))[0]
+    w.client.v1.refunds.create(params={"charge": refunded.id, "amount": 500})
+    customers = [addressed.id, _declined_renewal(w), _bought(w, "4000 0000 0000 0259")]
+    charges = [c for customer in customers for c in _charges(w, customer)]
+    return _raw(*charges, w.client.v1.charges.retrieve(refunded.id))
+
+
+def refund(w: World, full: bool) -> list[Raw]:
+    """Minimal: all of a charge; full: part of a PaymentIntent's, with a reason and
+    metadata, then the rest."""
+    paid = _charges(w, _bought(w, "4242 4242 4242 4242"))[0]
+    if not full:
+        return _raw(w.client.v1.refunds.create(params={"charge": paid.id}))
+    part = w.client.v1.refunds.create(
+        params={
+            "payment_intent": str(paid.payment_intent),
+            "amount": 500,
+            "reason": "requested_by_customer",
+            "metadata": {"ticket": "42"},
+        }
+    )
+    rest = w.client.v1.refunds.create(params={"charge": paid.id, "reason": "duplicate"})
+    return _raw(part, rest, w.client.v1.refunds.retrieve(part.id))
+
+
+def dispute(w: World, full: bool) -> list[Raw]:
+    """Minimal: as the dispute test card opens it; full: evidence staged, submitted and won,
+    and another accepted (closed as lost)."""
+
+    def opened() -> stripe.Dispute:
+        paid = _charges(w, _bought(w, "4000 0000 0000 0259"))[0]
+        return w.client.v1.disputes.list(params={"charge": paid.id}).data[0]
+
+    first = opened()
+    if not full:
+        return _raw(first)
+    staged = w.client.v1.disputes.update(
+        first.id,
+        params={
+            "evidence": {
+                "product_description": "API plan",
+                "uncategorized_text": "winning_evidence",
+            },
+            "metadata": {"case": "7"},
+            "submit": False,
+        },
+    )
+    submitted = w.client.v1.disputes.update(first.id, params={"submit": True})
+    w.sandbox.advance(0)
+    won = w.client.v1.disputes.retrieve(first.id)
+    return _raw(staged, submitted, won, w.client.v1.disputes.close(opened().id))
+
+
+def payment_intent(w: World, full: bool) -> list[Raw]:
+    """Minimal: a paid invoice's; full: also a declined one's, waiting for another card."""
+    customers = [_bought(w, "4242 4242 4242 4242")] + ([_declined_renewal(w)] if full else [])
+    return _raw(
+        *(
+            intent
+            for customer in customers
+            for intent in w.client.v1.payment_intents.list(params={"customer": customer}).data
+        )
+    )
+
+
+def invoice_payment(w: World, full: bool) -> list[Raw]:
+    """Minimal: a paid invoice's, listed by invoice; full: an unpaid one's, found by its
+    PaymentIntent, and both read through the invoice's expanded `payments`."""
+    customers = [_bought(w, "4242 4242 4242 4242")] + ([_declined_renewal(w)] if full else [])
+    invoices = [
+        invoice
+        for customer in customers
+        for invoice in w.client.v1.invoices.list(params={"customer": customer}).data
+        if invoice.amount_due
+    ]
+    found = [w.client.v1.invoice_payments.list(params={"invoice": i.id}).data[0] for i in invoices]
+    if not full:
+        return _raw(*found)
+    by_intent = [
+        w.client.v1.invoice_payments.list(
+            params={
+                "payment": {
+                    "type": "payment_intent",
+                    "payment_intent": str(payment.payment.payment_intent),
+                }
+            }
+        ).data[0]
+        for payment in found
+    ]
+    expanded = [
+        w.client.v1.invoices.retrieve(i.id, params={"expand": ["payments"]}).payments.data[0]
+        for i in invoices
+    ]
+    return _raw(*found, *by_intent, *expanded)
+
+
 BUILDERS: dict[str, Callable[[World, bool], list[Raw]]] = {
     "customer": customer,
     "product": product,
@@ -298,10 +449,16 @@ BUILDERS: dict[str, Callable[[World, bool], list[Raw]]] = {
     "invoice": invoice,
     "billing.meter": billing_meter,
     "billing.meter_event": billing_meter_event,
+    "billing.meter_event_summary": billing_meter_event_summary,
     "billing_portal.session": billing_portal_session,
     "webhook_endpoint": webhook_endpoint,
     "event": event,
     "test_helpers.test_clock": test_clock,
     "subscription_schedule": subscription_schedule,
     "payment_method": payment_method,
+    "charge": charge,
+    "refund": refund,
+    "dispute": dispute,
+    "payment_intent": payment_intent,
+    "invoice_payment": invoice_payment,
 }

@@ -61,6 +61,10 @@ def test_swap_add_and_remove_items_in_one_always_invoice_update(
         "customer.subscription.updated",
         "invoice.created",
         "invoice.finalized",
+        "payment_intent.created",
+        "charge.succeeded",
+        "payment_intent.succeeded",
+        "invoice_payment.paid",
         "invoice.paid",
         "invoice.payment_succeeded",
     ]

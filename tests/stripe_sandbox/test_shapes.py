@@ -29,13 +29,19 @@ FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "stripe" / "f
 # Fields the SDK declares that the sample lacks, which the sandbox still sends (docs/sandbox.md
 # lists them): a new endpoint's signing secret (in the create response only, as Stripe does), an
 # `*.updated` event's previous attributes, an invoice line's price (Tollgate reads it), a
-# session's line items (when expanded).
+# session's line items (when expanded), the PaymentIntent an invoice payment names (the
+# sample's stub shows only its type), and what a declined PaymentIntent says went wrong.
 BEYOND_SAMPLE = {
     "webhook_endpoint.secret",
     "event.data.previous_attributes",
     "line_item.pricing.price_details",
     "invoice.lines[].pricing.price_details",
     "checkout.session.line_items",
+    "invoice_payment.payment.payment_intent",
+    "payment_intent.last_payment_error.charge",
+    "payment_intent.last_payment_error.code",
+    "payment_intent.last_payment_error.decline_code",
+    "payment_intent.last_payment_error.message",
 }
 SDK_EVENT_TYPES = frozenset(typing.get_args(stripe.Event.__annotations__["type"]))
 
@@ -46,6 +52,8 @@ def served_types() -> list[str]:
         "/v1/" + name.replace(".", "/") + "s": name
         for name in stripe._object_classes.OBJECT_CLASSES
     }
+    # Listed under another type's path, which the SDK's naming above does not give.
+    by_url["/v1/billing/meters/{}/event_summaries"] = "billing.meter_event_summary"
     found = set()
     for route in ROUTES:
         prefixes = [u for u in by_url if re.match(re.escape(u) + "(/|$)", route.pattern)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from decimal import Decimal
 from typing import Any
 
 import stripe.params.billing as bsp
@@ -9,6 +11,7 @@ import stripe.params.billing_portal as psp
 
 from ..context import DAY, Ctx
 from ..errors import StripeError
+from ..listing import paginate
 from ..router import Route
 from ..shapes import skeleton
 from ..store import new_id
@@ -16,10 +19,18 @@ from .catalog import update_customer
 from .common import lister, refuse_unsupported, retrieve
 from .lifecycle import attempt_payment
 from .payments import attach_card
+from .periods import counted_usage
 from .subscriptions import update as update_subscription
 
 # Meter events may be at most 35 days old (docs: "Record usage with the API").
 _MAX_EVENT_AGE = 35 * DAY
+# A summary's value_grouping_window: its length, to which start_time and end_time must align
+# (minutes without a window; hours; UTC days). API reference: list billing meter event summaries.
+_WINDOWS: dict[str | None, tuple[int, str]] = {
+    None: (60, "minute"),
+    "hour": (3600, "hour"),
+    "day": (DAY, "day (00:00 UTC)"),
+}
 
 
 def create_meter(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
@@ -94,6 +105,54 @@ def create_meter_event(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in event.items() if k != "id"}
 
 
+def list_event_summaries(ctx: Ctx, params: dict[str, Any], meter_id: str) -> dict[str, Any]:
+    """GET /v1/billing/meters/{id}/event_summaries: a customer's counted usage in
+    [start_time, end_time), as one summary or one per hour or day with usage, newest first."""
+    meter = ctx.fetch("billing.meter", meter_id)
+    customer = ctx.fetch("customer", params["customer"], "customer")
+    start, end, window = _summary_range(params)
+    totals = {start: Decimal(0)} if window is None else {}
+    for timestamp, value in counted_usage(ctx, meter, customer["id"], start, end):
+        at = start if window is None else timestamp - (timestamp - start) % window
+        totals[at] = totals.get(at, Decimal(0)) + value
+    summaries = [
+        _summary(meter["id"], customer["id"], at, end if window is None else at + window, total)
+        for at, total in sorted(totals.items(), reverse=True)
+    ]
+    return paginate(summaries, params, f"/v1/billing/meters/{meter_id}/event_summaries")
+
+
+def _summary_range(params: dict[str, Any]) -> tuple[int, int, int | None]:
+    grouping = params.get("value_grouping_window")
+    if grouping not in _WINDOWS:
+        raise StripeError(
+            "Invalid value_grouping_window: must be one of day, hour",
+            param="value_grouping_window",
+        )
+    length, unit = _WINDOWS[grouping]
+    for name in ("start_time", "end_time"):
+        if params[name] % length:
+            raise StripeError(f"{name} must be aligned with {unit} boundaries.", param=name)
+    if params["end_time"] <= params["start_time"]:
+        raise StripeError("end_time must be after start_time.", param="end_time")
+    return params["start_time"], params["end_time"], None if grouping is None else length
+
+
+def _summary(meter: str, customer: str, start: int, end: int, total: Decimal) -> dict[str, Any]:
+    # The same window has the same id on every call, so a cursor names it.
+    digest = hashlib.sha256(f"{meter}:{customer}:{start}:{end}".encode()).hexdigest()
+    return {
+        "id": "mtrusg_test_" + digest[:40],
+        "object": "billing.meter_event_summary",
+        # A float in Stripe's reference; a whole sum is a whole number there, as here.
+        "aggregated_value": int(total) if total == total.to_integral_value() else float(total),
+        "end_time": end,
+        "livemode": False,
+        "meter": meter,
+        "start_time": start,
+    }
+
+
 def create_portal_session(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
     """POST /v1/billing_portal/sessions."""
     refuse_unsupported(params, ("customer", "return_url", "locale"))
@@ -155,6 +214,12 @@ ROUTES = [
         lister("billing.meter", "/v1/billing/meters", "status"),
     ),
     Route("GET", "/v1/billing/meters/{}", bsp.MeterRetrieveParams, retrieve("billing.meter")),
+    Route(
+        "GET",
+        "/v1/billing/meters/{}/event_summaries",
+        bsp.MeterEventSummaryListParams,
+        list_event_summaries,
+    ),
     Route("POST", "/v1/billing/meter_events", bsp.MeterEventCreateParams, create_meter_event),
     Route("POST", "/v1/billing_portal/sessions", psp.SessionCreateParams, create_portal_session),
 ]

@@ -14,7 +14,7 @@ from ..shapes import skeleton
 from ..store import new_id
 from .catalog import create_customer, update_customer
 from .common import change, lister, refuse_unsupported, retrieve
-from .payments import FAILS_CHARGES, attach_card, card_behaviour
+from .payments import FAILS_CHARGES, attach_card, card_for
 from .periods import price_amount
 from .start import start_subscription
 
@@ -157,7 +157,7 @@ def pay(ctx: Ctx, session_id: str, email: str, card_number: str, expiry: str) ->
         and trial
         and (session["payment_method_collection"] == "if_required")
     )
-    if not skip_card and card_behaviour(card_number) == FAILS_CHARGES and not trial:
+    if not skip_card and card_for(card_number).behaviour == FAILS_CHARGES and not trial:
         raise card_declined("Your card was declined.", "generic_decline")
     if session["customer"]:
         customer = ctx.fetch("customer", session["customer"])

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..context import Ctx, snapshot
 from ..errors import StripeError
-from ..listing import matching, paginate
+from ..listing import Stored, matching, paginate
 
 ADDRESS_FIELDS = ("city", "country", "line1", "line2", "postal_code", "state")
 
@@ -65,10 +65,10 @@ def retrieve(object_type: str) -> Callable[..., dict[str, Any]]:
 
 
 def lister(object_type: str, url: str, *fields: str) -> Callable[..., dict[str, Any]]:
-    """A list handler filtering on equality of the named fields."""
+    """A list handler filtering on the named fields (and `created`), as `matching` does."""
 
     def handler(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
-        return paginate(ctx.store.all(object_type), params, url, matching(params, *fields))
+        return paginate(Stored(ctx.store, object_type), params, url, matching(params, *fields))
 
     return handler
 

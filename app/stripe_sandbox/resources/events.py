@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import secrets
 from typing import Any
 
@@ -11,11 +12,11 @@ import stripe.params.test_helpers as tsp
 from ..clock import advance
 from ..context import DAY, Ctx
 from ..errors import StripeError
-from ..listing import matching, paginate
+from ..listing import Stored, matching, paginate
 from ..router import Route
 from ..shapes import skeleton
 from ..store import new_id
-from .common import assign, deleted, lister, retrieve
+from .common import assign, deleted, lister, refuse_unsupported, retrieve
 
 
 def create_endpoint(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
@@ -45,14 +46,25 @@ def delete_endpoint(ctx: Ctx, params: dict[str, Any], endpoint_id: str) -> dict[
 
 
 def list_events(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
-    """GET /v1/events, filtered by `type`, `types[]` and `created`."""
-    by_fields = matching(params, "type")
+    """GET /v1/events, filtered by `type` (`*` a wildcard, as in `customer.*`), `types[]` and
+    `created`."""
+    refuse_unsupported(
+        params, ("created", "ending_before", "limit", "starting_after", "type", "types")
+    )
+    if "type" in params and "types" in params:
+        raise StripeError("You may pass either `type` or `types`, but not both.", param="types")
+    by_created = matching(params)
+    pattern = params.get("type", "*")
     types = params.get("types")
 
     def keep(event: dict[str, Any]) -> bool:
-        return by_fields(event) and (types is None or event["type"] in types)
+        return (
+            by_created(event)
+            and fnmatch.fnmatchcase(event["type"], pattern)
+            and (types is None or event["type"] in types)
+        )
 
-    return paginate(ctx.store.all("event"), params, "/v1/events", keep)
+    return paginate(Stored(ctx.store, "event"), params, "/v1/events", keep)
 
 
 def create_test_clock(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:

@@ -8,11 +8,11 @@ import stripe.params as sp
 
 from ..context import Ctx
 from ..errors import StripeError
-from ..listing import matching, paginate
+from ..listing import Stored, matching, paginate
 from ..router import Route
 from .changes import period_end, plan_change
 from .common import refuse_unsupported, retrieve
-from .lifecycle import attempt_payment, create_invoice, finalize_and_pay
+from .lifecycle import attempt_payment, create_invoice, finalize_and_pay, mark_paid_out_of_band
 from .periods import cycle_line, next_period_end
 
 
@@ -23,14 +23,14 @@ def subscription_of(invoice: dict[str, Any]) -> str | None:
 
 
 def list_invoices(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
-    """GET /v1/invoices filtered by customer, status and subscription."""
-    by_fields = matching(params, "customer", "status")
+    """GET /v1/invoices filtered by customer, status, subscription and the like."""
+    by_fields = matching(params, "customer", "status", "collection_method", "due_date")
 
     def keep(invoice: dict[str, Any]) -> bool:
         wanted = params.get("subscription")
         return by_fields(invoice) and wanted in (None, subscription_of(invoice))
 
-    return paginate(ctx.store.all("invoice"), params, "/v1/invoices", keep)
+    return paginate(Stored(ctx.store, "invoice"), params, "/v1/invoices", keep)
 
 
 def list_lines(ctx: Ctx, params: dict[str, Any], invoice_id: str) -> dict[str, Any]:
@@ -40,11 +40,20 @@ def list_lines(ctx: Ctx, params: dict[str, Any], invoice_id: str) -> dict[str, A
 
 
 def pay(ctx: Ctx, params: dict[str, Any], invoice_id: str) -> dict[str, Any]:
-    """POST /v1/invoices/{id}/pay: finalize a draft if needed, then charge it now."""
-    refuse_unsupported(params, ())
+    """POST /v1/invoices/{id}/pay: finalize a draft if needed, then charge it now; or, with
+    `paid_out_of_band`, mark an open one paid outside Stripe (no charge is made)."""
+    refuse_unsupported(params, ("paid_out_of_band",))
     invoice = ctx.fetch("invoice", invoice_id)
     if invoice["status"] not in ("draft", "open"):
         raise StripeError("Invoice is already paid.", code="invoice_not_open")
+    if params.get("paid_out_of_band"):
+        if invoice["status"] != "open":
+            raise StripeError(
+                "You can only mark an invoice as paid out of band once it is finalized.",
+                code="invoice_not_open",
+            )
+        mark_paid_out_of_band(ctx, invoice)
+        return ctx.fetch("invoice", invoice_id)
     decline = (finalize_and_pay if invoice["status"] == "draft" else attempt_payment)(ctx, invoice)
     if decline is not None:
         # The failed attempt stays recorded (events, dunning) while the call reports the error.

@@ -9,8 +9,10 @@ from ..context import DAY, Ctx, snapshot
 from ..errors import StripeError
 from ..shapes import skeleton
 from ..store import new_id
+from .charges import collect
 from .common import change
-from .payments import charge
+from .disputes import dispute_if_test_card
+from .intents import open_payment, payment_of
 
 # Renewal invoices stay draft for an hour before Stripe finalizes and charges them.
 FINALIZE_DELAY = 3600
@@ -33,11 +35,36 @@ def create_invoice(
 ) -> dict[str, Any]:
     """A draft invoice for a subscription (saved with `invoice.created` unless a preview)."""
     customer = ctx.fetch("customer", sub["customer"])
-    now = ctx.now(sub["test_clock"])
     invoice_id = "upcoming_" + new_id("in", 24) if preview else new_id("in", 24)
+    invoice = invoice_object(
+        sub, customer, billing_reason, lines, period, ctx.now(sub["test_clock"]), invoice_id
+    )
+    if preview:
+        invoice.update(auto_advance=False)
+        for item in lines:
+            item["invoice"] = None
+        return invoice
+    ctx.save(invoice)
+    ctx.emit("invoice.created", invoice)
+    # Stripe sends no subscription event for latest_invoice alone.
+    sub["latest_invoice"] = invoice["id"]
+    ctx.save(sub)
+    return invoice
+
+
+def invoice_object(
+    sub: dict[str, Any],
+    customer: dict[str, Any],
+    billing_reason: str,
+    lines: list[dict[str, Any]],
+    period: tuple[int, int],
+    now: int,
+    invoice_id: str,
+) -> dict[str, Any]:
+    """A subscription's draft invoice of these lines, as Stripe makes it."""
     invoice = skeleton("invoice", invoice_id, now)
     for item in lines:
-        item["invoice"] = None if preview else invoice_id
+        item["invoice"] = invoice_id
     total = sum(item["amount"] for item in lines)
     # A negative total (credits beyond charges) is not charged: amount_due stays 0.
     invoice.update(
@@ -49,7 +76,7 @@ def create_invoice(
         amount_shipping=0,
         attempt_count=0,
         attempted=False,
-        auto_advance=not preview,
+        auto_advance=True,
         billing_reason=billing_reason,
         collection_method="charge_automatically",
         currency=sub["currency"],
@@ -105,13 +132,6 @@ def create_invoice(
         total_pretax_credit_amounts=[],
         total_taxes=[],
     )
-    if preview:
-        return invoice
-    ctx.save(invoice)
-    ctx.emit("invoice.created", invoice)
-    # Stripe sends no subscription event for latest_invoice alone.
-    sub["latest_invoice"] = invoice["id"]
-    ctx.save(sub)
     return invoice
 
 
@@ -128,23 +148,33 @@ def finalize_and_pay(
     Returns the decline, or None once paid (or left open when not attempted)."""
     now = ctx.now(invoice["test_clock"])
     customer = ctx.fetch("customer", invoice["customer"])
+    number = next_number(customer)
+    ctx.save(customer)
+    change(ctx, invoice, "invoice.finalized", **finalization(invoice, number, now, ctx.base_url))
+    if invoice["amount_due"]:
+        open_payment(ctx, invoice)
+    return attempt_payment(ctx, invoice) if attempt else None
+
+
+def next_number(customer: dict[str, Any]) -> str:
+    """Take the customer's next invoice number: its prefix and sequence, as Stripe numbers."""
     sequence = customer["next_invoice_sequence"]
     customer["next_invoice_sequence"] = sequence + 1
-    ctx.save(customer)
-    hosted = f"{ctx.base_url}/sandbox/invoices/{invoice['id']}"
-    change(
-        ctx,
-        invoice,
-        "invoice.finalized",
-        status="open",
-        automatically_finalizes_at=None,
-        number=f"{customer['invoice_prefix']}-{sequence:04d}",
-        effective_at=now,
-        hosted_invoice_url=hosted,
-        invoice_pdf=f"{hosted}/pdf",
-        status_transitions={**invoice["status_transitions"], "finalized_at": now},
-    )
-    return attempt_payment(ctx, invoice) if attempt else None
+    return f"{customer['invoice_prefix']}-{sequence:04d}"
+
+
+def finalization(invoice: dict[str, Any], number: str, now: int, base_url: str) -> dict[str, Any]:
+    """What finalizing sets on an invoice: it is open, numbered, and has its hosted pages."""
+    hosted = f"{base_url}/sandbox/invoices/{invoice['id']}"
+    return {
+        "status": "open",
+        "automatically_finalizes_at": None,
+        "number": number,
+        "effective_at": now,
+        "hosted_invoice_url": hosted,
+        "invoice_pdf": f"{hosted}/pdf",
+        "status_transitions": {**invoice["status_transitions"], "finalized_at": now},
+    }
 
 
 def attempt_payment(ctx: Ctx, invoice: dict[str, Any]) -> StripeError | None:
@@ -154,49 +184,71 @@ def attempt_payment(ctx: Ctx, invoice: dict[str, Any]) -> StripeError | None:
     now = ctx.now(invoice["test_clock"])
     customer = ctx.fetch("customer", invoice["customer"])
     method = sub["default_payment_method"] or customer["invoice_settings"]["default_payment_method"]
-    decline = charge(ctx, method, invoice["amount_due"])
-    attempted = invoice["amount_due"] > 0
+    decline = collect(ctx, invoice, method)
     if decline is None:
-        change(
-            ctx,
-            invoice,
-            "invoice.paid",
-            status="paid",
-            attempted=attempted,
-            attempt_count=invoice["attempt_count"] + attempted,
-            amount_paid=invoice["amount_due"],
-            amount_remaining=0,
-            next_payment_attempt=None,
-            status_transitions={**invoice["status_transitions"], "paid_at": now},
-        )
+        change(ctx, invoice, "invoice.paid", **paid(invoice, now))
         ctx.emit("invoice.payment_succeeded", invoice)
         if _pending_invoice(sub, invoice):
             _apply_pending_update(ctx, sub)
         elif sub["status"] in ("past_due", "incomplete", "unpaid"):
             change(ctx, sub, "customer.subscription.updated", status="active")
+        dispute_if_test_card(ctx, invoice)
         return None
+    change(ctx, invoice, "invoice.payment_failed", **failed_attempt(invoice, now))
+    if _pending_invoice(sub, invoice):
+        pass  # the subscription carries on as if the pending update had not been asked for
+    elif invoice["next_payment_attempt"] is None and sub["status"] not in ("incomplete",):
+        cancel_subscription(ctx, sub, "payment_failed")
+    elif sub["status"] in ("active", "trialing"):
+        change(ctx, sub, "customer.subscription.updated", status="past_due")
+    return decline
+
+
+def mark_paid_out_of_band(ctx: Ctx, invoice: dict[str, Any]) -> None:
+    """The operator was paid outside Stripe (a bank transfer): the invoice is paid without a
+    charge, with `invoice.paid` but no `invoice.payment_succeeded`; its PaymentIntent, which
+    will collect nothing now, is canceled with its payment; its subscription is active again."""
+    now = ctx.now(invoice["test_clock"])
+    found = payment_of(ctx, invoice)
+    if found is not None:
+        intent, payment = found
+        change(ctx, intent, "payment_intent.canceled", status="canceled", canceled_at=now)
+        ctx.save({**payment, "status": "canceled"})
+    no_attempt = {"attempted": invoice["attempted"], "attempt_count": invoice["attempt_count"]}
+    change(ctx, invoice, "invoice.paid", **{**paid(invoice, now), **no_attempt})
+    sub = ctx.fetch("subscription", invoice["parent"]["subscription_details"]["subscription"])
+    if sub["status"] in ("past_due", "unpaid"):
+        change(ctx, sub, "customer.subscription.updated", status="active")
+
+
+def paid(invoice: dict[str, Any], now: int) -> dict[str, Any]:
+    """What paying an open invoice sets on it."""
+    attempted = invoice["amount_due"] > 0
+    return {
+        "status": "paid",
+        "attempted": attempted,
+        "attempt_count": invoice["attempt_count"] + attempted,
+        "amount_paid": invoice["amount_due"],
+        "amount_remaining": 0,
+        "next_payment_attempt": None,
+        "status_transitions": {**invoice["status_transitions"], "paid_at": now},
+    }
+
+
+def failed_attempt(invoice: dict[str, Any], now: int) -> dict[str, Any]:
+    """What a declined attempt sets on an invoice: the next retry of the schedule, if any."""
     first_failure = invoice.get("_first_failure_at") or now
     retries_used = invoice["attempt_count"]
     next_attempt = (
         first_failure + RETRY_DAYS[retries_used] * DAY if retries_used < len(RETRY_DAYS) else None
     )
-    invoice["_first_failure_at"] = first_failure
-    change(
-        ctx,
-        invoice,
-        "invoice.payment_failed",
-        attempted=True,
-        attempt_count=retries_used + 1,
-        next_payment_attempt=next_attempt,
-        last_finalization_error=None,
-    )
-    if _pending_invoice(sub, invoice):
-        pass  # the subscription carries on as if the pending update had not been asked for
-    elif next_attempt is None and sub["status"] not in ("incomplete",):
-        cancel_subscription(ctx, sub, "payment_failed")
-    elif sub["status"] in ("active", "trialing"):
-        change(ctx, sub, "customer.subscription.updated", status="past_due")
-    return decline
+    return {
+        "_first_failure_at": first_failure,
+        "attempted": True,
+        "attempt_count": retries_used + 1,
+        "next_payment_attempt": next_attempt,
+        "last_finalization_error": None,
+    }
 
 
 def _pending_invoice(sub: dict[str, Any], invoice: dict[str, Any]) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+from collections.abc import Iterator
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -30,29 +31,47 @@ def period_boundary(anchor: int, interval: str, count: int, n: int) -> int:
 
 def next_period_end(anchor: int, recurring: dict[str, Any], after: int) -> int:
     """The first boundary strictly after `after`."""
-    n = 1
-    while (
-        end := period_boundary(anchor, recurring["interval"], recurring["interval_count"], n)
-    ) <= after:
+    interval, count = recurring["interval"], recurring["interval_count"]
+    n = max(1, _whole_periods_before(anchor, interval, count, after))
+    while (end := period_boundary(anchor, interval, count, n)) <= after:
         n += 1
     return end
+
+
+def _whole_periods_before(anchor: int, interval: str, count: int, moment: int) -> int:
+    # A number of periods that surely ends before `moment` (a month short of it, for monthly
+    # and yearly ones), so that finding the next boundary takes a step or two, not one per
+    # period since the anchor (a subscription renewed for years).
+    if interval in _FIXED_SECONDS:
+        return (moment - anchor) // (count * _FIXED_SECONDS[interval])
+    start, end = (dt.datetime.fromtimestamp(t, dt.UTC) for t in (anchor, moment))
+    months = (end.year - start.year) * 12 + end.month - start.month - 1
+    return months // (count * (12 if interval == "year" else 1))
 
 
 def usage(ctx: Ctx, customer_id: str, meter_id: str, start: int, end: int) -> Decimal:
     """Sum of a customer's meter event values with a timestamp in [start, end)."""
     meter = ctx.fetch("billing.meter", meter_id)
+    return sum(
+        (value for _, value in counted_usage(ctx, meter, customer_id, start, end)), Decimal(0)
+    )
+
+
+def counted_usage(
+    ctx: Ctx, meter: dict[str, Any], customer_id: str, start: int, end: int
+) -> Iterator[tuple[int, Decimal]]:
+    """(timestamp, value) of each of a customer's events for the meter in [start, end); an
+    event whose identifier was used before is not counted, as on Stripe."""
     customer_key = meter["customer_mapping"]["event_payload_key"]
     value_key = meter["value_settings"]["event_payload_key"]
-    total = Decimal(0)
-    for event in ctx.store.all("billing.meter_event"):
+    for event in ctx.store.walk("billing.meter_event"):
         if (
             event["event_name"] == meter["event_name"]
             and not event.get("_duplicate")
             and event["payload"].get(customer_key) == customer_id
             and start <= event["timestamp"] < end
         ):
-            total += Decimal(event["payload"].get(value_key, "0"))
-    return total
+            yield event["timestamp"], Decimal(event["payload"].get(value_key, "0"))
 
 
 def line(

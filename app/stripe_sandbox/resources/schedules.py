@@ -8,11 +8,12 @@ import stripe.params as sp
 
 from ..context import Ctx, snapshot
 from ..errors import StripeError
+from ..listing import Stored, hide_test_clocks, matching, paginate
 from ..router import Route
 from ..shapes import skeleton
 from ..store import new_id
 from .changes import period_end
-from .common import assign, change, lister, refuse_unsupported, retrieve
+from .common import assign, change, refuse_unsupported, retrieve
 from .items import build_item
 from .lifecycle import cancel_subscription
 from .periods import period_boundary
@@ -251,14 +252,27 @@ def cancel(ctx: Ctx, params: dict[str, Any], schedule_id: str) -> dict[str, Any]
     return ctx.fetch("subscription_schedule", schedule_id)
 
 
+def list_schedules(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
+    """GET /v1/subscription_schedules, filtered by customer, `scheduled` and their timestamps."""
+    by_fields = matching(
+        params, "customer", "customer_account", "canceled_at", "completed_at", "released_at"
+    )
+    on_view = hide_test_clocks(params, "customer")
+    # scheduled=true: only the schedules that have not started yet (API reference).
+    scheduled = params.get("scheduled")
+
+    def keep(schedule: dict[str, Any]) -> bool:
+        not_started = schedule["status"] == "not_started"
+        return scheduled in (None, not_started) and by_fields(schedule) and on_view(schedule)
+
+    return paginate(
+        Stored(ctx.store, "subscription_schedule"), params, "/v1/subscription_schedules", keep
+    )
+
+
 ROUTES = [
     Route("POST", "/v1/subscription_schedules", sp.SubscriptionScheduleCreateParams, create),
-    Route(
-        "GET",
-        "/v1/subscription_schedules",
-        sp.SubscriptionScheduleListParams,
-        lister("subscription_schedule", "/v1/subscription_schedules", "customer"),
-    ),
+    Route("GET", "/v1/subscription_schedules", sp.SubscriptionScheduleListParams, list_schedules),
     Route(
         "GET",
         "/v1/subscription_schedules/{}",

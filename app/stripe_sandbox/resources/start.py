@@ -27,6 +27,33 @@ def start_subscription(
     options = options or {}
     now = ctx.now(customer["test_clock"])
     trial_end = options.get("trial_end") or (now + trial_days * DAY if trial_days else None)
+    sub, lines, period = new_subscription(ctx, customer, items, now, trial_end, options)
+    ctx.save(sub)
+    if on_created is not None:
+        on_created(sub)
+    ctx.emit("customer.subscription.created", sub)
+    invoice = create_invoice(ctx, sub, "subscription_create", lines, period)
+    # payment_behavior (API reference, create subscription): allow_incomplete (default) tries
+    # the charge and leaves the subscription incomplete if it fails; default_incomplete waits
+    # for the payment to be confirmed; error_if_incomplete answers 402 and creates nothing.
+    payment = options.get("payment_behavior", "allow_incomplete")
+    attempt = payment != "default_incomplete" or not invoice["amount_due"]
+    decline = finalize_and_pay(ctx, invoice, attempt=attempt)
+    if decline is not None and payment == "error_if_incomplete":
+        raise decline
+    return ctx.fetch("subscription", sub["id"])
+
+
+def new_subscription(
+    ctx: Ctx,
+    customer: dict[str, Any],
+    items: list[dict[str, Any]],
+    now: int,
+    trial_end: int | None,
+    options: dict[str, Any],
+) -> tuple[dict[str, Any], list[dict[str, Any]], tuple[int, int]]:
+    """A subscription starting at `now` (not yet saved), its first invoice's lines and their
+    period."""
     sub = skeleton("subscription", new_id("sub", 24), now)
     sub.update(
         automatic_tax={"enabled": False, "liability": None, "disabled_reason": None},
@@ -81,17 +108,4 @@ def start_subscription(
         },
         status="trialing" if trial_end else "incomplete" if amount_due else "active",
     )
-    ctx.save(sub)
-    if on_created is not None:
-        on_created(sub)
-    ctx.emit("customer.subscription.created", sub)
-    invoice = create_invoice(ctx, sub, "subscription_create", lines, (now, end))
-    # payment_behavior (API reference, create subscription): allow_incomplete (default) tries
-    # the charge and leaves the subscription incomplete if it fails; default_incomplete waits
-    # for the payment to be confirmed; error_if_incomplete answers 402 and creates nothing.
-    payment = options.get("payment_behavior", "allow_incomplete")
-    attempt = payment != "default_incomplete" or not invoice["amount_due"]
-    decline = finalize_and_pay(ctx, invoice, attempt=attempt)
-    if decline is not None and payment == "error_if_incomplete":
-        raise decline
-    return ctx.fetch("subscription", sub["id"])
+    return sub, lines, (now, end)

@@ -8,7 +8,7 @@ import stripe.params as sp
 
 from ..context import Ctx, snapshot
 from ..errors import StripeError
-from ..listing import matching, paginate
+from ..listing import Stored, hide_test_clocks, matching, paginate
 from ..router import Route
 from .changes import Change, apply_change, period_end, plan_change
 from .common import change, refuse_unsupported, retrieve
@@ -41,6 +41,18 @@ _UPDATE_SUPPORTED = (
     "default_payment_method",
     "description",
     "payment_behavior",
+)
+_LIST_SUPPORTED = (
+    "collection_method",
+    "created",
+    "customer",
+    "customer_account",
+    "ending_before",
+    "limit",
+    "price",
+    "starting_after",
+    "status",
+    "test_clock",
 )
 
 
@@ -193,18 +205,32 @@ def _final_invoice(ctx: Ctx, sub: dict[str, Any], *, prorate: bool) -> None:
 
 
 def list_subscriptions(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
-    """GET /v1/subscriptions; like Stripe, canceled ones only with status=canceled or all."""
-    status = params.get("status")
-    by_fields = matching(params, "customer", "test_clock")
+    """GET /v1/subscriptions, filtered by status, customer, price, test clock and the like."""
+    refuse_unsupported(params, _LIST_SUPPORTED)
+    by_fields = matching(params, "customer", "customer_account", "test_clock", "collection_method")
+    on_view = hide_test_clocks(params, "customer", "test_clock")
+    price = params.get("price")
 
     def keep(sub: dict[str, Any]) -> bool:
-        if status == "all":
-            return by_fields(sub)
-        if status is None:
-            return by_fields(sub) and sub["status"] != "canceled"
-        return by_fields(sub) and sub["status"] == status
+        prices = {i["price"]["id"] for i in sub["items"]["data"]}
+        return (
+            _has_status(sub["status"], params.get("status"))
+            and price in (None, *prices)
+            and by_fields(sub)
+            and on_view(sub)
+        )
 
-    return paginate(ctx.store.all("subscription"), params, "/v1/subscriptions", keep)
+    return paginate(Stored(ctx.store, "subscription"), params, "/v1/subscriptions", keep)
+
+
+def _has_status(status: str, wanted: str | None) -> bool:
+    # By default every status but canceled; `ended` is canceled and incomplete_expired, `all`
+    # is every status (API reference: list subscriptions, `status`).
+    if wanted is None:
+        return status != "canceled"
+    if wanted == "ended":
+        return status in ("canceled", "incomplete_expired")
+    return wanted in ("all", status)
 
 
 def list_items(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
