@@ -21,7 +21,7 @@ from flask.cli import with_appcontext
 from huey import crontab
 
 from app.billing.overage_forwarding import forward_overage
-from app.billing.refresh import refresh_live_subscriptions
+from app.billing.reconcile import reconcile
 from app.config import missing_production_settings
 from app.metrics import record_task_outcomes
 from app.queue import queue
@@ -76,14 +76,15 @@ def retry_webhook_events_task() -> None:
     retry_due_events()
 
 
-# Nightly at 02:00 UTC, the quietest hour for most of the operator's customers: every live
-# subscription read from Stripe again, to catch what a lost webhook left behind. Scheduled at
-# 02:00 and again every 15 minutes until 06:00, so a night whose 02:00 run died (a deploy, a
-# crashed worker) still gets its run: the day's slot is taken once.
-@queue.periodic_task(crontab(minute="*/15", hour="2-5"), name="nightly_refresh")
-@_once_per_slot("nightly_refresh", timedelta(hours=1), lambda: day_slot(wall_clock()))
-def nightly_refresh_task() -> None:
-    refresh_live_subscriptions()
+# Nightly at 02:00 UTC, the quietest hour for most of the operator's customers: the mirror is
+# compared with Stripe and repaired (app/billing/reconcile.py), to catch what a lost webhook
+# left behind; weekly, every live subscription is read too. Scheduled at 02:00 and again every
+# 15 minutes until 06:00, so a night whose 02:00 run died (a deploy, a crashed worker) still
+# gets its run: the day's slot is taken once.
+@queue.periodic_task(crontab(minute="*/15", hour="2-5"), name="nightly_reconcile")
+@_once_per_slot("nightly_reconcile", timedelta(hours=1), lambda: day_slot(wall_clock()))
+def nightly_reconcile_task() -> None:
+    reconcile()
 
 
 @click.command("worker")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
 
-from app.accounts.services import find_user
+from app.accounts.invitations import invitation_token
+from app.accounts.services import find_user, unclaimed_customer
 from app.extensions import db
 
 users_cli = AppGroup("users", help="Manage the people who log in.")
@@ -21,3 +23,18 @@ def sign_out_everywhere(email: str) -> None:
     user.end_sessions()
     db.session.commit()
     click.echo(f"Every session of {user.email} has ended; they log in again to continue.")
+
+
+@users_cli.command("invite")
+@click.argument("email")
+def invite(email: str) -> None:
+    """Print the link with which the owner of the customer with EMAIL (one an import adopted
+    from Stripe) sets a password; valid for a week. Send it to them."""
+    customer = unclaimed_customer(email)
+    if customer is None:
+        raise click.ClickException(
+            f"No customer with the email {email} is waiting to be claimed: it has an account "
+            "already, or no customer has that email."
+        )
+    base = current_app.config["TOLLGATE_BASE_URL"].rstrip("/")
+    click.echo(f"{base}/claim/{invitation_token(customer)}")

@@ -42,3 +42,11 @@ class LoginForm(FlaskForm):
         "Password", validators=[DataRequired("Enter your password."), Length(max=1024)]
     )
     next = HiddenField()
+
+
+class ClaimForm(FlaskForm):
+    """The password of an invited customer's new account."""
+
+    password = PasswordField(
+        "Password", validators=[DataRequired("Choose a password."), Length(max=1024)]
+    )

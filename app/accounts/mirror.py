@@ -1,4 +1,5 @@
-"""Local mirrors of Stripe's subscriptions and invoices; Stripe stays the system of record."""
+"""Local mirrors of Stripe's subscriptions, invoices, charges, refunds and disputes; Stripe stays
+the system of record."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.accounts.models import Customer, utcnow
@@ -157,3 +158,64 @@ class Invoice(Base):
     period_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
     period_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The PaymentIntent of the invoice's payment, which its charges name.
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), index=True)
+
+
+class Charge(Base):
+    """A payment attempt on a customer's card (Stripe's charge): the back office's revenue,
+    refunds, disputes and geography read these."""
+
+    __tablename__ = "charges"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stripe_charge_id: Mapped[str] = mapped_column(String(255), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    # What the charge paid is found through its PaymentIntent: an invoice names the
+    # PaymentIntent of its payment (Invoice.stripe_payment_intent_id), as Stripe's API does.
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    amount_refunded: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(32))
+    disputed: Mapped[bool] = mapped_column(Boolean)
+    payment_method_type: Mapped[str | None] = mapped_column(String(64))
+    card_brand: Mapped[str | None] = mapped_column(String(32))
+    card_country: Mapped[str | None] = mapped_column(String(2))
+    billing_country: Mapped[str | None] = mapped_column(String(2))
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    failure_message: Mapped[str | None] = mapped_column(String(1024))
+    created: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class Refund(Base):
+    """Money given back on a charge."""
+
+    __tablename__ = "refunds"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stripe_refund_id: Mapped[str] = mapped_column(String(255), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    stripe_charge_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    created: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class Dispute(Base):
+    """A chargeback the customer's bank opened on a charge, until it is won or lost."""
+
+    __tablename__ = "disputes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stripe_dispute_id: Mapped[str] = mapped_column(String(255), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    stripe_charge_id: Mapped[str] = mapped_column(String(255), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(String(64))
+    evidence_due_by: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

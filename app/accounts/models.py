@@ -25,10 +25,16 @@ class Customer(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     # The operator's own id for the customer; generated for self-serve sign-ups.
     reference_id: Mapped[str] = mapped_column(String(255), unique=True)
-    email: Mapped[str] = mapped_column(String(320))
+    # None for a customer imported from a Stripe account that has no email for it.
+    email: Mapped[str | None] = mapped_column(String(320))
     first_name: Mapped[str | None] = mapped_column(String(120))
     last_name: Mapped[str | None] = mapped_column(String(120))
     stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    # The country of the customer's address in Stripe, for the geography of revenue.
+    country: Mapped[str | None] = mapped_column(String(2))
+    # When `flask stripe import` adopted it from Stripe (its reference id is then its Stripe
+    # id); such a customer is claimed by invitation (invitations.py).
+    imported_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     user: Mapped[User | None] = relationship(back_populates="customer")

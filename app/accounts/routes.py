@@ -23,8 +23,8 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import TooManyRequests
 from werkzeug.wrappers import Response as BaseResponse
 
-from app.accounts import services
-from app.accounts.forms import LoginForm, SignupForm
+from app.accounts import invitations, services
+from app.accounts.forms import ClaimForm, LoginForm, SignupForm
 from app.accounts.login_limits import login_limits
 from app.accounts.models import Customer
 from app.catalog import current_catalog
@@ -74,7 +74,8 @@ def _continue_to_chosen_plan() -> BaseResponse | None:
 
 
 SIGNUP_REFUSED = (
-    "We could not sign you up with that email and password. If you have an account, log in."
+    "We could not sign you up with that email and password. If you have an account, log in; "
+    "if you were invited, use the link in your invitation."
 )
 
 
@@ -149,6 +150,37 @@ def login() -> str | BaseResponse | tuple[str, int]:
     db.session.commit()
     login_user(user)
     return _continue_to_chosen_plan() or redirect(_safe_next(form.next.data))
+
+
+@bp.route("/claim/<token>", methods=["GET", "POST"])
+def claim(token: str) -> str | BaseResponse | tuple[str, int]:
+    """An invited customer (one adopted from Stripe) sets a password and is logged in."""
+    if current_user.is_authenticated:
+        logout_user()
+    try:
+        customer = invitations.invited_customer(token)
+    except invitations.InvalidInvitation as exc:
+        db.session.rollback()
+        return render_template("accounts/claim.html", problem=str(exc), form=None), 400
+    form = ClaimForm()
+    if not form.validate_on_submit():
+        page = render_template("accounts/claim.html", form=form, email=customer.email)
+        return page, 400 if form.errors else 200
+    try:
+        user = invitations.claim(token, form.password.data)
+        db.session.commit()
+    except services.WeakPassword as exc:
+        db.session.rollback()
+        form.password.errors.append(str(exc))
+        return render_template("accounts/claim.html", form=form, email=customer.email), 400
+    except (invitations.InvalidInvitation, IntegrityError):
+        # Spent meanwhile (the link opened twice), or its email has an account already.
+        db.session.rollback()
+        problem = "This invitation cannot be used any more: log in instead."
+        return render_template("accounts/claim.html", problem=problem, form=None), 400
+    login_user(user)
+    flash("Welcome! Your account is ready, with your plan as it is in Stripe.", "success")
+    return redirect(url_for("billing.account"))
 
 
 @bp.route("/logout", methods=["POST"])

@@ -44,13 +44,28 @@ def register(email: str, password: str) -> User:
     problem = password_problem(password, email)
     if problem:
         raise WeakPassword(problem)
-    if find_user(email) is not None:
+    if find_user(email) is not None or unclaimed_customer(email, imported_only=True) is not None:
+        # A customer imported from Stripe is claimed by invitation (invitations.py), never by
+        # whoever signs up first with its email.
         raise EmailTaken("An account with this email exists already.")
     customer = Customer(reference_id=new_reference_id(), email=email)
     user = User(email=email, password_hash=hash_password(password), customer=customer)
     db.session.add_all([customer, user])
     db.session.flush()
     return user
+
+
+def unclaimed_customer(email: str, *, imported_only: bool = False) -> Customer | None:
+    """The customer with this email that no one logs in as: one an import adopted from Stripe
+    (``imported_only``), or also one the operator's product made through the API."""
+    query = (
+        select(Customer)
+        .outerjoin(User, User.customer_id == Customer.id)
+        .where(func.lower(Customer.email) == normalize_email(email), User.id.is_(None))
+    )
+    if imported_only:
+        query = query.where(Customer.imported_at.is_not(None))
+    return db.session.scalar(query.order_by(Customer.id).limit(1))
 
 
 def authenticate(email: str, password: str) -> User | None:

@@ -30,11 +30,25 @@ SANDBOX_API_KEY = "sk_test_tollgate_sandbox"
 
 
 class GatewayError(Exception):
-    """Stripe refused or could not be reached; ``str()`` is fit to show the customer."""
+    """Stripe refused or could not be reached; ``str()`` is fit to show the customer.
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    ``http_status`` is Stripe's answer (401: the key is not accepted, 403: it lacks a
+    permission, None: no answer) and ``detail`` Stripe's own message, for the operator's
+    commands and logs.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        http_status: int | None = None,
+        detail: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
+        self.http_status = http_status
+        self.detail = detail or message
 
 
 def _translate_errors(call: Callable[P, T]) -> Callable[P, T]:
@@ -57,9 +71,13 @@ def _translate_errors(call: Callable[P, T]) -> Callable[P, T]:
                 exc.user_message or exc,
                 extra={"stripe_request_id": exc.request_id},
             )
+            error = exc.error
             raise GatewayError(
                 "Our payment provider did not confirm this. Please try again in a moment.",
-                code=exc.code,
+                # The SDK leaves `code` unset on a RateLimitError; the error body has it.
+                code=exc.code or (error.code if error is not None else None),
+                http_status=exc.http_status,
+                detail=exc.user_message or str(exc),
             ) from exc
         # Stripe's id of the call, which its support and dashboard find it by.
         answer = getattr(result, "last_response", None)
@@ -83,10 +101,12 @@ class StripeGateway:
 
     @_translate_errors
     def create_customer(
-        self, *, email: str, name: str | None, reference_id: str
+        self, *, email: str | None, name: str | None, reference_id: str
     ) -> stripe.Customer:
         """Create the Stripe customer of a Tollgate customer, once: the key makes retries safe."""
-        params: dict[str, Any] = {"email": email, "metadata": {"tollgate_customer": reference_id}}
+        params: dict[str, Any] = {"metadata": {"tollgate_customer": reference_id}}
+        if email:
+            params["email"] = email
         if name:
             params["name"] = name
         return self.client.v1.customers.create(
@@ -268,8 +288,58 @@ class StripeGateway:
 
     @_translate_errors
     def retrieve_invoice(self, invoice_id: str) -> stripe.Invoice:
-        """An invoice as Stripe has it now."""
-        return self.client.v1.invoices.retrieve(invoice_id)
+        """An invoice as Stripe has it now, with its payments (which name its PaymentIntent)."""
+        return self.client.v1.invoices.retrieve(invoice_id, {"expand": ["payments"]})
+
+    @_translate_errors
+    def retrieve_customer(self, customer_id: str) -> stripe.Customer:
+        """A customer as Stripe has it now (a deleted one answers ``deleted: true``)."""
+        return self.client.v1.customers.retrieve(customer_id)
+
+    @_translate_errors
+    def retrieve_charge(self, charge_id: str) -> stripe.Charge:
+        """A charge as Stripe has it now."""
+        return self.client.v1.charges.retrieve(charge_id)
+
+    @_translate_errors
+    def retrieve_refund(self, refund_id: str) -> stripe.Refund:
+        """A refund as Stripe has it now, with its charge."""
+        return self.client.v1.refunds.retrieve(refund_id, {"expand": ["charge"]})
+
+    @_translate_errors
+    def retrieve_dispute(self, dispute_id: str) -> stripe.Dispute:
+        """A dispute as Stripe has it now, with its charge."""
+        return self.client.v1.disputes.retrieve(dispute_id, {"expand": ["charge"]})
+
+    # Reading a whole account (import and reconciliation)
+
+    @_translate_errors
+    def list_page(self, resource: str, params: dict[str, Any]) -> stripe.ListObject[Any]:
+        """One page of a list endpoint, ``resource`` named as the client names its service
+        (``customers``, ``subscription_schedules``, ...)."""
+        service = getattr(self.client.v1, resource)
+        page: stripe.ListObject[Any] = service.list(params)
+        return page
+
+    @_translate_errors
+    def meter_event_totals(
+        self, meter_id: str, stripe_customer_id: str, start: int, end: int
+    ) -> dict[int, int]:
+        """What Stripe counted on a meter for a customer, by UTC day in [start, end)."""
+        summaries = self.client.v1.billing.meters.event_summaries.list(
+            meter_id,
+            {
+                "customer": stripe_customer_id,
+                "start_time": start,
+                "end_time": end,
+                "value_grouping_window": "day",
+                "limit": 100,
+            },
+        )
+        return {
+            summary.start_time: round(summary.aggregated_value)
+            for summary in summaries.auto_paging_iter()
+        }
 
     # Webhook endpoints
 
@@ -302,14 +372,19 @@ WORKER_RETRIES = 3
 
 def register_gateways(app: Flask, sandbox_client: stripe.HTTPClient | None) -> None:
     """Build the application's gateways: the sandbox's in sandbox mode, else Stripe's."""
+    app.extensions["tollgate.stripe.sandbox_client"] = sandbox_client
     for extension, background in (("tollgate.stripe", False), ("tollgate.stripe.worker", True)):
         app.extensions[extension] = StripeGateway(build_client(app, sandbox_client, background))
 
 
 def build_client(
-    app: Flask, sandbox_client: stripe.HTTPClient | None, background: bool
+    app: Flask,
+    sandbox_client: stripe.HTTPClient | None,
+    background: bool,
+    api_key: str | None = None,
 ) -> stripe.StripeClient:
-    """A StripeClient with the time limits of pages and API calls, or of background work."""
+    """A StripeClient with the time limits of pages and API calls, or of background work;
+    with the configured key, or ``api_key`` (a command's restricted key)."""
     # Retries are safe: every write carries an Idempotency-Key. A page retries once, so a
     # customer waits at most about twice the timeout before being told to try again.
     retries = WORKER_RETRIES if background else 1
@@ -317,18 +392,31 @@ def build_client(
         # The sandbox's client retries as Stripe's does, so that the sandbox's faults
         # (STRIPE_SANDBOX_FAULTS) are met as Stripe's would be.
         return stripe.StripeClient(
-            SANDBOX_API_KEY, http_client=sandbox_client, max_network_retries=retries
+            api_key or SANDBOX_API_KEY, http_client=sandbox_client, max_network_retries=retries
         )
     base = app.config.get("STRIPE_API_BASE")
     timeout = app.config[
         "STRIPE_WORKER_TIMEOUT_SECONDS" if background else "STRIPE_TIMEOUT_SECONDS"
     ]
     return stripe.StripeClient(
-        app.config["STRIPE_SECRET_KEY"],
+        api_key or app.config["STRIPE_SECRET_KEY"],
         base_addresses={"api": base} if base else None,
         max_network_retries=retries,
         http_client=stripe.RequestsClient(timeout=timeout),
     )
+
+
+def configured_key() -> str:
+    """The secret key Tollgate runs with (the sandbox's, in sandbox mode)."""
+    key: str = current_app.config.get("STRIPE_SECRET_KEY") or SANDBOX_API_KEY
+    return key
+
+
+def gateway_with_key(api_key: str) -> StripeGateway:
+    """A background gateway that calls Stripe with another key, such as a restricted one."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    sandbox_client = app.extensions["tollgate.stripe.sandbox_client"]
+    return StripeGateway(build_client(app, sandbox_client, background=True, api_key=api_key))
 
 
 def gateway() -> StripeGateway:

@@ -15,10 +15,18 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import stripe
-from sqlalchemy import select
+from sqlalchemy import func, inspect, select
 
-from app.accounts.mirror import Invoice, Subscription, SubscriptionStatus
-from app.accounts.models import Customer
+from app.accounts.mirror import (
+    Charge,
+    Dispute,
+    Invoice,
+    Refund,
+    Subscription,
+    SubscriptionStatus,
+)
+from app.accounts.models import Customer, utcnow
+from app.accounts.services import normalize_email
 from app.billing.fetch import (
     FetchedCheckout,
     FetchedInvoice,
@@ -32,7 +40,7 @@ from app.billing.gateway import GatewayError, gateway, stripe_id
 from app.billing.overage_forwarding import queue_meter_event
 from app.catalog import Plan, current_catalog
 from app.catalog.stripe_names import PLAN_FEE_METER
-from app.clock import from_timestamp, timestamp, to_datetime
+from app.clock import from_timestamp, now, timestamp, to_datetime
 from app.entitlements.credits import (
     Period,
     end_plan_credits,
@@ -40,7 +48,7 @@ from app.entitlements.credits import (
     top_up_plan_credits,
 )
 from app.entitlements.ledger import lock_customers
-from app.extensions import db
+from app.extensions import Base, db
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +75,31 @@ def lock_customer(
     return db.session.get(Customer, customer_id, populate_existing=True)
 
 
+Row = TypeVar("Row", bound=Base)
+
+
+def mirrored_row(model: type[Row], **stripe_id: str) -> Row:
+    """The row that mirrors a Stripe object, found by its Stripe id (one keyword argument); a
+    new one, added to the session, on first sight."""
+    row = db.session.scalar(select(model).filter_by(**stripe_id))
+    if row is None:
+        row = model(**stripe_id)
+        db.session.add(row)
+    return row
+
+
 Fetched = TypeVar("Fetched")
-Synced = TypeVar("Synced", bound=Subscription | Invoice | None)
+Mirrored = Subscription | Invoice | Charge | Refund | Dispute | Customer
+Synced = TypeVar("Synced", bound=Mirrored | None)
 
 
 def mirror(fetched: Fetched, sync: Callable[[Fetched], Synced]) -> Synced:
     """Write what fetch.py read with ``sync`` in one short transaction, commit, then settle."""
     synced = sync(fetched)
-    customer_id = synced.customer_id if synced is not None else None
+    if isinstance(synced, Customer):
+        customer_id: int | None = synced.id
+    else:
+        customer_id = synced.customer_id if synced is not None else None
     db.session.commit()
     if customer_id is not None:
         settle(customer_id)
@@ -141,15 +166,11 @@ def sync_subscription(fetched: FetchedSubscription) -> Subscription | None:
             return None
         customer.stripe_customer_id = stripe_customer_id
     item = plan_item(stripe_subscription)
-    subscription = db.session.scalar(
-        select(Subscription).where(Subscription.stripe_subscription_id == stripe_subscription.id)
-    )
-    if subscription is None:
-        subscription = Subscription(stripe_subscription_id=stripe_subscription.id)
-        db.session.add(subscription)
+    subscription = mirrored_row(Subscription, stripe_subscription_id=stripe_subscription.id)
+    first_seen = inspect(subscription).pending
     previous_plan_key, previous_start = subscription.plan_key, subscription.current_period_start
     subscription.customer = customer
-    subscription.plan_key = item.price.lookup_key or metadata.get("tollgate_plan", item.price.id)
+    subscription.plan_key = plan_key_of(item.price, metadata)
     subscription.stripe_price_id = item.price.id
     subscription.status = SubscriptionStatus(stripe_subscription.status)
     subscription.current_period_start = from_timestamp(item.current_period_start)
@@ -171,11 +192,34 @@ def sync_subscription(fetched: FetchedSubscription) -> Subscription | None:
         )
         end_plan_credits(customer.id, subscription.stripe_subscription_id, clawback=ended_early)
     plan = current_catalog().plan(subscription.plan_key)
+    if plan is not None and first_seen and plan.billing == "in_advance":
+        _credit_a_paid_period_first_seen(subscription, plan)
     if plan is not None and subscription.is_live and previous_plan_key not in (None, plan.key):
         _credit_an_upgrade(subscription, previous_plan_key or "", plan, previous_start)
     if plan is not None and plan.billing == "in_arrears" and subscription.is_live:
         _open_in_arrears_period(subscription, plan, item)
     return subscription
+
+
+def plan_key_of(price: stripe.Price, metadata: dict[str, str]) -> str:
+    """The plan a subscription's price bills (see Catalog.plan_key_of_price); a price of no
+    plan keeps its id, which no plan has, so the subscription entitles to nothing."""
+    catalog_key = current_catalog().plan_key_of_price(price.id, price.lookup_key)
+    return catalog_key or metadata.get("tollgate_plan") or price.lookup_key or price.id
+
+
+def _credit_a_paid_period_first_seen(subscription: Subscription, plan: Plan) -> None:
+    """A subscription Tollgate first hears of while it is active or trialing has its running
+    period paid for (Stripe would have it past due otherwise): its credits are granted, as a
+    renewal's would be, whichever invoice opened the period (an upgrade's, a renewal's, one
+    from before an import). The same period's paid invoice grants nothing more."""
+    start, end = subscription.current_period_start, subscription.current_period_end
+    if subscription.status not in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING):
+        return
+    if start is None or end is None or end <= now():
+        return
+    period = Period(subscription.stripe_subscription_id, start, end)
+    grant_plan_credits(subscription.customer_id, plan, period)
 
 
 def sync_scheduled_subscription(fetched: FetchedSubscription | None) -> Subscription | None:
@@ -238,12 +282,8 @@ def sync_invoice(fetched: FetchedInvoice) -> Invoice | None:
     if customer is None:
         log.warning("Invoice %s belongs to no Tollgate customer", stripe_invoice.id)
         return None
-    invoice = db.session.scalar(
-        select(Invoice).where(Invoice.stripe_invoice_id == stripe_invoice.id)
-    )
-    if invoice is None:
-        invoice = Invoice(stripe_invoice_id=stripe_invoice.id, customer_id=customer.id)
-        db.session.add(invoice)
+    invoice = mirrored_row(Invoice, stripe_invoice_id=stripe_invoice.id)
+    invoice.customer_id = customer.id
     invoice.stripe_subscription_id = invoice_subscription_id(stripe_invoice)
     invoice.status = str(stripe_invoice.status)
     invoice.billing_reason = stripe_invoice.billing_reason
@@ -255,6 +295,9 @@ def sync_invoice(fetched: FetchedInvoice) -> Invoice | None:
     invoice.period_start = from_timestamp(stripe_invoice.period_start)
     invoice.period_end = from_timestamp(stripe_invoice.period_end)
     invoice.created = to_datetime(stripe_invoice.created)
+    invoice.stripe_payment_intent_id = (
+        _payment_intent_of(stripe_invoice) or invoice.stripe_payment_intent_id
+    )
     db.session.flush()
     if fetched.subscription is not None:
         subscription = sync_subscription(fetched.subscription)
@@ -292,6 +335,67 @@ def _grant_paid_period(subscription: Subscription, stripe_invoice: stripe.Invoic
     grant_plan_credits(subscription.customer_id, plan, period)
 
 
+def fetch_customer(customer_id: str) -> stripe.Customer:
+    """A customer as Stripe has it now."""
+    return gateway().retrieve_customer(customer_id)
+
+
+def sync_customer(stripe_customer: stripe.Customer, *, adopt: bool = False) -> Customer | None:
+    """Mirror a Stripe customer's email, name and country onto the Tollgate customer it is.
+
+    It is ours when its id is linked, or (``adopt``: an import) when its metadata names one
+    of our reference ids or, failing that, its email is that of a customer with no Stripe
+    customer yet. An import adopts a customer it cannot match as a new one, which its owner
+    claims by invitation (accounts/invitations.py). Webhooks only update known customers.
+    """
+    customer = lock_customer(stripe_customer_id=stripe_customer.id)
+    if customer is None and adopt:
+        customer = _match_customer(stripe_customer)
+    if customer is None and adopt:
+        customer = Customer(
+            reference_id=stripe_customer.id,
+            stripe_customer_id=stripe_customer.id,
+            imported_at=utcnow(),
+        )
+        db.session.add(customer)
+    if customer is None:
+        return None
+    if getattr(stripe_customer, "deleted", False):
+        return customer
+    customer.stripe_customer_id = stripe_customer.id
+    customer.email = normalize_email(stripe_customer.email) if stripe_customer.email else None
+    if stripe_customer.name:
+        first, _, last = stripe_customer.name.strip().partition(" ")
+        customer.first_name, customer.last_name = first or None, last or None
+    address = stripe_customer.address
+    customer.country = address.country if address is not None else None
+    db.session.flush()
+    return customer
+
+
+def _match_customer(stripe_customer: stripe.Customer) -> Customer | None:
+    """The Tollgate customer a Stripe customer of an imported account is, if any: by our
+    reference id in its metadata, else by email among customers not linked to Stripe yet."""
+    metadata = stripe_customer.metadata.to_dict() if stripe_customer.metadata else {}
+    customer = lock_customer(reference_id=metadata.get("tollgate_customer"))
+    if customer is not None and customer.stripe_customer_id in (None, stripe_customer.id):
+        return customer
+    if not stripe_customer.email:
+        return None
+    candidates = db.session.scalars(
+        select(Customer.id)
+        .where(
+            func.lower(Customer.email) == normalize_email(stripe_customer.email),
+            Customer.stripe_customer_id.is_(None),
+        )
+        .limit(2)
+    ).all()
+    if len(candidates) != 1:
+        return None  # none, or several: an email that is not one customer's is not a match
+    lock_customers(candidates)
+    return db.session.get(Customer, candidates[0], populate_existing=True)
+
+
 def sync_checkout_session(fetched: FetchedCheckout) -> Subscription | None:
     """Apply a completed Checkout: link the customer, mirror the subscription and invoice."""
     session = fetched.session
@@ -309,6 +413,19 @@ def sync_checkout_session(fetched: FetchedCheckout) -> Subscription | None:
     if fetched.invoice is not None:
         sync_invoice(fetched.invoice)
     return subscription
+
+
+def _payment_intent_of(stripe_invoice: stripe.Invoice) -> str | None:
+    """The PaymentIntent of the invoice's default payment (else its first), which its charges
+    name; None when its ``payments`` were not read (they come only when expanded)."""
+    payments = getattr(stripe_invoice, "payments", None)
+    if not payments:
+        return None
+    ordered = sorted(payments.data, key=lambda payment: not payment.is_default)
+    for payment in ordered:
+        if payment.payment.payment_intent is not None:
+            return stripe_id(payment.payment.payment_intent)
+    return None
 
 
 def _line_price_id(line: stripe.InvoiceLineItem) -> str | None:

@@ -69,8 +69,16 @@ def _describe(source: str, exc: ValidationError) -> Iterator[str]:
 
 def _consistency_problems(catalog: Catalog) -> Iterator[tuple[str, str]]:
     """Mistakes that no single field shows: references between plans, features and tiers."""
+    mapped: dict[str, str] = {}
     for plan in catalog.plans.values():
         where = f"plan '{plan.key}'"
+        for price_id in plan.stripe_prices:
+            if price_id in mapped:
+                yield (
+                    f"{where}, field 'stripe_prices'",
+                    f"{price_id} bills plan '{mapped[price_id]}' already",
+                )
+            mapped.setdefault(price_id, plan.key)
         if plan.tier not in catalog.tiers:
             yield f"{where}, field 'tier'", f"unknown tier '{plan.tier}' (tiers: {catalog.tiers})"
         if plan.is_free and plan.trial_days:

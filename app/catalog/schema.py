@@ -80,6 +80,11 @@ class Plan(_Strict):
     highlight: bool = False
     features: dict[Key, bool | MeteredAllowance] = Field(default_factory=dict)
     credits: list[CreditGrant] = Field(default_factory=list)
+    # Prices of the Stripe account that predate Tollgate (no lookup key, or another one) and
+    # bill this plan: `flask stripe import` and the sync map subscriptions on them to it.
+    stripe_prices: list[Annotated[str, StringConstraints(pattern=r"^price_\w+$")]] = Field(
+        default_factory=list
+    )
 
     @property
     def is_free(self) -> bool:
@@ -98,6 +103,17 @@ class Catalog(_Strict):
     def plan(self, key: str) -> Plan | None:
         """The plan with this key, or None."""
         return self.plans.get(key)
+
+    @cached_property
+    def _by_stripe_price(self) -> dict[str, str]:
+        return {price: plan.key for plan in self.plans.values() for price in plan.stripe_prices}
+
+    def plan_key_of_price(self, price_id: str, lookup_key: str | None) -> str | None:
+        """The plan a Stripe price bills: by its lookup key (the prices `flask catalog sync`
+        makes), else by its id in a plan's ``stripe_prices``; None for a price of no plan."""
+        if lookup_key in self.plans:
+            return lookup_key
+        return self._by_stripe_price.get(price_id)
 
     # Worked out on first use; the catalog never changes once loaded. A cached_property, not a
     # private attribute: after the first call it is a plain instance attribute, where pydantic

@@ -6,7 +6,7 @@ app/billing/catalog_sync.py's.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from app.catalog.schema import MeteredAllowance, Plan
 
@@ -41,3 +41,14 @@ def overage_allowances(plan: Plan) -> Iterator[tuple[str, MeteredAllowance]]:
     for feature_key, grant in plan.features.items():
         if isinstance(grant, MeteredAllowance) and grant.billable_overage:
             yield feature_key, grant
+
+
+def catalog_lookup_keys(plans: Iterable[Plan]) -> set[str]:
+    """Every lookup key `flask catalog sync` gives a price: each plan's, each overage's."""
+    keys: set[str] = set()
+    for plan in plans:
+        keys.add(plan.key)
+        keys.update(
+            overage_lookup_key(plan.key, feature) for feature, _ in overage_allowances(plan)
+        )
+    return keys

@@ -8,7 +8,7 @@ from flask.cli import AppGroup
 from app.billing.cli import stripe_cli
 from app.billing.gateway import GatewayError
 from app.webhooks.endpoint import register_endpoint
-from app.webhooks.retries import replay_events, retry_due_events
+from app.webhooks.retries import failed_event_ids, replay_events, retry_due_events
 
 
 @stripe_cli.command("setup")
@@ -42,3 +42,20 @@ def retry(event_ids: tuple[str, ...]) -> None:
     click.echo(f"{len(report.processed)} processed, {len(report.failed)} failed.")
     for event_id, error in report.failed:
         click.echo(f"{event_id}: {error}")
+
+
+@webhooks_cli.command("replay")
+@click.argument("event_ids", nargs=-1)
+@click.option("--failed", is_flag=True, help="Every event not processed yet, dead ones included.")
+def replay(event_ids: tuple[str, ...], failed: bool) -> None:
+    """Run stored events again through their handlers now: the named ones (processed or not),
+    or with --failed every one that has not been processed."""
+    if bool(event_ids) == failed:
+        raise click.UsageError("Name the events to replay, or give --failed (not both).")
+    ids = failed_event_ids() if failed else list(event_ids)
+    report = replay_events(ids, again=True)
+    click.echo(f"{len(report.processed)} replayed, {len(report.failed)} failed.")
+    for event_id, error in report.failed:
+        click.echo(f"{event_id}: {error}")
+    if report.failed:
+        raise SystemExit(1)

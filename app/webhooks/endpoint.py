@@ -8,8 +8,8 @@ from pathlib import Path
 
 from flask import current_app
 
+from app.billing.event_handlers import HANDLERS
 from app.billing.gateway import gateway
-from app.webhooks.handlers import HANDLERS
 
 SECRETS_FILE = "sandbox_webhook_endpoint.json"
 

@@ -13,10 +13,10 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 
 from app.accounts.models import utcnow
+from app.billing.event_handlers import HANDLERS
 from app.billing.sync import mirror
 from app.clock import from_timestamp, now
 from app.extensions import db
-from app.webhooks.handlers import HANDLERS
 from app.webhooks.models import StripeEvent
 
 log = logging.getLogger(__name__)

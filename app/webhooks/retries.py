@@ -45,8 +45,20 @@ def retry_due_events(limit: int = 100) -> RetryReport:
     return _apply_each(due)
 
 
-def replay_events(event_ids: Sequence[str]) -> RetryReport:
-    """An operator's replay: apply the named events again now, dead ones included."""
+def failed_event_ids() -> list[str]:
+    """Every event not processed yet, dead or waiting for its next attempt, oldest first."""
+    ids = db.session.scalars(
+        select(StripeEvent.event_id)
+        .where(StripeEvent.processed_at.is_(None))
+        .order_by(StripeEvent.id)
+    ).all()
+    db.session.rollback()
+    return list(ids)
+
+
+def replay_events(event_ids: Sequence[str], *, again: bool = False) -> RetryReport:
+    """An operator's replay: apply the named events again now, dead ones included, and with
+    ``again`` processed ones too (each is re-read from Stripe, so a replay only repairs)."""
     known = db.session.execute(
         select(StripeEvent.event_id, StripeEvent.type, StripeEvent.object_id).where(
             StripeEvent.event_id.in_(event_ids), StripeEvent.object_id.is_not(None)
@@ -56,7 +68,7 @@ def replay_events(event_ids: Sequence[str]) -> RetryReport:
         update(StripeEvent).where(StripeEvent.event_id.in_(event_ids)).values(dead_at=None)
     )
     db.session.commit()
-    report = _apply_each(known)
+    report = _apply_each(known, count_repeats=again)
     found = {event_id for event_id, _, _ in known}
     report.failed.extend(
         (event_id, "unknown event") for event_id in event_ids if event_id not in found
@@ -64,7 +76,9 @@ def replay_events(event_ids: Sequence[str]) -> RetryReport:
     return report
 
 
-def _apply_each(events: Sequence[tuple[str, str, str | None]]) -> RetryReport:
+def _apply_each(
+    events: Sequence[tuple[str, str, str | None]], *, count_repeats: bool = False
+) -> RetryReport:
     report = RetryReport()
     for event_id, event_type, object_id in events:
         try:
@@ -73,6 +87,6 @@ def _apply_each(events: Sequence[tuple[str, str, str | None]]) -> RetryReport:
             log.warning("Stripe event %s (%s) failed again: %s", event_id, event_type, exc)
             report.failed.append((event_id, str(exc)))
         else:
-            if outcome is not Outcome.DUPLICATE:
+            if count_repeats or outcome is not Outcome.DUPLICATE:
                 report.processed.append(event_id)
     return report

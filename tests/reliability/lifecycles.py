@@ -24,10 +24,10 @@ from flask import Flask
 from sqlalchemy import delete, select
 
 from app.accounts.models import Customer
+from app.billing.event_handlers import HANDLERS
 from app.extensions import db
 from app.models import CreditLedgerEntry, CreditLot, CreditPool, Invoice, StripeEvent, Subscription
 from app.stripe_sandbox import Sandbox
-from app.webhooks.handlers import HANDLERS
 from tests.journeys import (
     DAY,
     FAILING_CARD,

@@ -190,18 +190,6 @@ def test_lifecycles_end_as_stripe_and_an_in_order_run_whatever_the_order_and_rep
     assert unbalanced == [], unbalanced
 
 
-UPGRADE_NOT_GRANTED = (
-    "Bug: a Tollgate that first hears of a subscription after an upgrade (the event log replayed "
-    "into one that knows only the customer, as after restoring an older backup) grants no "
-    "credits for the paid period that is running: sync._grant_paid_period grants only for "
-    "subscription_create/subscription_cycle invoices whose lines carry the subscription's "
-    "current price (the cycle invoice carries the old plan's), the upgrade's "
-    "subscription_update invoice opens no period, and _credit_an_upgrade needs the plan it "
-    "mirrored before (None on first sight)"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=UPGRADE_NOT_GRANTED)
 @pytest.mark.parametrize(
     ("plan_key", "upgrade_to", "grant"),
     [("starter_monthly", "pro_monthly", 1_000_000), ("pro_monthly", "pro_yearly", 12_000_000)],

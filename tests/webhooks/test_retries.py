@@ -124,3 +124,47 @@ def test_event_failing_every_retry_backs_off_doubling_then_is_dead(
     assert result.exit_code == 0, result.output
     assert "1 processed, 0 failed." in result.output
     assert _events(failed_checkout)[0].processed_at is not None
+
+
+def test_replay_failed_applies_every_unprocessed_event_and_stops_on_a_refusal(
+    failed_checkout: Flask, key_revoked: KeyRevoked
+) -> None:
+    failed = [event.event_id for event in _events(failed_checkout)]
+    runner = failed_checkout.test_cli_runner()
+
+    with key_revoked:
+        refused = runner.invoke(args=["webhooks", "replay", "--failed"])
+    assert refused.exit_code == 1
+    assert f"0 replayed, {len(failed)} failed." in refused.output
+    assert "Invalid API Key" in refused.output
+
+    replayed = runner.invoke(args=["webhooks", "replay", "--failed"])
+    assert replayed.exit_code == 0, replayed.output
+    assert f"{len(failed)} replayed, 0 failed." in replayed.output
+    assert all(event.processed_at is not None for event in _events(failed_checkout))
+    with failed_checkout.app_context():
+        assert db.session.scalars(select(Subscription)).one().status.value == "trialing"
+    nothing_left = runner.invoke(args=["webhooks", "replay", "--failed"])
+    assert "0 replayed, 0 failed." in nothing_left.output
+
+
+def test_replay_runs_a_processed_event_again_and_the_mirror_stays_as_stripe_has_it(
+    client: WebClient, synced: Flask, sandbox: Sandbox
+) -> None:
+    checkout_url = start_plan_as_new_buyer(client, "ada@example.com", "pro_monthly")
+    pay_on_checkout_page(client, checkout_url, "4242 4242 4242 4242")
+    sandbox.deliver_pending()
+    processed = [event.event_id for event in _events(synced) if event.processed_at is not None]
+    assert processed
+    runner = synced.test_cli_runner()
+
+    result = runner.invoke(args=["webhooks", "replay", processed[0], "evt_unknown"])
+
+    assert result.exit_code == 1
+    assert "1 replayed, 1 failed." in result.output
+    assert "evt_unknown: unknown event" in result.output
+    with synced.app_context():
+        assert db.session.scalars(select(Subscription)).one().status.value == "trialing"
+    both = runner.invoke(args=["webhooks", "replay", processed[0], "--failed"])
+    assert both.exit_code == 2
+    assert "Name the events to replay, or give --failed" in both.output

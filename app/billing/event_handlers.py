@@ -1,9 +1,10 @@
 """Which handler each Stripe event type goes to, with the reason beside it.
 
-Every handler reads the event's object from Stripe as it is now, outside any transaction, then
-mirrors it through the one sync path in one short transaction: the order in which Stripe
-delivers events, and how often, does not change the state Tollgate ends in, and a slow Stripe
-holds no lock.
+Webhooks, the worker's retries and reconciliation (which reads Stripe's own event list) all
+apply an event through this table. Every handler reads the event's object from Stripe as it is
+now, outside any transaction, then mirrors it through the one sync path in one short
+transaction: the order in which Stripe delivers events, and how often, does not change the
+state Tollgate ends in, and a slow Stripe holds no lock.
 """
 
 from __future__ import annotations
@@ -12,15 +13,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from app.accounts.mirror import Invoice, Subscription
+from app.accounts.mirror import Charge, Dispute, Invoice, Refund, Subscription
+from app.accounts.models import Customer
 from app.billing.fetch import (
     fetch_checkout_session,
     fetch_invoice,
     fetch_schedule_subscription,
     fetch_subscription,
 )
+from app.billing.payments import (
+    fetch_charge,
+    fetch_dispute,
+    fetch_refund,
+    sync_charge,
+    sync_dispute,
+    sync_refund,
+)
 from app.billing.sync import (
+    fetch_customer,
     sync_checkout_session,
+    sync_customer,
     sync_invoice,
     sync_scheduled_subscription,
     sync_subscription,
@@ -32,13 +44,17 @@ class Handler:
     """Read the event's object from Stripe by its id, then mirror what was read."""
 
     fetch: Callable[[str], Any]
-    sync: Callable[[Any], Subscription | Invoice | None]
+    sync: Callable[[Any], Subscription | Invoice | Charge | Refund | Dispute | Customer | None]
 
 
 CHECKOUT_SESSION = Handler(fetch_checkout_session, sync_checkout_session)
 SUBSCRIPTION = Handler(fetch_subscription, sync_subscription)
 INVOICE = Handler(fetch_invoice, sync_invoice)
 SCHEDULE = Handler(fetch_schedule_subscription, sync_scheduled_subscription)
+CUSTOMER = Handler(fetch_customer, sync_customer)
+CHARGE = Handler(fetch_charge, sync_charge)
+REFUND = Handler(fetch_refund, sync_refund)
+DISPUTE = Handler(fetch_dispute, sync_dispute)
 
 HANDLERS: dict[str, Handler] = {
     # Checkout finished: link the Stripe customer, mirror the new subscription and first invoice.
@@ -63,4 +79,20 @@ HANDLERS: dict[str, Handler] = {
     "invoice.payment_succeeded": INVOICE,
     # A failed charge: the re-read subscription is past_due, which shows the pay-now banner.
     "invoice.payment_failed": INVOICE,
+    # A customer's email, name or address changed (in Stripe's dashboard or portal).
+    "customer.updated": CUSTOMER,
+    # Payments, for the back office's revenue, refunds, disputes and geography.
+    "charge.succeeded": CHARGE,
+    "charge.failed": CHARGE,
+    "charge.updated": CHARGE,
+    "charge.captured": CHARGE,
+    "charge.refunded": CHARGE,
+    "refund.created": REFUND,
+    "refund.updated": REFUND,
+    "refund.failed": REFUND,
+    "charge.dispute.created": DISPUTE,
+    "charge.dispute.updated": DISPUTE,
+    "charge.dispute.closed": DISPUTE,
+    "charge.dispute.funds_withdrawn": DISPUTE,
+    "charge.dispute.funds_reinstated": DISPUTE,
 }

@@ -1,0 +1,80 @@
+"""What import and reconciliation keep: where an import got to, and each run's differences."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import Base, UTCDateTime, value_enum
+
+
+class ImportCursor(Base):
+    """How far `flask stripe import` got in one object type's list: a re-run after an
+    interruption goes on from here. Deleted when an import finishes, so the next one reads all."""
+
+    __tablename__ = "import_cursors"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    object_type: Mapped[str] = mapped_column(String(64), unique=True)
+    # The last object committed (Stripe's `starting_after`); None before the first page.
+    last_id: Mapped[str | None] = mapped_column(String(255))
+    done: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RunStatus(StrEnum):
+    """Where a reconciliation run ended."""
+
+    RUNNING = "running"
+    # Nothing differed: the mirror was Stripe's.
+    CLEAN = "clean"
+    # Differences were found and each was repaired.
+    REPAIRED = "repaired"
+    # Stripe did not answer for some objects: the next run starts from the same cursor.
+    FAILED = "failed"
+
+
+class ReconciliationRun(Base):
+    """One comparison of the mirror with Stripe (`flask stripe reconcile`, or the nightly job)."""
+
+    __tablename__ = "reconciliation_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status: Mapped[RunStatus] = mapped_column(value_enum(RunStatus, "run_status"))
+    # Stripe's events up to this creation time (a Unix timestamp) were compared; the next run
+    # reads the events after the cursor of the last run that was not FAILED.
+    events_cursor: Mapped[int | None] = mapped_column(Integer)
+    full_sweep: Mapped[bool] = mapped_column(Boolean, default=False)
+    objects_checked: Mapped[int] = mapped_column(Integer, default=0)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    differences: Mapped[list[Difference]] = relationship(
+        back_populates="run", order_by="Difference.id"
+    )
+
+
+class Difference(Base):
+    """One field where the mirror was not what Stripe has, and when it was made so."""
+
+    __tablename__ = "reconciliation_differences"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("reconciliation_runs.id"), index=True)
+    object_type: Mapped[str] = mapped_column(String(64))
+    object_id: Mapped[str] = mapped_column(String(255), index=True)
+    field: Mapped[str] = mapped_column(String(128))
+    tollgate_value: Mapped[str | None] = mapped_column(Text)
+    stripe_value: Mapped[str | None] = mapped_column(Text)
+    # When the mirror was repaired; None for what is only reported (usage Stripe counted beyond
+    # what Tollgate sent is never taken back).
+    repaired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The same object and field differed in the run before: something keeps undoing the repair.
+    recurring: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    run: Mapped[ReconciliationRun] = relationship(back_populates="differences")
