@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import stripe
 from flask import Flask
 from sqlalchemy import func, select
 
@@ -19,10 +20,11 @@ from app.billing.stripe_import import Importer, ImportReport
 from app.catalog import load_catalog
 from app.entitlements.models import CreditLot
 from app.extensions import db
-from app.stripe_sandbox import Sandbox
+from app.stripe_sandbox import Sandbox, SandboxHTTPClient
 from app.stripe_sandbox.faults import Faults
 from app.stripe_sandbox.fill import FillOptions, FillSummary, fill
 from tests.apps import REPO_ROOT
+from tests.web import WebClient
 
 MIRRORED = {
     "customer": Customer,
@@ -230,3 +232,32 @@ def test_a_wrong_key_is_refused_before_anything_is_written(
     assert result.exit_code == 1
     assert message in result.output
     assert _mirrored(synced) == dict.fromkeys(MIRRORED, 0)
+
+
+def test_customers_tollgate_knows_are_matched_by_reference_id_then_email_not_duplicated(
+    synced: Flask, sandbox: Sandbox, client: WebClient
+) -> None:
+    assert client.sign_up("Ada@Example.com").status_code == 302
+    assert WebClient(base_url=str(client.base_url)).sign_up("bob@example.com").status_code == 302
+    with synced.app_context():
+        bob = db.session.scalars(select(Customer).filter_by(email="bob@example.com")).one()
+        bob_reference = bob.reference_id
+    operator = stripe.StripeClient("sk_test_operator", http_client=SandboxHTTPClient(sandbox))
+    ada_in_stripe = operator.v1.customers.create({"email": "ada@example.com", "name": "Ada L"})
+    bob_in_stripe = operator.v1.customers.create(
+        {"email": "robert@example.com", "metadata": {"tollgate_customer": bob_reference}}
+    )
+    operator.v1.customers.create({"name": "No Email Ltd", "address": {"country": "FR"}})
+
+    report = _import(synced)
+
+    assert _outcomes(report)["customers"] == Counter({"updated": 2, "created": 1})
+    with synced.app_context():
+        by_stripe = {c.stripe_customer_id: c for c in db.session.scalars(select(Customer)).all()}
+        assert by_stripe[ada_in_stripe.id].user is not None  # Ada's own account, now linked
+        assert by_stripe[ada_in_stripe.id].first_name == "Ada"
+        assert by_stripe[bob_in_stripe.id].reference_id == bob_reference
+        assert by_stripe[bob_in_stripe.id].email == "robert@example.com"
+        [adopted] = [c for c in by_stripe.values() if c.imported_at is not None]
+        assert (adopted.email, adopted.country, adopted.user) == (None, "FR", None)
+        assert len(by_stripe) == 3
