@@ -354,6 +354,14 @@ class StripeGateway:
         self.client.v1.webhook_endpoints.delete(endpoint_id)
 
     @_translate_errors
+    def update_webhook_endpoint(self, endpoint_id: str, events: list[str]) -> None:
+        """Send an endpoint these event types (its signing secret stays as it is)."""
+        self.client.v1.webhook_endpoints.update(
+            endpoint_id,
+            {"enabled_events": events},  # type: ignore[arg-type]
+        )
+
+    @_translate_errors
     def create_webhook_endpoint(self, url: str, events: list[str]) -> stripe.WebhookEndpoint:
         """Register ``url`` for ``events``; the answer carries the signing secret, only once."""
         return self.client.v1.webhook_endpoints.create(

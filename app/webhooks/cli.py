@@ -7,7 +7,7 @@ from flask.cli import AppGroup
 
 from app.billing.cli import stripe_cli
 from app.billing.gateway import GatewayError
-from app.webhooks.endpoint import register_endpoint
+from app.webhooks.endpoint import register_endpoint, update_endpoint
 from app.webhooks.retries import failed_event_ids, replay_events, retry_due_events
 
 
@@ -18,10 +18,18 @@ from app.webhooks.retries import failed_event_ids, replay_events, retry_due_even
     help="Public URL of /stripe/webhook, e.g. https://billing.example.com/stripe/webhook",
 )
 def setup(url: str) -> None:
-    """Register Tollgate's webhook endpoint with Stripe and print its signing secret."""
+    """Register Tollgate's webhook endpoint with Stripe and print its signing secret; an
+    endpoint already registered for the URL is sent every event type Tollgate now handles."""
     if not url.startswith(("https://", "http://")):
         raise click.BadParameter("give the full URL, starting with https://", param_hint="--url")
     try:
+        updated = update_endpoint(url)
+        if updated is not None:
+            click.echo(
+                f"Webhook endpoint {updated} for {url} receives every event type Tollgate "
+                "handles; its signing secret (STRIPE_WEBHOOK_SECRET) is unchanged."
+            )
+            return
         endpoint_id, secret = register_endpoint(url)
     except GatewayError as exc:
         raise click.ClickException(f"Stripe refused the endpoint: {exc}") from exc

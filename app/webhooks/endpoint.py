@@ -27,6 +27,17 @@ def register_endpoint(url: str) -> tuple[str, str]:
     return endpoint.id, str(endpoint.secret)
 
 
+def update_endpoint(url: str) -> str | None:
+    """Send the endpoint already registered for ``url`` every event type this version of
+    Tollgate handles (a new version may handle more); its id, or None if there is none."""
+    for endpoint in gateway().webhook_endpoints():
+        if endpoint.url == url:
+            if sorted(endpoint.enabled_events) != sorted(HANDLERS):
+                gateway().update_webhook_endpoint(endpoint.id, sorted(HANDLERS))
+            return endpoint.id
+    return None
+
+
 def register_sandbox_endpoint() -> str:
     """The sandbox endpoint's signing secret, registering the endpoint on first start.
 
@@ -47,10 +58,15 @@ def register_sandbox_endpoint() -> str:
 def _registered_secret(saved_file: Path) -> str:
     url = endpoint_url()
     saved = _saved_endpoints(saved_file)
-    existing = {endpoint.id for endpoint in gateway().webhook_endpoints() if endpoint.url == url}
+    endpoints = [endpoint for endpoint in gateway().webhook_endpoints() if endpoint.url == url]
+    existing = {endpoint.id for endpoint in endpoints}
     mine = saved.get(url, {})
     if mine.get("id") in existing:
         endpoint_id, secret = str(mine["id"]), str(mine["secret"])
+        current = next(endpoint for endpoint in endpoints if endpoint.id == endpoint_id)
+        if sorted(current.enabled_events) != sorted(HANDLERS):
+            # Registered by an earlier version, which handled fewer event types.
+            gateway().update_webhook_endpoint(endpoint_id, sorted(HANDLERS))
     else:
         endpoint_id, secret = register_endpoint(url)
     # Another endpoint for this URL has a secret nobody here knows: its deliveries could only

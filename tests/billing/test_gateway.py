@@ -7,6 +7,7 @@ from pathlib import Path
 from flask import Flask
 
 from app import create_app
+from app.billing.event_handlers import HANDLERS
 from app.billing.gateway import gateway
 from app.clock import timestamp
 from app.stripe_sandbox import Sandbox
@@ -45,6 +46,19 @@ def test_stripe_api_base_points_the_app_at_another_stripe_server(
     )
     assert setup.exit_code == 0, setup.output
     assert "STRIPE_WEBHOOK_SECRET=whsec_" in setup.output
+    # Run again (after an upgrade that handles more event types): the same endpoint gets them.
+    with app.app_context():
+        [endpoint] = [e for e in gateway().webhook_endpoints() if e.url.startswith("https://")]
+        gateway().update_webhook_endpoint(endpoint.id, ["invoice.paid"])
+    again = runner.invoke(
+        args=["stripe", "setup", "--url", "https://billing.example/stripe/webhook"]
+    )
+    assert again.exit_code == 0, again.output
+    assert f"Webhook endpoint {endpoint.id} for https://billing.example" in again.output
+    assert "its signing secret (STRIPE_WEBHOOK_SECRET) is unchanged" in again.output
+    with app.app_context():
+        ours = [e for e in gateway().webhook_endpoints() if e.url.startswith("https://")]
+    assert [sorted(e.enabled_events) for e in ours] == [sorted(HANDLERS)]
     # The first app's sandbox now holds what the other app created over HTTP.
     with app.app_context():
         urls = [endpoint.url for endpoint in gateway().webhook_endpoints()]
@@ -75,6 +89,18 @@ def test_sandbox_state_survives_a_restart(app: Flask, sandbox: Sandbox, tmp_path
         again = gateway().client.v1.customers.retrieve(customer.id)
         assert again.email == "ada@example.com"
     # The webhook endpoint registered at the first start is reused, with the same secret.
+    assert restarted.config["STRIPE_WEBHOOK_SECRET"] == app.config["STRIPE_WEBHOOK_SECRET"]
+
+
+def test_restart_sends_the_sandbox_endpoint_every_event_type_handled_now(app: Flask) -> None:
+    url = app.config["TOLLGATE_BASE_URL"] + "/stripe/webhook"
+    with app.app_context():
+        [endpoint] = [e for e in gateway().webhook_endpoints() if e.url == url]
+        gateway().update_webhook_endpoint(endpoint.id, ["invoice.paid"])
+    restarted = create_app(dict(app.config))
+    with restarted.app_context():
+        [again] = [e for e in gateway().webhook_endpoints() if e.url == url]
+    assert (again.id, sorted(again.enabled_events)) == (endpoint.id, sorted(HANDLERS))
     assert restarted.config["STRIPE_WEBHOOK_SECRET"] == app.config["STRIPE_WEBHOOK_SECRET"]
 
 
