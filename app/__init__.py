@@ -188,6 +188,7 @@ def register_blueprints(app: Flask) -> None:
     from app.api import subscriptions, usage  # noqa: F401  (they add their routes to api_bp)
     from app.api.openapi import docs_bp as api_docs_bp
     from app.api.routes import bp as api_bp
+    from app.backoffice.routes import bp as backoffice_bp
     from app.billing import (  # noqa: F401  (they add their routes to billing_bp)
         account_routes,
         checkout_routes,
@@ -205,6 +206,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(api_bp)
     app.register_blueprint(api_docs_bp)
     app.register_blueprint(health_bp)
+    app.register_blueprint(backoffice_bp)
 
 
 def register_commands(app: Flask) -> None:

@@ -7,7 +7,8 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from app.accounts.invitations import invitation_token
-from app.accounts.services import find_user, unclaimed_customer
+from app.accounts.models import Role
+from app.accounts.services import AccountError, find_user, register, unclaimed_customer
 from app.extensions import db
 
 users_cli = AppGroup("users", help="Manage the people who log in.")
@@ -38,3 +39,23 @@ def invite(email: str) -> None:
         )
     base = current_app.config["TOLLGATE_BASE_URL"].rstrip("/")
     click.echo(f"{base}/claim/{invitation_token(customer)}")
+
+
+@users_cli.command("create-operator")
+@click.argument("email")
+def create_operator(email: str) -> None:
+    """Make the user with EMAIL an operator, who may use the back office (/admin); with no
+    such user, create one, asking for its password."""
+    user = find_user(email)
+    if user is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        try:
+            user = register(email, password)
+        except AccountError as exc:
+            raise click.ClickException(str(exc)) from None
+        verb = "is a new"
+    else:
+        verb = "is now an"
+    user.role = Role.OPERATOR
+    db.session.commit()
+    click.echo(f"{user.email} {verb} operator: /admin is theirs.")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from flask_login import UserMixin
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.extensions import Base, UTCDateTime
+from app.extensions import Base, UTCDateTime, value_enum
 
 
 def utcnow() -> datetime:
@@ -40,6 +41,13 @@ class Customer(Base):
     user: Mapped[User | None] = relationship(back_populates="customer")
 
 
+class Role(StrEnum):
+    """What a user may see: its own account, or also the operator's back office (/admin)."""
+
+    CUSTOMER = "customer"
+    OPERATOR = "operator"
+
+
 def new_session_token() -> str:
     """A random token that a user's sessions carry (see ``User.get_id``)."""
     return secrets.token_hex(16)
@@ -56,12 +64,18 @@ class User(UserMixin, Base):
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     session_token: Mapped[str] = mapped_column(String(64), default=new_session_token)
+    role: Mapped[Role] = mapped_column(value_enum(Role, "user_role"), default=Role.CUSTOMER)
 
     customer: Mapped[Customer] = relationship(back_populates="user")
 
     def get_id(self) -> str:
         """What a session keeps of its user: the id and the user's current session token."""
         return f"{self.id}:{self.session_token}"
+
+    @property
+    def is_operator(self) -> bool:
+        """Whether the user may use the back office."""
+        return self.role is Role.OPERATOR
 
     def end_sessions(self) -> None:
         """End every session of this user, on every device (log-out, "sign out everywhere"):

@@ -1,0 +1,1 @@
+"""The operator's back office at /admin: server-rendered pages for operators only."""
