@@ -3,6 +3,7 @@
 from app.accounts.api_keys import ApiKey
 from app.accounts.mirror import Charge, Dispute, Invoice, Refund, Subscription, SubscriptionStatus
 from app.accounts.models import Customer, User
+from app.backoffice.models import AuditEntry
 from app.billing.models import Difference, ImportCursor, ReconciliationRun
 from app.entitlements.models import (  # noqa: F401
     CreditLedgerEntry,
@@ -20,6 +21,7 @@ from app.webhooks.models import StripeEvent
 
 __all__ = [
     "ApiKey",
+    "AuditEntry",
     "Charge",
     "CreditLedgerEntry",
     "CreditPool",

@@ -79,3 +79,61 @@ def test_the_command_promotes_an_existing_customer_and_refuses_a_weak_password(
     )
     assert weak.exit_code == 1
     assert "at least 10 characters" in weak.output
+
+
+@pytest.fixture
+def operator(app: Flask, client: WebClient) -> WebClient:
+    _make_operator(app, "ops@example.com")
+    assert client.log_in("ops@example.com", "operator horse battery").status_code == 302
+    return client
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"amount": "-5"}, "Grant a whole number of credits above 0."),
+        ({"amount": "2.5"}, "Not a valid integer value."),
+        ({"amount": ""}, "Enter how many credits to grant."),
+        ({"reason": ""}, "Say why: the audit log keeps it."),
+        ({"confirm": ""}, "Tick the box to confirm the grant."),
+        ({"pool": "no_such_pool"}, "Not a valid choice."),
+    ],
+)
+def test_a_bad_grant_is_refused_with_its_reason_and_writes_nothing(
+    app: Flask, operator: WebClient, enterprise_customer: str, fields: dict[str, str], message: str
+) -> None:
+    page = f"/admin/customers/{enterprise_customer}"
+    good = {"pool": "ai_tokens", "amount": "500", "reason": "Outage credit", "confirm": "y"}
+    response = operator.submit(page, {**good, **fields}, action=f"{page}/credits")
+    assert response.status_code == 400
+    assert message in visible_text(response.text)
+    assert "No operator action yet." in visible_text(operator.get("/admin/audit").text)
+
+
+def test_an_operator_grants_credits_the_customer_sees_them_and_the_audit_log_keeps_why(
+    app: Flask, operator: WebClient, enterprise_customer: str, api
+) -> None:
+    page = f"/admin/customers/{enterprise_customer}"
+    before = api.get(f"/credits/{enterprise_customer}/pools").json()["data"]
+    [tokens_before] = [p["balance"] for p in before if p["denomination"] == "tokens"]
+
+    response = operator.submit(
+        page,
+        {"pool": "ai_tokens", "amount": "250000", "reason": "Outage on 3 Dec", "confirm": "y"},
+        action=f"{page}/credits",
+    )
+
+    assert response.status_code == 302
+    text = visible_text(operator.get(page).text)
+    assert "Granted 250,000 to ai_tokens." in text
+    assert "enterprise_monthly" in text
+    assert "Outage on 3 Dec" in text
+    after = api.get(f"/credits/{enterprise_customer}/pools").json()["data"]
+    assert [p["balance"] for p in after if p["denomination"] == "tokens"] == [
+        tokens_before + 250_000
+    ]
+    audit = visible_text(operator.get("/admin/audit").text)
+    assert "ops@example.com" in audit
+    assert "grant_credits" in audit
+    assert f'{{"balance": {tokens_before}}}' in audit
+    assert operator.get("/admin/customers/nobody").status_code == 404
