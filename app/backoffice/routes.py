@@ -16,6 +16,7 @@ from app.backoffice.actions import grant_promotional_credits
 from app.backoffice.forms import GrantCreditsForm
 from app.backoffice.models import AuditEntry
 from app.catalog import current_catalog
+from app.clock import now
 from app.entitlements.credits import balances
 from app.extensions import db
 
@@ -96,10 +97,14 @@ def grant(reference_id: str) -> BaseResponse | tuple[str, int]:
     """Grant credits with a reason; a form that does not validate writes nothing."""
     found = _customer_or_404(reference_id)
     form = _grant_form()
-    if not form.validate_on_submit():
+    valid = form.validate_on_submit()
+    expires_on = form.expires_on.data
+    if expires_on is not None and expires_on <= now().date():
+        form.expires_on.errors = [*form.expires_on.errors, "Choose a date after today."]
+        valid = False
+    if not valid:
         return render_template("backoffice/customer.html", **_customer_view(found, form)), 400
     pool_key = form.pool.data
-    expires_on = form.expires_on.data
     grant_promotional_credits(
         current_user,
         found,

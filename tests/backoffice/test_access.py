@@ -97,6 +97,8 @@ def operator(app: Flask, client: WebClient) -> WebClient:
         ({"reason": ""}, "Say why: the audit log keeps it."),
         ({"confirm": ""}, "Tick the box to confirm the grant."),
         ({"pool": "no_such_pool"}, "Not a valid choice."),
+        ({"expires_on": "2020-01-31"}, "Choose a date after today."),
+        ({"expires_on": "31/01/2030"}, "Not a valid date value."),
     ],
 )
 def test_a_bad_grant_is_refused_with_its_reason_and_writes_nothing(
