@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import UTC, datetime, time
 from typing import Any
 
@@ -17,6 +18,7 @@ from app.backoffice.forms import GrantCreditsForm
 from app.backoffice.models import AuditEntry
 from app.catalog import current_catalog
 from app.clock import now
+from app.entitlements.access import pick_current
 from app.entitlements.credits import balances
 from app.extensions import db
 
@@ -74,15 +76,17 @@ def customers() -> str:
 
 
 def _current_subscriptions(customer_ids: list[int]) -> dict[int, Subscription]:
-    """Each customer's newest subscription, in one query for the page."""
-    newest: dict[int, Subscription] = {}
+    """Each customer's current subscription, as the account page picks it (pick_current), in
+    one query for the page."""
+    by_customer: dict[int, list[Subscription]] = defaultdict(list)
     for subscription in db.session.scalars(
         select(Subscription)
         .where(Subscription.customer_id.in_(customer_ids))
         .order_by(*NEWEST_FIRST)
     ):
-        newest.setdefault(subscription.customer_id, subscription)
-    return newest
+        by_customer[subscription.customer_id].append(subscription)
+    picked = {customer_id: pick_current(subs) for customer_id, subs in by_customer.items()}
+    return {customer_id: sub for customer_id, sub in picked.items() if sub is not None}
 
 
 @bp.route("/customers/<reference_id>")

@@ -374,6 +374,11 @@ def stripe_id(value: Any) -> str:
     return value if isinstance(value, str) else str(value.id)
 
 
+def optional_id(value: Any) -> str | None:
+    """``stripe_id`` for a field that may also be null."""
+    return None if value is None else stripe_id(value)
+
+
 # How often commands and the worker retry a Stripe call that failed or timed out.
 WORKER_RETRIES = 3
 

@@ -13,7 +13,7 @@ import stripe
 from sqlalchemy import select
 
 from app.accounts.mirror import Charge, Dispute, Refund
-from app.billing.gateway import gateway, stripe_id
+from app.billing.gateway import gateway, optional_id, stripe_id
 from app.billing.sync import lock_customer, mirrored_row
 from app.clock import from_timestamp, to_datetime
 from app.entitlements.ledger import lock_customers
@@ -54,7 +54,7 @@ def sync_charge(stripe_charge: stripe.Charge) -> Charge | None:
     card = details.card if details is not None else None
     address = stripe_charge.billing_details.address
     charge.customer_id = customer.id
-    charge.stripe_payment_intent_id = _optional_id(stripe_charge.payment_intent)
+    charge.stripe_payment_intent_id = optional_id(stripe_charge.payment_intent)
     charge.amount = stripe_charge.amount
     charge.amount_refunded = stripe_charge.amount_refunded
     charge.currency = stripe_charge.currency
@@ -73,7 +73,7 @@ def sync_charge(stripe_charge: stripe.Charge) -> Charge | None:
 
 def sync_refund(stripe_refund: stripe.Refund) -> Refund | None:
     """Mirror a refund of a charge of one of our customers."""
-    charge_id = _optional_id(stripe_refund.charge)
+    charge_id = optional_id(stripe_refund.charge)
     customer_id = _customer_of_charge(stripe_refund.charge)
     if customer_id is None:
         log.warning("Refund %s is of no charge of a Tollgate customer", stripe_refund.id)
@@ -126,7 +126,3 @@ def _customer_of_charge(charge: str | stripe.Charge | None) -> int | None:
         return None
     lock_customers([customer_id])
     return customer_id
-
-
-def _optional_id(value: object) -> str | None:
-    return None if value is None else stripe_id(value)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import stripe
 from sqlalchemy import func, inspect, select
@@ -36,7 +36,7 @@ from app.billing.fetch import (
     invoice_subscription_id,
     plan_item,
 )
-from app.billing.gateway import GatewayError, gateway, stripe_id
+from app.billing.gateway import GatewayError, gateway, optional_id, stripe_id
 from app.billing.overage_forwarding import queue_meter_event
 from app.catalog import Plan, current_catalog
 from app.catalog.stripe_names import PLAN_FEE_METER
@@ -154,7 +154,7 @@ def _superseded_free_plans(customer_id: int) -> list[str]:
 def sync_subscription(fetched: FetchedSubscription) -> Subscription | None:
     """Mirror a Stripe subscription; None when its customer is not one of ours."""
     stripe_subscription = fetched.subscription
-    stripe_customer_id = _id(stripe_subscription.customer)
+    stripe_customer_id = optional_id(stripe_subscription.customer)
     metadata: dict[str, str] = (
         stripe_subscription.metadata.to_dict() if stripe_subscription.metadata else {}
     )
@@ -278,7 +278,7 @@ def _open_in_arrears_period(
 def sync_invoice(fetched: FetchedInvoice) -> Invoice | None:
     """Mirror a Stripe invoice and the subscription it bills; a paid period grants credits."""
     stripe_invoice = fetched.invoice
-    customer = lock_customer(stripe_customer_id=_id(stripe_invoice.customer))
+    customer = lock_customer(stripe_customer_id=optional_id(stripe_invoice.customer))
     if customer is None:
         log.warning("Invoice %s belongs to no Tollgate customer", stripe_invoice.id)
         return None
@@ -406,7 +406,7 @@ def sync_checkout_session(fetched: FetchedCheckout) -> Subscription | None:
         log.warning("Checkout %s names no Tollgate customer", session.id)
         return None
     if customer.stripe_customer_id is None:
-        customer.stripe_customer_id = _id(session.customer)
+        customer.stripe_customer_id = optional_id(session.customer)
     if fetched.subscription is None:
         return None
     subscription = sync_subscription(fetched.subscription)
@@ -432,9 +432,4 @@ def _line_price_id(line: stripe.InvoiceLineItem) -> str | None:
     pricing = line.pricing
     if pricing is None or pricing.price_details is None:
         return None
-    return _id(pricing.price_details.price)
-
-
-def _id(value: Any) -> str | None:
-    """``stripe_id`` for a field that may also be null."""
-    return None if value is None else stripe_id(value)
+    return optional_id(pricing.price_details.price)
