@@ -188,6 +188,12 @@ def register_blueprints(app: Flask) -> None:
     from app.api import subscriptions, usage  # noqa: F401  (they add their routes to api_bp)
     from app.api.openapi import docs_bp as api_docs_bp
     from app.api.routes import bp as api_bp
+    from app.backoffice import (  # noqa: F401  (they add their routes to backoffice_bp)
+        money_routes,
+        revenue_routes,
+        risk_routes,
+        webhook_routes,
+    )
     from app.backoffice.routes import bp as backoffice_bp
     from app.billing import (  # noqa: F401  (they add their routes to billing_bp)
         account_routes,

@@ -108,6 +108,12 @@ class Subscription(Base):
     trial_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
     # A downgrade or interval switch that a Stripe subscription schedule applies later.
+    # What the subscription is worth a month in minor units: each recurring item's price times
+    # its quantity, a yearly price over twelve months, net of discounts. Whether it counts as
+    # recurring revenue depends on the status (app/billing/revenue.py).
+    monthly_amount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    quantity: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    currency: Mapped[str | None] = mapped_column(String(3))
     scheduled_plan_key: Mapped[str | None] = mapped_column(String(64))
     scheduled_change_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -160,6 +166,14 @@ class Invoice(Base):
     created: Mapped[datetime] = mapped_column(UTCDateTime)
     # The PaymentIntent of the invoice's payment, which its charges name.
     stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    # Dunning: how many times Stripe tried to collect, and when it tries next (none when it
+    # has given up or the invoice is paid).
+    attempt_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_payment_attempt: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The recurring part of a subscription invoice a month (its non-proration subscription
+    # lines over their period's months); None for other invoices. An imported account's
+    # revenue history is rebuilt from it.
+    monthly_amount: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Charge(Base):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 
 from flask_login import UserMixin
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import Date, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import Base, UTCDateTime, value_enum
@@ -36,6 +36,11 @@ class Customer(Base):
     # When `flask stripe import` adopted it from Stripe (its reference id is then its Stripe
     # id); such a customer is claimed by invitation (invitations.py).
     imported_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The default card, as far as the back office needs it: a card that expires before the
+    # next renewal puts the account at risk. Never the number.
+    card_brand: Mapped[str | None] = mapped_column(String(32))
+    card_last4: Mapped[str | None] = mapped_column(String(4))
+    card_expires_on: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     user: Mapped[User | None] = relationship(back_populates="customer")

@@ -6,7 +6,16 @@ from collections import defaultdict
 from datetime import UTC, datetime, time
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 from sqlalchemy import func, or_, select
 from werkzeug.wrappers import Response as BaseResponse
@@ -26,6 +35,19 @@ bp = Blueprint("backoffice", __name__, url_prefix="/admin")
 
 PAGE_SIZE = 50
 
+# The back office's menu, in the order an operator reads it; a page appears once it is built.
+MENU = [
+    ("backoffice.risk", "At risk"),
+    ("backoffice.revenue", "Revenue"),
+    ("backoffice.customers", "Customers"),
+    ("backoffice.invoices", "Invoices"),
+    ("backoffice.disputes", "Disputes & refunds"),
+    ("backoffice.geography", "Geography"),
+    ("backoffice.top_customers", "Top customers"),
+    ("backoffice.webhooks", "Webhooks"),
+    ("backoffice.audit", "Audit log"),
+]
+
 
 @bp.before_request
 def operators_only() -> BaseResponse | None:
@@ -38,10 +60,17 @@ def operators_only() -> BaseResponse | None:
     return None
 
 
+@bp.context_processor
+def menu() -> dict[str, Any]:
+    built = current_app.view_functions
+    return {"backoffice_menu": [(endpoint, label) for endpoint, label in MENU if endpoint in built]}
+
+
 @bp.route("/")
 def home() -> BaseResponse:
-    """The back office opens on its customers until it has a dashboard."""
-    return redirect(url_for("backoffice.customers"))
+    """The back office opens on the first page of its menu: the accounts at risk."""
+    first = next(endpoint for endpoint, _ in MENU if endpoint in current_app.view_functions)
+    return redirect(url_for(first))
 
 
 @bp.route("/customers")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import Base, UTCDateTime, value_enum
@@ -78,3 +78,51 @@ class Difference(Base):
     recurring: Mapped[bool] = mapped_column(Boolean, default=False)
 
     run: Mapped[ReconciliationRun] = relationship(back_populates="differences")
+
+
+class RevenueMovement(StrEnum):
+    """How a customer's recurring revenue moved, the way ChartMogul and Baremetrics name it."""
+
+    NEW = "new"
+    EXPANSION = "expansion"
+    CONTRACTION = "contraction"
+    CHURN = "churn"
+    REACTIVATION = "reactivation"
+
+
+class RevenueChange(Base):
+    """A change in one customer's monthly recurring revenue, recorded when the sync path saw it
+    (or rebuilt from an imported account's invoices): the history the revenue page draws."""
+
+    __tablename__ = "revenue_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    mrr_before: Mapped[int] = mapped_column(BigInteger)
+    mrr_after: Mapped[int] = mapped_column(BigInteger)
+    movement: Mapped[RevenueMovement] = mapped_column(value_enum(RevenueMovement, "revenue_movement"))
+    # "sync" when seen happening; "invoices" when rebuilt from an import's invoices.
+    source: Mapped[str] = mapped_column(String(16))
+
+
+class RevenueSnapshot(Base):
+    """Recurring revenue per plan at the start of a day, taken by the worker: the figures as
+    they stood, kept even when the mirror later changes."""
+
+    __tablename__ = "revenue_snapshots"
+    __table_args__ = (UniqueConstraint("day", "plan_key", "currency"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(Date, index=True)
+    plan_key: Mapped[str] = mapped_column(String(64))
+    tier: Mapped[str | None] = mapped_column(String(64))
+    currency: Mapped[str] = mapped_column(String(3))
+    # Active and past-due subscriptions (past due counted and also shown apart).
+    mrr: Mapped[int] = mapped_column(BigInteger)
+    past_due_mrr: Mapped[int] = mapped_column(BigInteger)
+    subscriptions: Mapped[int] = mapped_column(Integer)
+    # Trials: what they would bring if they all converted.
+    trialing: Mapped[int] = mapped_column(Integer)
+    trial_pipeline: Mapped[int] = mapped_column(BigInteger)

@@ -21,6 +21,8 @@ class StripeEvent(Base):
     type: Mapped[str] = mapped_column(String(128), index=True)
     # The object the event is about: a retry fetches it from Stripe as it is then.
     object_id: Mapped[str | None] = mapped_column(String(255))
+    # The Stripe customer the object belongs to, so a customer's page lists its events.
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255), index=True)
     stripe_created: Mapped[datetime | None] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

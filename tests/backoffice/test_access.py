@@ -8,17 +8,10 @@ from sqlalchemy import select
 
 from app.accounts.models import Role, User
 from app.extensions import db
+from tests.backoffice.conftest import make_operator
 from tests.web import WebClient, visible_text
 
 ADMIN_PAGES = ["/admin/", "/admin/customers", "/admin/customers?q=ada&page=2"]
-
-
-def _make_operator(app: Flask, email: str) -> str:
-    result = app.test_cli_runner().invoke(
-        args=["users", "create-operator", email], input="operator horse battery\n" * 2
-    )
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 @pytest.mark.parametrize("page", ADMIN_PAGES)
@@ -45,7 +38,7 @@ def test_an_operator_is_made_by_the_command_and_sees_every_customer(
             "/customers",
             json={"customerReferenceId": f"c-{number}", "email": f"c{number}@example.com"},
         )
-    created = _make_operator(app, "Ops@Example.com")
+    created = make_operator(app, "Ops@Example.com")
     assert "ops@example.com is a new operator" in created
 
     login = client.submit(
@@ -69,7 +62,7 @@ def test_the_command_promotes_an_existing_customer_and_refuses_a_weak_password(
     app: Flask, logged_in: WebClient
 ) -> None:
     assert logged_in.get("/admin/").status_code == 404
-    assert "ada@example.com is now an operator" in _make_operator(app, "ada@example.com")
+    assert "ada@example.com is now an operator" in make_operator(app, "ada@example.com")
     with app.app_context():
         assert db.session.scalars(select(User)).one().role is Role.OPERATOR
     assert logged_in.get("/admin/customers").status_code == 200
@@ -83,7 +76,7 @@ def test_the_command_promotes_an_existing_customer_and_refuses_a_weak_password(
 
 @pytest.fixture
 def operator(app: Flask, client: WebClient) -> WebClient:
-    _make_operator(app, "ops@example.com")
+    make_operator(app, "ops@example.com")
     assert client.log_in("ops@example.com", "operator horse battery").status_code == 302
     return client
 

@@ -1,0 +1,5 @@
+"""The back office's revenue pages (added to the blueprint in routes.py)."""
+
+from __future__ import annotations
+
+from app.backoffice.routes import bp  # noqa: F401
