@@ -22,7 +22,10 @@ from huey import crontab
 
 from app.billing.overage_forwarding import forward_overage
 from app.billing.reconcile import reconcile
+from app.billing.revenue import take_snapshot
+from app.clock import now
 from app.config import missing_production_settings
+from app.extensions import db
 from app.metrics import record_task_outcomes
 from app.queue import queue
 from app.schedule import day_slot, minute_slot, run_once_per_slot, wall_clock
@@ -85,6 +88,16 @@ def retry_webhook_events_task() -> None:
 @_once_per_slot("nightly_reconcile", timedelta(hours=1), lambda: day_slot(wall_clock()))
 def nightly_reconcile_task() -> None:
     reconcile()
+
+
+# Daily just after midnight UTC, and again every 15 minutes that hour in case a deploy took the
+# first slot's worker: each plan's recurring revenue as the day starts is kept, so the revenue
+# page's history is what was true then, whatever the mirror says later.
+@queue.periodic_task(crontab(minute="5,20,35,50", hour="0"), name="revenue_snapshot")
+@_once_per_slot("revenue_snapshot", timedelta(hours=1), lambda: day_slot(wall_clock()))
+def revenue_snapshot_task() -> None:
+    take_snapshot(now().date())
+    db.session.commit()
 
 
 @click.command("worker")

@@ -28,9 +28,10 @@ def _due(hour: int, minute: int) -> set[str]:
     return {task.name for task in queue.read_periodic(datetime(2026, 12, 7, hour, minute))}
 
 
-def test_schedule_sweeps_every_minute_and_reconciles_nightly_from_two_utc() -> None:
+def test_schedule_sweeps_every_minute_snapshots_after_midnight_and_reconciles_from_two() -> None:
     sweeps = {"forward_overage", "retry_webhook_events"}
-    assert _due(0, 0) == _due(13, 59) == _due(2, 1) == sweeps
+    assert _due(0, 0) == _due(13, 59) == _due(2, 1) == _due(1, 5) == sweeps
+    assert _due(0, 5) == _due(0, 50) == {*sweeps, "revenue_snapshot"}
     assert [h for h in range(24) if "nightly_reconcile" in _due(h, 0)] == [2, 3, 4, 5]
     assert _due(2, 15) == _due(5, 45) == {*sweeps, "nightly_reconcile"}
 

@@ -18,8 +18,10 @@ from app.catalog import current_catalog
 from app.clock import timestamp, to_datetime
 
 # A subscription comes with its schedule and the schedule's prices: the plan it changes to next
-# is then known from one call (Stripe expands at most four levels; this is four).
-WITH_SCHEDULE = ["schedule.phases.items.price"]
+# is then known from one call (Stripe expands at most four levels; this is four). Its discounts
+# come whole too, so what it is worth a month is net of them (app/billing/revenue.py), and so
+# does its own default card, which Stripe charges before the customer's (app/billing/cards.py).
+WITH_SCHEDULE = ["schedule.phases.items.price", "discounts.source.coupon", "default_payment_method"]
 
 
 @dataclass(frozen=True)

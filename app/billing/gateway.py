@@ -293,8 +293,11 @@ class StripeGateway:
 
     @_translate_errors
     def retrieve_customer(self, customer_id: str) -> stripe.Customer:
-        """A customer as Stripe has it now (a deleted one answers ``deleted: true``)."""
-        return self.client.v1.customers.retrieve(customer_id)
+        """A customer as Stripe has it now (a deleted one answers ``deleted: true``), with its
+        default card for invoices."""
+        return self.client.v1.customers.retrieve(
+            customer_id, {"expand": ["invoice_settings.default_payment_method"]}
+        )
 
     @_translate_errors
     def retrieve_charge(self, charge_id: str) -> stripe.Charge:

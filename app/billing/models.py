@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import Base, UTCDateTime, value_enum
@@ -102,7 +111,9 @@ class RevenueChange(Base):
     currency: Mapped[str] = mapped_column(String(3))
     mrr_before: Mapped[int] = mapped_column(BigInteger)
     mrr_after: Mapped[int] = mapped_column(BigInteger)
-    movement: Mapped[RevenueMovement] = mapped_column(value_enum(RevenueMovement, "revenue_movement"))
+    movement: Mapped[RevenueMovement] = mapped_column(
+        value_enum(RevenueMovement, "revenue_movement")
+    )
     # "sync" when seen happening; "invoices" when rebuilt from an import's invoices.
     source: Mapped[str] = mapped_column(String(16))
 

@@ -28,6 +28,7 @@ from app.billing.gateway import GatewayError, StripeGateway, configured_key, str
 from app.billing.listing import page_with_backoff, with_backoff
 from app.billing.models import ImportCursor
 from app.billing.payments import sync_charge, sync_dispute, sync_refund
+from app.billing.revenue import history_from_invoices, rebuild_imported
 from app.billing.sync import sync_customer, sync_invoice, sync_subscription
 from app.catalog import current_catalog
 from app.catalog.stripe_names import catalog_lookup_keys
@@ -122,16 +123,19 @@ class Importer:
     def run(self) -> ImportReport:
         """Read every step's objects and write them; on success, forget the cursors."""
         cursors = {} if self.dry_run else self._cursors()
-        for step in STEPS:
-            self.current = TypeReport(step.object_type)
-            self.report.types.append(self.current)
-            cursor = cursors.get(step.object_type)
-            if cursor is not None and cursor.done:
-                self.current.done_before = True
-                continue
-            self.current.resumed_after = cursor.last_id if cursor is not None else None
-            self._import(step, self.current.resumed_after)
+        with history_from_invoices():
+            for step in STEPS:
+                self.current = TypeReport(step.object_type)
+                self.report.types.append(self.current)
+                cursor = cursors.get(step.object_type)
+                if cursor is not None and cursor.done:
+                    self.current.done_before = True
+                    continue
+                self.current.resumed_after = cursor.last_id if cursor is not None else None
+                self._import(step, self.current.resumed_after)
         if not self.dry_run:
+            # Imported customers' revenue history, dated by their invoices.
+            rebuild_imported()
             db.session.execute(delete(ImportCursor))
             db.session.commit()
         return self.report
@@ -356,11 +360,16 @@ def _charge_customer(charge: Any) -> Any:
 STEPS = (
     Step("products", "products", {}, _product),
     Step("prices", "prices", {}, _price),
-    Step("customers", "customers", {}, _customer),
+    Step(
+        "customers",
+        "customers",
+        {"expand": ["data.invoice_settings.default_payment_method"]},
+        _customer,
+    ),
     Step(
         "subscriptions",
         "subscriptions",
-        {"status": "all"},
+        {"status": "all", "expand": ["data.discounts", "data.default_payment_method"]},
         _subscription,
         _prepare_subscriptions,
     ),

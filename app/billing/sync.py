@@ -27,6 +27,7 @@ from app.accounts.mirror import (
 )
 from app.accounts.models import Customer, utcnow
 from app.accounts.services import normalize_email
+from app.billing.cards import mirror_default_card
 from app.billing.fetch import (
     FetchedCheckout,
     FetchedInvoice,
@@ -38,6 +39,7 @@ from app.billing.fetch import (
 )
 from app.billing.gateway import GatewayError, gateway, optional_id, stripe_id
 from app.billing.overage_forwarding import queue_meter_event
+from app.billing.revenue import invoice_monthly_amount, record_change, subscription_terms
 from app.catalog import Plan, current_catalog
 from app.catalog.stripe_names import PLAN_FEE_METER
 from app.clock import from_timestamp, now, timestamp, to_datetime
@@ -179,10 +181,16 @@ def sync_subscription(fetched: FetchedSubscription) -> Subscription | None:
     subscription.cancel_at_period_end = stripe_subscription.cancel_at_period_end
     subscription.canceled_at = from_timestamp(stripe_subscription.canceled_at)
     subscription.ended_at = from_timestamp(stripe_subscription.ended_at)
+    if subscription.is_live:
+        mirror_default_card(customer, stripe_subscription.default_payment_method)
     subscription.stripe_created = to_datetime(stripe_subscription.created)
     subscription.scheduled_plan_key = fetched.scheduled_plan_key
     subscription.scheduled_change_at = fetched.scheduled_change_at
+    subscription.monthly_amount, subscription.quantity, subscription.currency = subscription_terms(
+        stripe_subscription
+    )
     db.session.flush()
+    record_change(customer.id)
     if subscription.has_ended:
         # Cancelled before its period was over (cancel now, dunning): its credits are clawed
         # back; ended with its period (cancel at period end, a trial without a card): they
@@ -295,8 +303,13 @@ def sync_invoice(fetched: FetchedInvoice) -> Invoice | None:
     invoice.period_start = from_timestamp(stripe_invoice.period_start)
     invoice.period_end = from_timestamp(stripe_invoice.period_end)
     invoice.created = to_datetime(stripe_invoice.created)
+    invoice.attempt_count = stripe_invoice.attempt_count
+    invoice.next_payment_attempt = from_timestamp(stripe_invoice.next_payment_attempt)
     invoice.stripe_payment_intent_id = (
         _payment_intent_of(stripe_invoice) or invoice.stripe_payment_intent_id
+    )
+    invoice.monthly_amount = invoice_monthly_amount(
+        stripe_invoice, fetched.subscription.subscription if fetched.subscription else None
     )
     db.session.flush()
     if fetched.subscription is not None:
@@ -369,6 +382,8 @@ def sync_customer(stripe_customer: stripe.Customer, *, adopt: bool = False) -> C
         customer.first_name, customer.last_name = first or None, last or None
     address = stripe_customer.address
     customer.country = address.country if address is not None else None
+    if stripe_customer.invoice_settings is not None:
+        mirror_default_card(customer, stripe_customer.invoice_settings.default_payment_method)
     db.session.flush()
     return customer
 

@@ -11,7 +11,8 @@ from typing import Any
 from sqlalchemy import Select, bindparam, insert, select, update
 from sqlalchemy.orm.util import identity_key
 
-from app.accounts.models import Customer, utcnow
+from app.accounts.models import Customer
+from app.clock import now
 from app.entitlements.models import CreditLedgerEntry, CreditLot, CreditPool, LedgerKind, LotOrigin
 from app.entitlements.sql import insert_rows, one_of, statement_per_dialect
 from app.extensions import db
@@ -128,7 +129,8 @@ def write_movements(movements: Sequence[Movement]) -> None:
                 "amount": move.amount,
                 "source": move.source,
                 "plan_key": move.plan_key,
-                "created_at": utcnow(),
+                # The one clock: in sandbox mode the ledger moves with the sandbox's time.
+                "created_at": now(),
             }
             for move in movements
         ],

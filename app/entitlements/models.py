@@ -6,10 +6,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.accounts.models import utcnow
+from app.clock import now
 from app.extensions import Base, UTCDateTime, value_enum
 
 
@@ -88,7 +88,9 @@ class CreditLedgerEntry(Base):
     amount: Mapped[int] = mapped_column(BigInteger)
     source: Mapped[str] = mapped_column(String(255))
     plan_key: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When, by the one clock (the sandbox's in sandbox mode), so a period's burn is measured in
+    # the period's own time.
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
 
     pool: Mapped[CreditPool] = relationship(back_populates="entries")
 
@@ -97,7 +99,11 @@ class UsageEvent(Base):
     """A usage event as first recorded, with what it drew; its key makes a retry a no-op."""
 
     __tablename__ = "usage_events"
-    __table_args__ = (UniqueConstraint("customer_id", "idempotency_key"),)
+    __table_args__ = (
+        UniqueConstraint("customer_id", "idempotency_key"),
+        # A customer's events newest first (the back office's customer page), without a sort.
+        Index("ix_usage_events_customer_id_id", "customer_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))

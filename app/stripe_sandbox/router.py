@@ -135,8 +135,15 @@ class Router:
                 self._expand(ctx, item, rest, path)
             return
         value = obj.get(key)
-        if isinstance(value, list) and rest:
-            # An array of objects (a schedule's phases, a phase's items): expand in each.
+        if isinstance(value, list):
+            # An array of ids (a subscription's discounts) becomes its objects; in an array of
+            # objects (a schedule's phases, a phase's items) the rest of the path is expanded.
+            obj[key] = value = [
+                complete(public(found))
+                if isinstance(item, str) and (found := ctx.store.get(item)) is not None
+                else item
+                for item in value
+            ]
             for item in value:
                 if isinstance(item, dict):
                     self._expand(ctx, item, rest, path)

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.accounts.models import utcnow
 from app.billing.event_handlers import HANDLERS
+from app.billing.gateway import optional_id
 from app.billing.sync import mirror
 from app.clock import from_timestamp, now
 from app.extensions import db
@@ -86,6 +87,7 @@ def _seen_before(event: stripe.Event) -> bool:
             event_id=event.id,
             type=event.type,
             object_id=event.data.object["id"],
+            stripe_customer_id=customer_of(event.data.object),
             stripe_created=from_timestamp(event.created),
             next_attempt_at=now() + LOST_DELIVERY_AFTER,
         )
@@ -96,6 +98,14 @@ def _seen_before(event: stripe.Event) -> bool:
         # A concurrent delivery of the same event recorded it first; both go on (see above).
         db.session.rollback()
     return False
+
+
+def customer_of(stripe_object: Any) -> str | None:
+    """The Stripe customer an event's object belongs to: its ``customer`` (an id, or the object
+    when expanded), or the object itself when it is a customer; None for anything else."""
+    if getattr(stripe_object, "object", None) == "customer":
+        return str(stripe_object.id)
+    return optional_id(getattr(stripe_object, "customer", None))
 
 
 def _mark_processed(event_id: str) -> bool:

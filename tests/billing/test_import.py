@@ -15,7 +15,8 @@ from sqlalchemy import func, select
 from app.accounts.mirror import Charge, Dispute, Invoice, Refund, Subscription
 from app.accounts.models import Customer
 from app.billing.gateway import gateway
-from app.billing.models import ImportCursor
+from app.billing.models import ImportCursor, RevenueChange, RevenueMovement
+from app.billing.revenue import EARNING
 from app.billing.stripe_import import Importer, ImportReport
 from app.catalog import load_catalog
 from app.entitlements.models import CreditLot
@@ -261,3 +262,36 @@ def test_customers_tollgate_knows_are_matched_by_reference_id_then_email_not_dup
         [adopted] = [c for c in by_stripe.values() if c.imported_at is not None]
         assert (adopted.email, adopted.country, adopted.user) == (None, "FR", None)
         assert len(by_stripe) == 3
+
+
+def test_an_imported_accounts_revenue_history_comes_from_its_invoices_and_meets_todays_mrr(
+    synced: Flask, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    summary = fill(sandbox, FillOptions(customers=60, invoices=4, seed=11))
+    sandbox.deliver_pending()
+    _map_legacy_prices(synced, summary, tmp_path)
+    _import(synced)
+
+    with synced.app_context():
+        changes = db.session.scalars(
+            select(RevenueChange).order_by(RevenueChange.customer_id, RevenueChange.at)
+        ).all()
+        earning = dict(
+            db.session.execute(
+                select(Subscription.customer_id, func.sum(Subscription.monthly_amount))
+                .where(Subscription.status.in_(EARNING))
+                .group_by(Subscription.customer_id)
+            ).all()
+        )
+    assert changes
+    assert {change.source for change in changes} == {"invoices"}
+    # Dated when it happened, over months, not on the day of the import.
+    assert (max(c.at for c in changes) - min(c.at for c in changes)).days > 60
+    last: dict[int, RevenueChange] = {}
+    for change in changes:
+        previous = last.get(change.customer_id)
+        assert change.mrr_before == (previous.mrr_after if previous else 0)
+        last[change.customer_id] = change
+    paying = {customer: change.mrr_after for customer, change in last.items() if change.mrr_after}
+    assert paying == {customer: amount for customer, amount in earning.items() if amount}
+    assert {change.movement for change in changes} >= {RevenueMovement.NEW, RevenueMovement.CHURN}
