@@ -189,6 +189,8 @@ def register_blueprints(app: Flask) -> None:
     from app.api.openapi import docs_bp as api_docs_bp
     from app.api.routes import bp as api_bp
     from app.backoffice import (  # noqa: F401  (they add their routes to backoffice_bp)
+        customer_action_routes,
+        customer_routes,
         money_routes,
         revenue_routes,
         risk_routes,
@@ -219,6 +221,7 @@ def register_commands(app: Flask) -> None:
     """Add Tollgate's ``flask ...`` commands."""
     from app.accounts.cli import users_cli
     from app.api.cli import api_keys_cli
+    from app.backoffice.cli import revenue_cli
     from app.billing.cli import stripe_cli
     from app.catalog.cli import catalog_cli
     from app.entitlements.cli import usage_cli
@@ -232,6 +235,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(webhooks_cli)
     app.cli.add_command(worker_command)
+    app.cli.add_command(revenue_cli)
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, datetime, time
 from typing import Any
 
 from flask import (
     Blueprint,
     abort,
     current_app,
-    flash,
     redirect,
     render_template,
     request,
@@ -20,15 +18,10 @@ from flask_login import current_user
 from sqlalchemy import func, or_, select
 from werkzeug.wrappers import Response as BaseResponse
 
-from app.accounts.mirror import NEWEST_FIRST, Charge, Invoice, Subscription
+from app.accounts.mirror import NEWEST_FIRST, Subscription
 from app.accounts.models import Customer
-from app.backoffice.actions import grant_promotional_credits
-from app.backoffice.forms import GrantCreditsForm
 from app.backoffice.models import AuditEntry
-from app.catalog import current_catalog
-from app.clock import now
 from app.entitlements.access import pick_current
-from app.entitlements.credits import balances
 from app.extensions import db
 
 bp = Blueprint("backoffice", __name__, url_prefix="/admin")
@@ -118,40 +111,6 @@ def _current_subscriptions(customer_ids: list[int]) -> dict[int, Subscription]:
     return {customer_id: sub for customer_id, sub in picked.items() if sub is not None}
 
 
-@bp.route("/customers/<reference_id>")
-def customer(reference_id: str) -> str:
-    """Everything Tollgate knows of one customer, and what the operator may do for it."""
-    found = _customer_or_404(reference_id)
-    return render_template("backoffice/customer.html", **_customer_view(found, _grant_form()))
-
-
-@bp.route("/customers/<reference_id>/credits", methods=["POST"])
-def grant(reference_id: str) -> BaseResponse | tuple[str, int]:
-    """Grant credits with a reason; a form that does not validate writes nothing."""
-    found = _customer_or_404(reference_id)
-    form = _grant_form()
-    valid = form.validate_on_submit()
-    expires_on = form.expires_on.data
-    if expires_on is not None and expires_on <= now().date():
-        form.expires_on.errors = [*form.expires_on.errors, "Choose a date after today."]
-        valid = False
-    if not valid:
-        return render_template("backoffice/customer.html", **_customer_view(found, form)), 400
-    pool_key = form.pool.data
-    grant_promotional_credits(
-        current_user,
-        found,
-        pool_key=pool_key,
-        denomination=_catalog_pools()[pool_key],
-        amount=form.amount.data,
-        reason=form.reason.data.strip(),
-        expires_at=datetime.combine(expires_on, time.max, UTC) if expires_on else None,
-    )
-    db.session.commit()
-    flash(f"Granted {form.amount.data:,} to {pool_key}.", "success")
-    return redirect(url_for("backoffice.customer", reference_id=reference_id))
-
-
 @bp.route("/audit")
 def audit() -> str:
     """The audit log, newest first, a page at a time."""
@@ -169,54 +128,3 @@ def audit() -> str:
         page=page,
         more=len(entries) > PAGE_SIZE,
     )
-
-
-def _customer_or_404(reference_id: str) -> Customer:
-    found = db.session.scalar(select(Customer).where(Customer.reference_id == reference_id))
-    if found is None:
-        abort(404)
-    return found
-
-
-def _catalog_pools() -> dict[str, str]:
-    """Each credit pool the catalog grants into, with its denomination."""
-    return {
-        grant.pool: grant.denomination
-        for plan in current_catalog().plans.values()
-        for grant in plan.credits
-    }
-
-
-def _grant_form() -> GrantCreditsForm:
-    form = GrantCreditsForm()
-    form.pool.choices = sorted(_catalog_pools())
-    return form
-
-
-def _customer_view(found: Customer, form: GrantCreditsForm) -> dict[str, Any]:
-    """What the customer page shows."""
-    newest = (Invoice.created.desc(), Invoice.id.desc())
-    return {
-        "customer": found,
-        "form": form,
-        "subscriptions": db.session.scalars(
-            select(Subscription).where(Subscription.customer_id == found.id).order_by(*NEWEST_FIRST)
-        ).all(),
-        "invoices": db.session.scalars(
-            select(Invoice).where(Invoice.customer_id == found.id).order_by(*newest).limit(24)
-        ).all(),
-        "charges": db.session.scalars(
-            select(Charge)
-            .where(Charge.customer_id == found.id)
-            .order_by(Charge.created.desc())
-            .limit(24)
-        ).all(),
-        "pools": balances(found.id),
-        "audit": db.session.execute(
-            select(AuditEntry, Customer.reference_id)
-            .join(Customer, Customer.id == AuditEntry.customer_id)
-            .where(AuditEntry.customer_id == found.id)
-            .order_by(AuditEntry.id.desc())
-            .limit(20)
-        ).all(),
-    }

@@ -6,7 +6,8 @@ import fcntl
 import logging
 import random
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import IO, Any, TypeVar
 
 from . import clock, keys, webhooks
@@ -18,6 +19,10 @@ from .store import Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+class SenderBusy(Exception):
+    """Another process moves the clock and delivers the webhooks (a running server)."""
 
 
 class Sandbox:
@@ -32,6 +37,10 @@ class Sandbox:
         self._lock = threading.RLock()
         self._router = Router(ROUTES, EXPANSIONS)
         self._thread: threading.Thread | None = None
+        # The background tick runs under this lock, and idles while `by_hand` is set.
+        self._tick_lock = threading.Lock()
+        self._by_hand = False
+        self._ticking_here = False
         # Stripe failing: a share of the SDK's calls fail (faults.py); None, the default, none.
         self.faults: Faults | None = None
 
@@ -118,18 +127,43 @@ class Sandbox:
 
         def loop() -> None:
             stop = threading.Event()
-            holder = False
             while not stop.wait(interval):
-                try:
-                    holder = holder or _try_lock(lock_file)
-                    if holder:
-                        self.advance(0)
-                        self.deliver_pending(due_only=True)
-                except Exception:  # keep the thread alive; the next tick retries
-                    log.exception("stripe sandbox background tick failed")
+                with self._tick_lock:
+                    if self._by_hand:
+                        continue
+                    try:
+                        self._ticking_here = self._ticking_here or _try_lock(lock_file)
+                        if self._ticking_here:
+                            self.advance(0)
+                            self.deliver_pending(due_only=True)
+                    except Exception:  # keep the thread alive; the next tick retries
+                        log.exception("stripe sandbox background tick failed")
 
         self._thread = threading.Thread(target=loop, name="stripe-sandbox", daemon=True)
         self._thread.start()
+
+    @contextmanager
+    def by_hand(self) -> Iterator[None]:
+        """Within this block only this process's own calls move the clock and deliver
+        webhooks: no background tick does, this process's or another's (a command that
+        delivers the webhooks itself, in order, as the clock moves). Raises SenderBusy when
+        another process ticks: a server is running on the same sandbox file."""
+        with self._tick_lock:
+            self._by_hand = True
+        try:
+            if self._ticking_here:
+                yield  # this process holds the lock already, and its tick now idles
+                return
+            with open(f"{self.path}.delivery.lock", "a+b") as lock_file:
+                if not _try_lock(lock_file):
+                    raise SenderBusy(
+                        "another process is moving the sandbox's clock and delivering its "
+                        "webhooks (a running server?)"
+                    )
+                yield
+        finally:
+            with self._tick_lock:
+                self._by_hand = False
 
 
 def _try_lock(file: IO[bytes]) -> bool:
