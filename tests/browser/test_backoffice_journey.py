@@ -8,11 +8,11 @@ import re
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, ViewportSize, expect
 
 from app.stripe_sandbox import Sandbox
 from tests.backoffice.conftest import OPERATOR_PASSWORD, make_operator
-from tests.browser.harness import BROWSER_HOWTO, CHROMIUM, DESKTOP, Journey
+from tests.browser.harness import BROWSER_HOWTO, CHROMIUM, DESKTOP, PHONE, Journey
 from tests.factories import PASSWORD, active_customer, past_due_customer, trialing_customer
 from tests.webhooks.test_retries import KeyRevoked
 
@@ -22,7 +22,9 @@ if CHROMIUM is None:
 
 def menu(page: Page, name: str) -> Locator:
     """A link of the back office's own menu."""
-    return page.get_by_role("navigation", name="Back office").get_by_role("link", name=name)
+    return page.get_by_role("navigation", name="Back office").get_by_role(
+        "link", name=name, exact=True
+    )
 
 
 @pytest.fixture
@@ -106,3 +108,20 @@ def test_operator_finds_an_account_at_risk_grants_credits_and_replays_a_failed_w
     expect(customer.locator("#credit-pools")).to_contain_text("25,000 tokens left")
     Journey(customer, journey.folder, journey.steps).step("customer-account")
     context.close()
+
+
+@pytest.mark.parametrize("viewport", [PHONE], ids=["phone"])
+def test_every_back_office_page_fits_a_phone(
+    page: Page, journey: Journey, viewport: ViewportSize
+) -> None:
+    page.goto("/admin/")
+    page.get_by_label("Email").fill("ops@example.com")
+    page.get_by_label("Password").fill(OPERATOR_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Accounts at risk")).to_be_visible()
+    names = page.get_by_role("navigation", name="Back office").get_by_role("link").all_inner_texts()
+    assert len(names) == 9
+    for name in names:
+        menu(page, name).click()
+        expect(page.locator("h1")).to_be_visible()
+        journey.step(name.lower().replace(" & ", "-").replace(" ", "-"))
