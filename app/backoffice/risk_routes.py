@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import render_template, request
-from sqlalchemy import BigInteger, and_, cast, func, or_, select
+from sqlalchemy import CTE, BigInteger, String, and_, case, cast, func, or_, select
 from werkzeug.wrappers import Response as BaseResponse
 
 from app.accounts.mirror import (
@@ -33,7 +33,7 @@ from app.entitlements.access import pick_current
 from app.entitlements.models import CreditLedgerEntry, CreditPool, LedgerKind, UsageCounter
 from app.extensions import db
 
-Reasons = dict[int, list[risk.Reason | None]]
+Reasons = dict[int, list[risk.Reason]]
 LIVE = (Subscription.status.in_(risk.AT_STAKE),)
 CSV_HEADER = [
     "rank",
@@ -160,7 +160,7 @@ def _failed_payments(found: Reasons, moment: datetime) -> None:
     ):
         by_customer[row[0]].append(risk.FailedCharge(*row[1:]))
     for customer_id, charges in by_customer.items():
-        found[customer_id].append(risk.failed_payments(charges, moment))
+        _note(found, customer_id, risk.failed_payments(charges, moment))
 
 
 def _disputes(found: Reasons) -> None:
@@ -173,7 +173,13 @@ def _disputes(found: Reasons) -> None:
             Dispute.evidence_due_by,
         ).where(Dispute.status.in_(risk.OPEN_DISPUTE_STATUSES))
     ):
-        found[row[0]].append(risk.dispute(risk.OpenDispute(*row[1:])))
+        _note(found, row[0], risk.dispute(risk.OpenDispute(*row[1:])))
+
+
+def _note(found: Reasons, customer_id: int, reason: risk.Reason | None) -> None:
+    """Keep a reason that applies: only customers with one are read and ranked."""
+    if reason is not None:
+        found[customer_id].append(reason)
 
 
 def _running(subscription: Any) -> risk.Running:
@@ -211,24 +217,74 @@ def _credits(found: Reasons, moment: datetime) -> None:
     )
     for row in rows:
         pool = risk.PoolBurn(*row[1:5])
-        found[row[0]].append(risk.credits_run_out(pool, _running(row), moment))
+        _note(found, row[0], risk.credits_run_out(pool, _running(row), moment))
 
 
 def _usage(found: Reasons, moment: datetime) -> None:
     """The two latest usage counters of each feature of each live subscription (its running
-    period's and the one before, named by the subscription's id and their start)."""
-    of_subscription = func.substr(
-        UsageCounter.period_key, 1, func.length(Subscription.stripe_subscription_id) + 1
-    ) == (Subscription.stripe_subscription_id + ":")
+    period's and the one before, named by the subscription's id and their start), for the
+    features SQL finds may have fallen; risk.usage_falls decides."""
+    recent = _recent_counters(moment)
+    current = recent.c.period_key == recent.c.current_key
+    current_used = func.coalesce(func.sum(case((current, recent.c.used), else_=0)), 0)
+    previous_used = func.max(case((~current, recent.c.used)))
+    # A superset of what usage_falls flags (the latest previous period is at most the largest
+    # of them): this period's usage, pro-rated, at most half the previous period's.
+    falling = (
+        select(recent.c.subscription_id, recent.c.feature_key)
+        .group_by(recent.c.subscription_id, recent.c.feature_key, recent.c.start, recent.c.end)
+        .having(
+            previous_used >= risk.MIN_PREVIOUS_USAGE,
+            current_used * (recent.c.end - recent.c.start)
+            <= previous_used * (int(moment.timestamp()) - recent.c.start) * (1 - risk.SHARP_FALL),
+        )
+        .subquery()
+    )
+    rows = select(recent).join(
+        falling,
+        and_(
+            falling.c.subscription_id == recent.c.subscription_id,
+            falling.c.feature_key == recent.c.feature_key,
+        ),
+    )
+    groups: dict[tuple[int, str, str], list[risk.PeriodUsage]] = defaultdict(list)
+    periods: dict[str, risk.Running] = {}
+    for row in db.session.execute(rows):
+        groups[row.customer_id, row.stripe_subscription_id, row.feature_key].append(
+            risk.PeriodUsage(row.feature_key, row.period_key, row.used)
+        )
+        periods[row.stripe_subscription_id] = _running(row)
+    for (customer_id, sub_id, feature_key), usage in groups.items():
+        reason = risk.usage_falls(feature_key, usage, periods[sub_id], moment)
+        _note(found, customer_id, reason)
+
+
+def _recent_counters(moment: datetime) -> CTE:
+    """Each live subscription's two latest counters per feature, with its period in Unix
+    seconds. A counter's period key is the subscription's id and its period's start in Unix
+    seconds (ten digits until 2286, so one subscription's keys sort by time): only the running
+    period's and those of the two period lengths before it are read, by the key's range, so the
+    rest of the history is never scanned."""
+    start = cast(func.extract("epoch", Subscription.current_period_start), BigInteger)
+    end = cast(func.extract("epoch", Subscription.current_period_end), BigInteger)
+    prefix = Subscription.stripe_subscription_id + ":"
+    current_key = prefix + cast(start, String)
+    in_range = UsageCounter.period_key.between(
+        prefix + cast(start - 2 * (end - start), String), current_key
+    )
     ranked = (
         select(
             UsageCounter.customer_id,
             UsageCounter.feature_key,
             UsageCounter.period_key,
             UsageCounter.used,
+            Subscription.id.label("subscription_id"),
             Subscription.stripe_subscription_id,
             Subscription.current_period_start,
             Subscription.current_period_end,
+            current_key.label("current_key"),
+            start.label("start"),
+            end.label("end"),
             func.row_number()
             .over(
                 partition_by=(Subscription.id, UsageCounter.feature_key),
@@ -237,18 +293,11 @@ def _usage(found: Reasons, moment: datetime) -> None:
             .label("latest"),
         )
         .join(Subscription, Subscription.customer_id == UsageCounter.customer_id)
-        .where(*LIVE, of_subscription, Subscription.current_period_start < moment)
+        .where(*LIVE, in_range, Subscription.current_period_start < moment)
         .subquery()
     )
-    groups: dict[tuple[int, str, str], list[risk.PeriodUsage]] = defaultdict(list)
-    periods: dict[str, risk.Running] = {}
-    for row in db.session.execute(select(ranked).where(ranked.c.latest <= 2)):
-        groups[row.customer_id, row.stripe_subscription_id, row.feature_key].append(
-            risk.PeriodUsage(row.feature_key, row.period_key, row.used)
-        )
-        periods[row.stripe_subscription_id] = _running(row)
-    for (customer_id, sub_id, feature_key), usage in groups.items():
-        found[customer_id].append(risk.usage_falls(feature_key, usage, periods[sub_id], moment))
+    # A CTE: read twice (the features that fell, then their rows), computed once.
+    return select(ranked).where(ranked.c.latest <= 2).cte("recent_counters")
 
 
 def _accounts(customer_ids: set[int]) -> dict[int, risk.Account]:

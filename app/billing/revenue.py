@@ -110,16 +110,17 @@ def history_from_invoices() -> Iterator[None]:
 
 def subscription_terms(stripe_subscription: stripe.Subscription) -> tuple[int, int, str]:
     """The subscription's monthly amount, its plan quantity and currency, from Stripe's object
-    (licensed recurring items only: metered overage is usage, not recurring revenue)."""
+    (the items of its plan's fee only: metered overage is usage, not recurring revenue)."""
     items = [
         RecurringItem(
             unit_amount=item.price.unit_amount or 0,
             interval=item.price.recurring.interval,
             interval_count=item.price.recurring.interval_count,
+            # An in-arrears plan's fee is metered, one unit a period.
             quantity=item.quantity or 1,
         )
         for item in stripe_subscription.items.data
-        if item.price.recurring is not None and item.price.recurring.usage_type == "licensed"
+        if item.price.recurring is not None and not _usage_priced(item.price)
     ]
     discounts = [
         _discount(found.source.coupon)
@@ -189,8 +190,8 @@ def invoice_monthly_amount(
     if stripe_invoice.billing_reason not in ("subscription_create", "subscription_cycle"):
         return None
     items = stripe_subscription.items.data if stripe_subscription is not None else []
-    metered_items = {item.id for item in items if _metered(item.price)}
-    metered_prices = {item.price.id for item in items if _metered(item.price)}
+    metered_items = {item.id for item in items if _usage_priced(item.price)}
+    metered_prices = {item.price.id for item in items if _usage_priced(item.price)}
     total = Decimal(0)
     for line in stripe_invoice.lines.data:
         details = line.parent.subscription_item_details if line.parent else None
@@ -210,8 +211,13 @@ def invoice_monthly_amount(
     return int(total.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
 
 
-def _metered(price: stripe.Price) -> bool:
-    return price.recurring is not None and price.recurring.usage_type == "metered"
+def _usage_priced(price: stripe.Price) -> bool:
+    """A metered price that bills usage (overage). An in-arrears plan's fee is metered too, one
+    unit a period, but is the plan's price (its lookup key names the plan): recurring revenue."""
+    recurring = price.recurring
+    if recurring is None or recurring.usage_type != "metered":
+        return False
+    return price.lookup_key not in current_catalog().plans
 
 
 @dataclass(frozen=True)
@@ -279,8 +285,13 @@ def rebuild_from_invoices(customer_ids: list[int]) -> int:
                 )
             )
         else:
+            # Live but not earning (a trial, unpaid, paused): nothing from its current period.
             points[subscription.customer_id].append(
-                Point(subscription.updated_at, subscription.stripe_subscription_id, 0)
+                Point(
+                    subscription.current_period_start or subscription.stripe_created,
+                    subscription.stripe_subscription_id,
+                    0,
+                )
             )
         currencies.setdefault(subscription.customer_id, subscription.currency or "")
     written = 0

@@ -192,6 +192,14 @@ def test_the_sync_path_records_new_business_and_churn_as_they_happen(synced: Fla
     assert movements == [(NEW, 0, 4_900)]
 
 
+def test_an_in_arrears_plan_is_worth_its_fee_though_stripe_meters_it(
+    synced: Flask, enterprise_customer: str
+) -> None:
+    with synced.app_context():
+        change = db.session.scalars(select(RevenueChange)).one()
+    assert (change.movement, change.mrr_after) == (NEW, 49_900)
+
+
 def test_the_revenue_page_shows_mrr_by_tier_past_due_and_the_pipeline(
     synced: Flask, operator: WebClient
 ) -> None:
