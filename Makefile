@@ -12,7 +12,7 @@ export FLASK_APP := wsgi
 TOLLGATE_BASE_URL ?= http://127.0.0.1:$(PORT)
 export TOLLGATE_BASE_URL
 
-.PHONY: setup db catalog run worker test lint reliability clean
+.PHONY: setup db catalog demo run worker test lint reliability clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -32,6 +32,16 @@ db: setup
 # Pushes plans.toml to Stripe: the built-in sandbox unless STRIPE_SECRET_KEY is set.
 catalog: db
 	$(BIN)/flask catalog sync
+
+# A year of made-up customers played through the sandbox's clock (flask sandbox seed-demo), so
+# the back office has something to show; about two minutes. It refuses real Stripe (before the
+# catalog is pushed there) and a database with customers. Stop `make run` first: the command
+# delivers the webhooks itself.
+demo: db
+	@test -z "$$STRIPE_SECRET_KEY" || \
+		{ echo "make demo runs against the built-in Stripe sandbox only, and STRIPE_SECRET_KEY is set."; exit 1; }
+	$(BIN)/flask catalog sync
+	$(BIN)/flask sandbox seed-demo
 
 # Web (gunicorn) and worker (Huey) from the Procfile; one Ctrl-C stops both. They share one
 # folder of metrics, emptied first, so /metrics adds up the web's requests and the worker's tasks.

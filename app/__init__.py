@@ -224,6 +224,7 @@ def register_commands(app: Flask) -> None:
     from app.backoffice.cli import revenue_cli
     from app.billing.cli import stripe_cli
     from app.catalog.cli import catalog_cli
+    from app.demo.cli import register_demo_command
     from app.entitlements.cli import usage_cli
     from app.tasks import worker_command
     from app.webhooks.cli import webhooks_cli  # (it also adds `stripe setup` to the stripe group)
@@ -235,6 +236,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(webhooks_cli)
     app.cli.add_command(worker_command)
+    register_demo_command(app)  # into the sandbox's `flask sandbox` group
     app.cli.add_command(revenue_cli)
 
 

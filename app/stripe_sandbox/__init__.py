@@ -5,7 +5,7 @@ configured.
 """
 
 from .http_client import SandboxHTTPClient
-from .sandbox import Sandbox
+from .sandbox import Sandbox, SenderBusy
 from .web import create_blueprint
 
-__all__ = ["Sandbox", "SandboxHTTPClient", "create_blueprint"]
+__all__ = ["Sandbox", "SandboxHTTPClient", "SenderBusy", "create_blueprint"]

@@ -60,6 +60,8 @@ class Store:
         self._db.commit()
         self._depth = 0
         self._watched: frozenset[str] = frozenset()
+        # The ids of watched objects written while `noting_writes` runs (None: not noting).
+        self._noted: set[str] | None = None
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -104,6 +106,22 @@ class Store:
         """Writes of watched types so far, by every process sharing the file."""
         return int(self.meta(_WRITES_KEY, "0"))
 
+    @contextmanager
+    def noting_writes(self) -> Iterator[set[str]]:
+        """A set that collects the id of every watched object written or deleted (by this
+        connection) while the block runs."""
+        noted: set[str] = set()
+        self._noted = noted
+        try:
+            yield noted
+        finally:
+            self._noted = None
+
+    def _note(self, object_id: str) -> None:
+        self.add_to_meta(_WRITES_KEY, 1)
+        if self._noted is not None:
+            self._noted.add(object_id)
+
     def set_meta(self, key: str, value: str) -> None:
         """Set a persisted setting."""
         self._db.execute(
@@ -115,7 +133,7 @@ class Store:
     def put(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Insert or replace; an object keeps its list position across updates."""
         if obj["object"] in self._watched:
-            self.add_to_meta(_WRITES_KEY, 1)
+            self._note(obj["id"])
         data = json.dumps(obj)
         updated = self._db.execute(
             "UPDATE objects SET data = ? WHERE id = ?", (data, obj["id"])
@@ -131,7 +149,7 @@ class Store:
     def delete(self, object_id: str) -> None:
         """Forget an object."""
         if self._watched:
-            self.add_to_meta(_WRITES_KEY, 1)
+            self._note(object_id)
         self._db.execute("DELETE FROM objects WHERE id = ?", (object_id,))
 
     def all(self, object_type: str) -> list[dict[str, Any]]:
@@ -140,6 +158,18 @@ class Store:
             "SELECT data FROM objects WHERE type = ? ORDER BY seq DESC", (object_type,)
         )
         return [json.loads(r[0]) for r in rows]
+
+    def all_in_state(
+        self, object_type: str, field: str, values: Iterable[str]
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """(list position, object) of every object of a type whose top-level `field` is one of
+        `values`, newest first. SQLite reads the field, so the rest are never decoded."""
+        rows = self._db.execute(
+            "SELECT seq, data FROM objects WHERE type = ? AND json_extract(data, ?) IN "
+            "(SELECT value FROM json_each(?)) ORDER BY seq DESC",
+            (object_type, f"$.{field}", json.dumps(list(values))),
+        )
+        return [(int(seq), json.loads(data)) for seq, data in rows]
 
     def walk(
         self, object_type: str, after: int | None = None, *, towards_newest: bool = False
