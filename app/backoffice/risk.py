@@ -222,15 +222,16 @@ def dispute(found: OpenDispute) -> Reason:
     return Reason(Kind.DISPUTE, text, found.evidence_due_by)
 
 
-def card_expires(account: Account) -> Reason | None:
-    """The card on file stops working before the next renewal charges it."""
+def card_expires(account: Account, now: datetime) -> Reason | None:
+    """The card on file stops working before the next renewal charges it (or already has)."""
     end, expires = account.current_period_end, account.card_expires_on
     if account.status not in AT_STAKE or account.cancel_at_period_end:
         return None
     if end is None or expires is None or expires >= end.date():
         return None
     card = " ".join(["Card", *(part for part in (account.card_brand, account.card_last4) if part)])
-    text = f"{card} expires {_day(expires)}, before the renewal on {_day(end)}."
+    verb = "expired" if expires < now.date() else "expires"
+    text = f"{card} {verb} {_day(expires)}, before the renewal on {_day(end)}."
     return Reason(Kind.CARD_EXPIRES, text, end)
 
 

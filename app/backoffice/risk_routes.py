@@ -84,7 +84,7 @@ def accounts_at_risk(moment: datetime) -> list[risk.AtRisk]:
             *found.get(customer_id, []),
             risk.past_due(account, open_invoices.get(customer_id, []), moment),
             risk.cancels(account),
-            risk.card_expires(account),
+            risk.card_expires(account, moment),
             risk.trial_without_card(account, moment),
         ]
         assessed = risk.at_risk(account, reasons)

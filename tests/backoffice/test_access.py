@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from app.accounts.models import Role, User
 from app.extensions import db
+from bench.volume_data import Volume, fill
 from tests.backoffice.conftest import make_operator
 from tests.web import WebClient, visible_text
 
@@ -132,3 +133,22 @@ def test_an_operator_grants_credits_the_customer_sees_them_and_the_audit_log_kee
     assert "grant_credits" in audit
     assert f'{{"balance": {tokens_before}}}' in audit
     assert operator.get("/admin/customers/nobody").status_code == 404
+
+
+def test_long_lists_page_on_with_their_filters_kept(app: Flask, operator: WebClient) -> None:
+    with app.app_context():
+        fill(Volume(customers=60, months=4, usage_events=10, usage_days=5, audit_entries=60))
+
+    first = operator.get("/admin/customers").text
+    assert "Page 1 of 2" in visible_text(first)
+    assert 'href="/admin/customers?page=2">Next' in first
+    second = operator.get("/admin/customers?page=2").text
+    assert 'href="/admin/customers?page=1">Previous' in second
+    assert ">Next<" not in second
+
+    audit = operator.get("/admin/audit").text
+    assert 'href="/admin/audit?page=2">Older' in audit
+    assert ">Newer<" not in audit
+
+    paid = operator.get("/admin/invoices?status=paid").text
+    assert 'href="/admin/invoices?status=paid&amp;page=2">Next' in paid

@@ -107,15 +107,19 @@ def test_an_open_dispute_gives_its_amount_and_evidence_due_date() -> None:
 
 def test_a_card_that_expires_before_the_renewal_is_flagged_unless_it_cancels() -> None:
     card = {"card_brand": "visa", "card_last4": "4242"}
+    at = datetime(2025, 3, 11, tzinfo=UTC)
     expiring = account(card_expires_on=date(2025, 3, 31), **card)
-    reason = risk.card_expires(expiring)
+    reason = risk.card_expires(expiring, at)
     assert reason is not None
     assert (
         reason.text == "Card visa 4242 expires 31 March 2025, before the renewal on 1 April 2025."
     )
-    assert risk.card_expires(account(card_expires_on=date(2025, 4, 30), **card)) is None
+    assert risk.card_expires(account(card_expires_on=date(2025, 4, 30), **card), at) is None
     cancelling = account(card_expires_on=date(2025, 3, 31), cancel_at_period_end=True)
-    assert risk.card_expires(cancelling) is None
+    assert risk.card_expires(cancelling, at) is None
+    expired = risk.card_expires(account(card_expires_on=date(2025, 2, 28), **card), at)
+    assert expired is not None
+    assert expired.text.startswith("Card visa 4242 expired 28 February 2025,")
 
 
 PERIOD = Running("sub_1", datetime(2025, 3, 1, tzinfo=UTC), datetime(2025, 4, 1, tzinfo=UTC))
