@@ -250,7 +250,7 @@ def register_error_handlers(app: Flask) -> None:
 def register_template_helpers(app: Flask) -> None:
     """Values every template may use."""
 
-    from app.money import format_count, format_money
+    from app.money import format_count, format_money, format_percent
 
     @app.context_processor
     def inject_layout_values() -> dict[str, Any]:
@@ -268,3 +268,4 @@ def register_template_helpers(app: Flask) -> None:
 
     app.add_template_filter(format_money, "money")
     app.add_template_filter(format_count, "count")
+    app.add_template_filter(format_percent, "percent")

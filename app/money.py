@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from fractions import Fraction
 
 from babel.numbers import format_currency, format_decimal, get_currency_precision
 
@@ -24,6 +25,11 @@ def format_money(amount: int, currency: str) -> str:
             major, currency.upper(), format=pattern, locale=LOCALE, currency_digits=not whole
         )
     )
+
+
+def format_percent(value: Fraction | float | None, digits: int = 1) -> str:
+    """``Fraction(1, 8)`` gives ``12.5%``; nothing to divide by (None) gives a dash."""
+    return "—" if value is None else f"{float(value) * 100:.{digits}f}%"
 
 
 def format_count(count: int) -> str:

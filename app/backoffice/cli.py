@@ -14,13 +14,9 @@ from app.billing.models import RevenueMovement
 from app.billing.revenue import rebuild_imported, take_snapshot
 from app.clock import now
 from app.extensions import db
-from app.money import format_money
+from app.money import format_money, format_percent
 
 revenue_cli = AppGroup("revenue", help="Recurring revenue: figures, snapshots, history.")
-
-
-def _percent(value: object) -> str:
-    return "—" if value is None else f"{float(value) * 100:.1f}%"  # type: ignore[arg-type]
 
 
 @revenue_cli.command("show")
@@ -58,12 +54,12 @@ def show() -> None:
             money(month.opening_mrr),
             *(money(month.amount(movement)) for movement in RevenueMovement),
             money(month.closing_mrr),
-            _percent(month.logo_churn),
-            _percent(month.revenue_churn),
+            format_percent(month.logo_churn),
+            format_percent(month.revenue_churn),
         )
     console.print(months)
     console.print(
-        f"Trial to paid over 12 months: {_percent(figures.conversion)} "
+        f"Trial to paid over 12 months: {format_percent(figures.conversion)} "
         f"({figures.trials_converted} of {figures.trials_ended} trials ended)."
     )
 

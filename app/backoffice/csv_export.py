@@ -8,6 +8,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from flask import Response, request, stream_with_context
+from sqlalchemy import Select
+
+from app.extensions import db
+
+# Any statement's type, for the helpers every page's tables share.
+AnySelect = Select[*tuple[Any, ...]]
 
 
 def wants_csv() -> bool:
@@ -36,6 +42,13 @@ def csv_response(filename: str, header: Sequence[str], rows: Iterable[Sequence[A
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'},
     )
+
+
+def stream_rows(query: AnySelect) -> Iterator[Any]:
+    """The rows of ``query`` read a batch at a time, for a CSV download of any length. A
+    generator, so the query runs while the response streams, in the session it streams in (a
+    query run before the view returns would find its session closed)."""
+    yield from db.session.execute(query.execution_options(yield_per=500))
 
 
 def csv_link_args() -> dict[str, str]:

@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response
 
 from app.accounts.mirror import NEWEST_FIRST, Charge, Invoice, Subscription
 from app.accounts.models import Customer
-from app.backoffice.csv_export import csv_response, wants_csv
+from app.backoffice.csv_export import csv_response, stream_rows, wants_csv
 from app.backoffice.forms import (
     AdjustCreditsForm,
     CancelForm,
@@ -23,7 +23,7 @@ from app.backoffice.forms import (
     ResyncForm,
 )
 from app.backoffice.models import AuditEntry
-from app.backoffice.routes import PAGE_SIZE, bp
+from app.backoffice.routes import bp, page_of, requested_page
 from app.backoffice.webhook_log import event_status
 from app.billing.account import plan_choices
 from app.billing.checkout import live_subscription
@@ -60,7 +60,7 @@ def usage_events(reference_id: str) -> Response:
             ["recorded_at", "occurred_at", "event_name", "feature", "units", "idempotency_key"],
             _usage_event_rows(query),
         )
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    page = requested_page()
     htmx = request.headers.get("HX-Request") == "true"
     template = "backoffice/_usage_events.html" if htmx else "backoffice/usage_events.html"
     response = make_response(
@@ -171,14 +171,12 @@ def _usage_events_query(found: Customer) -> Select[UsageEvent]:
 
 def usage_events_page(found: Customer, page: int) -> dict[str, Any]:
     """One page of the customer's usage events, and whether older ones follow."""
-    rows = db.session.scalars(
-        _usage_events_query(found).limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE)
-    ).all()
-    return {"events": rows[:PAGE_SIZE], "events_page": page, "more_events": len(rows) > PAGE_SIZE}
+    rows, more = page_of(_usage_events_query(found), page)
+    return {"events": [event for (event,) in rows], "events_page": page, "more_events": more}
 
 
 def _usage_event_rows(query: Select[UsageEvent]) -> Iterator[list[Any]]:
-    for event in db.session.scalars(query.execution_options(yield_per=500)):
+    for (event,) in stream_rows(query):
         yield [
             event.recorded_at.isoformat(),
             event.occurred_at.isoformat(),

@@ -8,12 +8,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import render_template, request
-from sqlalchemy import Select, func, select
+from sqlalchemy import func, select
 from werkzeug.wrappers import Response as BaseResponse
 
 from app.backoffice import money_queries as queries
 from app.backoffice.charts import bar_chart_layout, line_chart_layout
-from app.backoffice.csv_export import csv_link_args, csv_response, wants_csv
+from app.backoffice.csv_export import (
+    AnySelect,
+    csv_link_args,
+    csv_response,
+    stream_rows,
+    wants_csv,
+)
 from app.backoffice.money import (
     CountryFigures,
     MonthFigures,
@@ -23,14 +29,11 @@ from app.backoffice.money import (
     months_ago,
     plan_histories,
 )
-from app.backoffice.routes import PAGE_SIZE, bp
+from app.backoffice.routes import PAGE_SIZE, bp, page_count, page_of, requested_page
 from app.catalog import current_catalog
 from app.clock import now
 from app.extensions import db
 from app.money import to_major
-
-# Any statement's type, for the helpers every page's tables share.
-AnySelect = Select[*tuple[Any, ...]]
 
 # The chart macros (templates/backoffice/_charts.html) lay their charts out with these.
 bp.add_app_template_global(bar_chart_layout)
@@ -59,11 +62,13 @@ def disputes() -> str | BaseResponse:
     status = _choice("status", DISPUTE_STATUSES)
     table = request.args.get("table")
     if wants_csv() and table == "refunds":
-        return csv_response("refunds", REFUND_HEADER, map(_refund_row, _stream(queries.refunds())))
+        return csv_response(
+            "refunds", REFUND_HEADER, map(_refund_row, stream_rows(queries.refunds()))
+        )
     if wants_csv() and table == "months":
         return csv_response("disputes-by-month", MONTH_HEADER, _month_rows(_months()))
     if wants_csv():
-        rows = _stream(queries.disputes(status))
+        rows = stream_rows(queries.disputes(status))
         return csv_response("disputes", DISPUTE_HEADER, map(_dispute_row, rows))
     dispute_rows, more_disputes = _paged(queries.disputes(status), "page")
     refund_rows, more_refunds = _paged(queries.refunds(), "refunds_page")
@@ -183,11 +188,11 @@ def invoices() -> str | BaseResponse:
     status = _choice("status", INVOICE_STATUSES)
     query = queries.invoices(search, status)
     if wants_csv():
-        return csv_response("invoices", INVOICE_HEADER, map(_invoice_row, _stream(query)))
+        return csv_response("invoices", INVOICE_HEADER, map(_invoice_row, stream_rows(query)))
     total = (
         db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
     )
-    page = _page("page")
+    page = requested_page()
     rows = db.session.execute(query.limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
     return render_template(
         "backoffice/invoices.html",
@@ -198,7 +203,7 @@ def invoices() -> str | BaseResponse:
         csv_args=csv_link_args(),
         page=page,
         total=total,
-        pages=max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1),
+        pages=page_count(total),
     )
 
 
@@ -270,21 +275,9 @@ def _choice(name: str, allowed: Any) -> str | None:
     return value if value in allowed else None
 
 
-def _page(name: str) -> int:
-    return max(request.args.get(name, 1, type=int) or 1, 1)
-
-
 def _paged(query: AnySelect, name: str) -> tuple[list[Any], bool]:
     """The page of ``query`` that the argument ``name`` asks for, and whether more follow."""
-    page = _page(name)
-    rows = db.session.execute(query.limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE)).all()
-    return list(rows[:PAGE_SIZE]), len(rows) > PAGE_SIZE
-
-
-def _stream(query: AnySelect) -> Iterator[Any]:
-    """The rows of ``query`` read a batch at a time, for a CSV download of any length. A
-    generator, so the query runs while the response streams, in the session it streams in."""
-    yield from db.session.execute(query.execution_options(yield_per=500))
+    return page_of(query, requested_page(name))
 
 
 def _major(amount: int, currency: str) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fractions import Fraction
 
+from app.backoffice.money import last_months
 from app.billing.models import RevenueMovement
 
 GROWTH = (RevenueMovement.NEW, RevenueMovement.EXPANSION, RevenueMovement.REACTIVATION)
@@ -138,12 +139,7 @@ class Month:
 
 def month_starts(today: datetime, months: int) -> list[datetime]:
     """The first instants (UTC) of the last ``months`` months, oldest first, this one last."""
-    year, month = today.year, today.month
-    starts = []
-    for _ in range(months):
-        starts.append(datetime(year, month, 1, tzinfo=UTC))
-        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
-    return starts[::-1]
+    return [datetime(day.year, day.month, 1, tzinfo=UTC) for day in last_months(today, months)]
 
 
 def monthly_movements(

@@ -7,25 +7,18 @@ catalog's currency, with a fixed number of queries whatever the data.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from fractions import Fraction
 from typing import Any
 
 from flask import render_template, request
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from app.backoffice.csv_export import csv_link_args, csv_response, wants_csv
+from app.backoffice.csv_export import csv_link_args, csv_response, stream_rows, wants_csv
 from app.backoffice.revenue import Month, RevenueNow
 from app.backoffice.revenue_data import revenue_figures
 from app.backoffice.routes import bp
 from app.billing.models import RevenueMovement, RevenueSnapshot
-from app.extensions import db
-
-
-@bp.app_template_filter("percent")
-def percent(value: Fraction | None) -> str:
-    """``Fraction(1, 8)`` gives ``12.5%``; nothing to divide by gives a dash."""
-    return "—" if value is None else f"{float(value) * 100:.1f}%"
+from app.money import format_percent
 
 
 @bp.route("/revenue")
@@ -69,8 +62,8 @@ def _movement_rows(months: list[Month]) -> Iterator[list[Any]]:
             *(month.amount(movement) for movement in RevenueMovement),
             month.closing_mrr,
             month.closing_customers,
-            percent(month.logo_churn),
-            percent(month.revenue_churn),
+            format_percent(month.logo_churn),
+            format_percent(month.revenue_churn),
         ]
 
 
@@ -90,7 +83,7 @@ SNAPSHOT_HEADER = [
 def _snapshot_rows() -> Iterator[list[Any]]:
     """Every snapshot, newest day first, read while the response streams."""
     query = select(RevenueSnapshot).order_by(RevenueSnapshot.day.desc(), RevenueSnapshot.plan_key)
-    for row in db.session.scalars(query.execution_options(yield_per=1000)):
+    for (row,) in stream_rows(query):
         yield [
             row.day.isoformat(),
             row.plan_key,

@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from flask import render_template, request
+from flask import render_template
 from sqlalchemy import CTE, BigInteger, String, and_, case, cast, func, or_, select
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -27,7 +27,7 @@ from app.accounts.mirror import (
 from app.accounts.models import Customer
 from app.backoffice import risk
 from app.backoffice.csv_export import csv_link_args, csv_response, wants_csv
-from app.backoffice.routes import PAGE_SIZE, bp
+from app.backoffice.routes import PAGE_SIZE, bp, page_count, requested_page
 from app.clock import now
 from app.entitlements.access import pick_current
 from app.entitlements.models import CreditLedgerEntry, CreditPool, LedgerKind, UsageCounter
@@ -55,13 +55,13 @@ def risk_page() -> str | BaseResponse:
     ranked = accounts_at_risk(now())
     if wants_csv():
         return csv_response("accounts-at-risk", CSV_HEADER, _csv_rows(ranked))
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    page = requested_page()
     return render_template(
         "backoffice/risk.html",
         accounts=ranked[(page - 1) * PAGE_SIZE : page * PAGE_SIZE],
         first=(page - 1) * PAGE_SIZE + 1,
         page=page,
-        pages=max((len(ranked) + PAGE_SIZE - 1) // PAGE_SIZE, 1),
+        pages=page_count(len(ranked)),
         total=len(ranked),
         weights=risk.WEIGHTS,
         csv_args=csv_link_args(),

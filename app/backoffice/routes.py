@@ -20,6 +20,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from app.accounts.mirror import NEWEST_FIRST, Subscription
 from app.accounts.models import Customer
+from app.backoffice.csv_export import AnySelect
 from app.backoffice.models import AuditEntry
 from app.entitlements.access import pick_current
 from app.extensions import db
@@ -53,6 +54,23 @@ def operators_only() -> BaseResponse | None:
     return None
 
 
+def requested_page(name: str = "page") -> int:
+    """The page the query argument ``name`` asks for; the first for anything but a number
+    above 0."""
+    return max(request.args.get(name, 1, type=int) or 1, 1)
+
+
+def page_of(query: AnySelect, page: int) -> tuple[list[Any], bool]:
+    """The rows of one page of ``query``, and whether more follow (one row more is read)."""
+    rows = db.session.execute(query.limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE)).all()
+    return list(rows[:PAGE_SIZE]), len(rows) > PAGE_SIZE
+
+
+def page_count(total: int) -> int:
+    """How many pages ``total`` rows fill (one, when there are none)."""
+    return max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+
+
 @bp.context_processor
 def menu() -> dict[str, Any]:
     built = current_app.view_functions
@@ -70,7 +88,7 @@ def home() -> BaseResponse:
 def customers() -> str:
     """Every customer, newest first, found by email or reference id, a page at a time."""
     search = request.args.get("q", "").strip()
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    page = requested_page()
     query = select(Customer)
     if search:
         pattern = f"%{search.lower()}%"
@@ -93,7 +111,7 @@ def customers() -> str:
         search=search,
         page=page,
         total=total,
-        pages=max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1),
+        pages=page_count(total),
     )
 
 
@@ -114,17 +132,11 @@ def _current_subscriptions(customer_ids: list[int]) -> dict[int, Subscription]:
 @bp.route("/audit")
 def audit() -> str:
     """The audit log, newest first, a page at a time."""
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
-    entries = db.session.execute(
+    page = requested_page()
+    entries, more = page_of(
         select(AuditEntry, Customer.reference_id)
         .outerjoin(Customer, Customer.id == AuditEntry.customer_id)
-        .order_by(AuditEntry.id.desc())
-        .limit(PAGE_SIZE + 1)
-        .offset((page - 1) * PAGE_SIZE)
-    ).all()
-    return render_template(
-        "backoffice/audit.html",
-        entries=entries[:PAGE_SIZE],
-        page=page,
-        more=len(entries) > PAGE_SIZE,
+        .order_by(AuditEntry.id.desc()),
+        page,
     )
+    return render_template("backoffice/audit.html", entries=entries, page=page, more=more)

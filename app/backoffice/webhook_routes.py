@@ -12,9 +12,9 @@ from werkzeug.wrappers import Response
 
 from app.accounts.models import Customer
 from app.backoffice.actions import record
-from app.backoffice.csv_export import csv_link_args, csv_response, wants_csv
+from app.backoffice.csv_export import csv_link_args, csv_response, stream_rows, wants_csv
 from app.backoffice.forms import ReplayForm
-from app.backoffice.routes import PAGE_SIZE, bp
+from app.backoffice.routes import bp, page_of, requested_page
 from app.backoffice.webhook_log import STATUSES, event_status, status_condition
 from app.extensions import db
 from app.webhooks.models import StripeEvent
@@ -48,12 +48,12 @@ def webhooks() -> Response | str:
     query = _logged_events(filters["type"], filters["status"], filters["customer"])
     if wants_csv():
         return csv_response("webhook-events", CSV_HEADER, _csv_rows(query))
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
-    rows = db.session.execute(query.limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE)).all()
+    page = requested_page()
+    rows, more = page_of(query, page)
     return render_template(
         "backoffice/webhooks.html",
-        events=[(event, reference, _status(event)) for event, reference in rows[:PAGE_SIZE]],
-        more=len(rows) > PAGE_SIZE,
+        events=[(event, reference, _status(event)) for event, reference in rows],
+        more=more,
         page=page,
         filters=filters,
         filter_args={name: value for name, value in filters.items() if value},
@@ -118,7 +118,7 @@ def _status(event: StripeEvent) -> str:
 
 
 def _csv_rows(query: Select[StripeEvent, str]) -> Iterator[list[Any]]:
-    for event, reference in db.session.execute(query.execution_options(yield_per=500)):
+    for event, reference in stream_rows(query):
         yield [
             event.event_id,
             event.type,

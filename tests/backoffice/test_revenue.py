@@ -257,3 +257,12 @@ def test_the_revenue_page_is_for_operators_only(
     assert logged_in.get(page).status_code == 404
     logged_in.cookies.clear()
     assert client.get(page).headers["location"].startswith("/login?next=/admin/revenue")
+
+
+def test_flask_revenue_show_prints_what_the_page_shows(synced: Flask) -> None:
+    active_customer(synced, "pro_monthly", email="pro@example.com")
+    result = synced.test_cli_runner().invoke(args=["revenue", "show"])
+    assert result.exit_code == 0, result.output
+    assert "$49" in result.output
+    assert "$588" in result.output  # ARR
+    assert "Trial to paid over 12 months: 100.0% (1 of 1 trials ended)." in result.output
