@@ -452,6 +452,7 @@ REQUESTS: list[type[BaseModel]] = [
     schemas.PlanChangeIn,
     schemas.SimulationIn,
     schemas.EventIn,
+    schemas.CostInput,
     schemas.BatchIn,
 ]
 

@@ -213,6 +213,19 @@ class EventUsage(_Answer):
     remaining: int | None
 
 
+class EventCost(_Answer):
+    """What serving the event cost; null when nothing about it has a cost."""
+
+    amountDecimal: Annotated[
+        str | None,
+        Field(description="Minor units of the currency, exact; null when unpriced."),
+    ]
+    currency: str
+    priced: bool
+    source: Literal["stated", "operator", "genai-prices", "unpriced"]
+    model: str | None
+
+
 class EventResult(_Answer):
     """What recording an event did; a retry with its key answers the same, ``replayed``."""
 
@@ -225,6 +238,7 @@ class EventResult(_Answer):
     overageBillable: bool
     usage: EventUsage
     creditBalance: int
+    cost: EventCost | None
     replayed: bool
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, WithJsonSchema
 
 ReferenceId = Annotated[str, StringConstraints(min_length=1, max_length=255, strip_whitespace=True)]
 Key = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -62,6 +62,32 @@ class SimulationIn(_Body):
     track: Track
 
 
+TokenCount = Annotated[int, Field(ge=0, le=10**12)]
+
+
+class CostInput(_Body):
+    """What serving an event cost, for the OpenAPI document: the model called and its tokens
+    (priced by the operator's rates, or the bundled prices at the event's time), or a stated
+    cost. The engine checks it field by field (app/entitlements/costs.py)."""
+
+    model: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
+    modelProvider: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
+    inputTokens: TokenCount = 0
+    outputTokens: TokenCount = 0
+    cachedInputTokens: Annotated[TokenCount, Field(description="Part of inputTokens.")] = 0
+    cacheWriteTokens: Annotated[TokenCount, Field(description="Part of inputTokens.")] = 0
+    costAmount: (
+        Annotated[
+            str | float,
+            Field(description="A stated cost in major units of currency; it wins over any price."),
+        ]
+        | None
+    ) = None
+    currency: (
+        Annotated[str, Field(description="The catalog's currency, with costAmount only.")] | None
+    ) = None
+
+
 class EventIn(_Body):
     """POST /events (and each item of a batch)"""
 
@@ -70,7 +96,12 @@ class EventIn(_Body):
     customerReferenceId: ReferenceId
     featureKey: Key
     usageUnits: Units
-    costInput: dict[str, Any] | None = None
+    # Any JSON here: the engine checks it field by field (app/entitlements/costs.py), so that a
+    # batch's, a file's and a single event's are refused alike, naming the field.
+    costInput: Annotated[
+        Any,
+        WithJsonSchema({"anyOf": [{"$ref": "#/components/schemas/CostInput"}, {"type": "null"}]}),
+    ] = None
 
 
 class BatchIn(_Body):

@@ -12,7 +12,7 @@ from app.api.errors import ApiError, describe_validation, json_body, parse, requ
 from app.api.routes import bp, checks_key_itself
 from app.api.schemas import BatchIn, EventIn, SimulationIn
 from app.api.subscriptions import customer_or_404
-from app.api.views import iso
+from app.api.views import cost_view, iso
 from app.entitlements.checks import CreditDraw, check, check_reference, simulate, whole_number
 from app.entitlements.errors import UsageError
 from app.entitlements.fastpath.gc_pause import without_collection
@@ -57,6 +57,7 @@ def result_view(result: UsageResult) -> dict[str, Any]:
         "overageBillable": result.overage_billable,
         "usage": {"used": result.used, "limit": result.limit, "remaining": result.remaining},
         "creditBalance": result.credit_balance,
+        "cost": cost_view(result.cost),
         "replayed": result.replayed,
     }
 

@@ -7,12 +7,27 @@ from typing import Any
 
 from app.accounts.mirror import Subscription
 from app.accounts.models import Customer
-from app.catalog import Catalog, MeteredAllowance, Plan
+from app.catalog import Catalog, MeteredAllowance, Plan, current_catalog
+from app.entitlements.costs import EventCost, nanos_as_decimal
 
 
 def iso(value: datetime | None) -> str | None:
     """A timestamp as ISO 8601 in UTC, or None."""
     return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def cost_view(cost: EventCost | None) -> dict[str, Any] | None:
+    """What an event cost to serve; None when nothing about it has a cost."""
+    if cost is None:
+        return None
+    return {
+        # Minor units of the catalog's currency, as a decimal string (Stripe's *_decimal).
+        "amountDecimal": None if cost.nanos is None else format(nanos_as_decimal(cost.nanos), "f"),
+        "currency": current_catalog().currency,
+        "priced": cost.priced,
+        "source": cost.source.value,
+        "model": cost.model or None,
+    }
 
 
 def plan_view(catalog: Catalog, plan: Plan) -> dict[str, Any]:

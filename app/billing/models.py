@@ -137,3 +137,29 @@ class RevenueSnapshot(Base):
     # Trials: what they would bring if they all converted.
     trialing: Mapped[int] = mapped_column(Integer)
     trial_pipeline: Mapped[int] = mapped_column(BigInteger)
+
+
+class BillingPeriod(Base):
+    """One billing period of a customer's subscription, as the sync path last saw it while it
+    ran: its plan and what the subscription bills for it. Margins set it against what the
+    period's usage cost (usage_costs, by the same period key), and the margin floor keeps here
+    what it has billed for the period so far."""
+
+    __tablename__ = "billing_periods"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    # As the usage counters name it (app/entitlements/access.py name_period).
+    period_key: Mapped[str] = mapped_column(String(255), unique=True)
+    stripe_subscription_id: Mapped[str] = mapped_column(String(255))
+    plan_key: Mapped[str] = mapped_column(String(64))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    trialing: Mapped[bool] = mapped_column(Boolean)
+    # The subscription's recurring charge for the period, net of discounts, in minor units.
+    recurring_amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    # Minor units sent through the margin floor's meter for this period, and when the operator
+    # was told that the period fell below its floor.
+    floor_billed: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    floor_alerted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

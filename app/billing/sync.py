@@ -39,6 +39,7 @@ from app.billing.fetch import (
 )
 from app.billing.gateway import GatewayError, gateway, optional_id, stripe_id
 from app.billing.overage_forwarding import queue_meter_event
+from app.billing.periods import record_period
 from app.billing.revenue import invoice_monthly_amount, record_change, subscription_terms
 from app.catalog import Plan, current_catalog
 from app.catalog.stripe_names import PLAN_FEE_METER
@@ -191,6 +192,7 @@ def sync_subscription(fetched: FetchedSubscription) -> Subscription | None:
     )
     db.session.flush()
     record_change(customer.id)
+    record_period(subscription)
     if subscription.has_ended:
         # Cancelled before its period was over (cancel now, dunning): its credits are clawed
         # back; ended with its period (cancel at period end, a trial without a card): they

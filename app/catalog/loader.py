@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ def load_catalog(path: str | Path) -> Catalog:
     """Read and validate the catalog at ``path``, raising CatalogError on any mistake."""
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        # Decimals, not binary floats: rates and floors are exact.
+        raw = tomllib.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
     except FileNotFoundError:
         raise CatalogError(f"{path}: the plan catalog file does not exist") from None
     except tomllib.TOMLDecodeError as exc:
@@ -47,6 +49,7 @@ def parse_catalog(raw: dict[str, Any], source: str = "plans.toml") -> Catalog:
     except ValidationError as exc:
         raise CatalogError("\n".join(_describe(source, exc))) from None
     problems = [f"{source}: {where}: {what}" for where, what in _consistency_problems(catalog)]
+    problems += [f"{source}: {where}: {what}" for where, what in _cost_problems(catalog)]
     if problems:
         raise CatalogError("\n".join(problems))
     return catalog
@@ -83,6 +86,11 @@ def _consistency_problems(catalog: Catalog) -> Iterator[tuple[str, str]]:
             yield f"{where}, field 'tier'", f"unknown tier '{plan.tier}' (tiers: {catalog.tiers})"
         if plan.is_free and plan.trial_days:
             yield f"{where}, field 'trial_days'", "a free plan has no trial"
+        if plan.is_free and plan.bills_margin_floor:
+            yield (
+                f"{where}, field 'margin_floor_action'",
+                "a free plan has no invoice to bill the margin floor on: use 'alert'",
+            )
         for feature_key, grant in plan.features.items():
             yield from _feature_problems(catalog, plan, feature_key, grant)
         pools = [credit.pool for credit in plan.credits]
@@ -128,3 +136,10 @@ def _feature_problems(
         yield field, "nothing covers its use: set included, unlimited, an overage price or credits"
     if grant.limit is not None and grant.included > grant.limit:
         yield field, "included units exceed the hard limit"
+
+
+def _cost_problems(catalog: Catalog) -> Iterator[tuple[str, str]]:
+    for feature_key in catalog.costs.features:
+        definition = catalog.features.get(feature_key)
+        if definition is None or definition.kind != "metered":
+            yield f"field 'costs.features.{feature_key}'", "not a metered feature of the catalog"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from functools import cached_property
 from typing import Annotated, Literal
 
@@ -13,6 +14,10 @@ Interval = Literal["month", "year"]
 Billing = Literal["in_advance", "in_arrears"]
 Rollover = Literal["none", "full", "capped", "expire"]
 PositiveInt = Annotated[int, Field(gt=0)]
+# An exact amount in minor units of the catalog's currency, fractions allowed: TOML's decimals
+# are read as Decimal (loader.py), never as binary floats.
+MinorUnits = Annotated[Decimal, Field(ge=0, le=10**9, strict=False, allow_inf_nan=False)]
+FloorAction = Literal["alert", "bill"]
 
 # Stripe refuses trials longer than two years (subscription_data.trial_period_days <= 730).
 MAX_TRIAL_DAYS = 730
@@ -64,6 +69,40 @@ class CreditGrant(_Strict):
     expire_after_periods: PositiveInt | None = None
 
 
+class ModelRate(_Strict):
+    """The operator's own price of a model (negotiated, or a model of its own), in minor units of
+    the catalog's currency per million tokens, and per call; it wins over the bundled prices."""
+
+    input: MinorUnits = Decimal(0)
+    output: MinorUnits = Decimal(0)
+    # Input tokens read from the provider's cache, and written to it; input's rate if not given.
+    cached_input: MinorUnits | None = None
+    cache_write: MinorUnits | None = None
+    per_call: MinorUnits = Decimal(0)
+
+
+class FeatureCost(_Strict):
+    """What a unit of a feature costs to serve, besides any model it calls (infrastructure,
+    a third-party API): minor units of the catalog's currency per unit."""
+
+    per_unit: MinorUnits
+
+
+class Costs(_Strict):
+    """How usage events are priced (docs/costs.md): the bundled model prices are in US dollars,
+    overridden by ``models`` ("provider/model" or "model") and extended by ``features``."""
+
+    # What one US dollar is worth in the catalog's currency, for the bundled prices; required
+    # when the catalog's currency is not usd (without it, events priced in dollars stay unpriced).
+    usd_rate: (
+        Annotated[Decimal, Field(gt=0, le=10**6, strict=False, allow_inf_nan=False)] | None
+    ) = None
+    models: dict[Annotated[str, StringConstraints(min_length=1, max_length=255)], ModelRate] = (
+        Field(default_factory=dict)
+    )
+    features: dict[Key, FeatureCost] = Field(default_factory=dict)
+
+
 class Plan(_Strict):
     """One price point: a tier at an interval, with its features, credits and trial."""
 
@@ -85,6 +124,18 @@ class Plan(_Strict):
     stripe_prices: list[Annotated[str, StringConstraints(pattern=r"^price_\w+$")]] = Field(
         default_factory=list
     )
+    # The share of a period's revenue that must remain after the cost of serving it (0.8: cost
+    # may take at most 20%), and what happens to a period below it: the operator is alerted, or
+    # the amount that restores the floor is billed on the period's invoice (docs/costs.md).
+    margin_floor: (
+        Annotated[Decimal, Field(ge=0, lt=1, strict=False, allow_inf_nan=False)] | None
+    ) = None
+    margin_floor_action: FloorAction = "alert"
+
+    @property
+    def bills_margin_floor(self) -> bool:
+        """Whether cost past the margin floor is billed through the margin floor's meter."""
+        return self.margin_floor is not None and self.margin_floor_action == "bill"
 
     @property
     def is_free(self) -> bool:
@@ -99,6 +150,7 @@ class Catalog(_Strict):
     tiers: Annotated[list[Key], Field(min_length=1)]
     features: dict[Key, FeatureDefinition] = Field(default_factory=dict)
     plans: Annotated[dict[Key, Plan], Field(min_length=1)]
+    costs: Costs = Field(default_factory=Costs)
 
     def plan(self, key: str) -> Plan | None:
         """The plan with this key, or None."""

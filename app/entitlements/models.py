@@ -118,6 +118,29 @@ class UsageEvent(Base):
     # What recording it answered the first time, answered again to every retry: the values of
     # results.STORED_FIELDS as an array (an object in events that earlier versions recorded).
     result: Mapped[list[Any] | dict[str, Any]] = mapped_column(JSON, default=list)
+    # What serving it cost, worked out from cost_input when recorded (app/entitlements/costs.py):
+    # billionths of a minor unit of the catalog's currency, None when unpriced; where the cost
+    # came from (None: nothing to price); the model it was grouped under ("" for none).
+    cost_nanos: Mapped[int | None] = mapped_column(BigInteger)
+    cost_source: Mapped[str | None] = mapped_column(String(16))
+    cost_model: Mapped[str | None] = mapped_column(String(255))
+
+
+class UsageCost(Base):
+    """What a customer's events of a feature and model cost in a period: the sum of their costs,
+    kept as they are recorded, so that margins never sum a period's events."""
+
+    __tablename__ = "usage_costs"
+    # The margins read a period's costs whoever the customer.
+    __table_args__ = (Index("ix_usage_costs_period_key", "period_key"),)
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    feature_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    period_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    model: Mapped[str] = mapped_column(String(255), primary_key=True)
+    nanos: Mapped[int] = mapped_column(BigInteger)  # billionths of a minor unit
+    events: Mapped[int] = mapped_column(BigInteger)  # events with a cost, priced or not
+    unpriced: Mapped[int] = mapped_column(BigInteger)  # of those, the ones no one could price
 
 
 class UsageCounter(Base):

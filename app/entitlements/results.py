@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from app.entitlements.checks import CreditDraw
+from app.entitlements.costs import CostSource, EventCost
 
 
 # Slotted, not frozen, as UsageResult below: a batch makes a thousand.
@@ -21,6 +22,8 @@ class UsageEventInput:
     units: int
     cost_input: Any = None
     occurred_at: datetime | None = None
+    # What it cost to serve, worked out from cost_input when the event is validated.
+    cost: EventCost | None = None
 
     def body(self) -> dict[str, Any]:
         """What a retry with the same key must repeat exactly."""
@@ -50,6 +53,7 @@ class UsageResult:
     limit: int | None
     remaining: int | None
     credit_balance: int
+    cost: EventCost | None = None
     replayed: bool = field(default=False, compare=False)
 
     def stored(self) -> list[Any]:
@@ -68,9 +72,13 @@ class UsageResult:
 
     @classmethod
     def from_stored(
-        cls, stored: list[Any] | dict[str, Any], event: tuple[int, str, str, int]
+        cls,
+        stored: list[Any] | dict[str, Any],
+        event: tuple[int, str, str, int],
+        cost: EventCost | None = None,
     ) -> UsageResult:
-        """The first result of an event (its id, key, feature and units), returned to a retry."""
+        """The first result of an event (its id, key, feature and units, and the cost its row
+        keeps), returned to a retry."""
         values: list[Any]
         if isinstance(stored, dict):
             # As earlier versions kept it: an object that also repeated the row's key, feature
@@ -95,8 +103,16 @@ class UsageResult:
             limit,
             remaining,
             balance,
+            cost,
             replayed=True,
         )
+
+
+def stored_cost(nanos: int | None, source: str | None, model: str | None) -> EventCost | None:
+    """An event's cost as its row keeps it (no source: the event had nothing to price)."""
+    if source is None:
+        return None
+    return EventCost(nanos, CostSource(source), model or "")
 
 
 # A stored result is a JSON array of these values, in this order. As an object with these keys it

@@ -10,8 +10,10 @@ from sqlalchemy import Select, select
 
 from app.accounts.models import Customer
 from app.catalog import Catalog, current_catalog
+from app.clock import now
 from app.entitlements.access import feature_definition
 from app.entitlements.checks import validate_units
+from app.entitlements.costs import parse_cost_input, price_event
 from app.entitlements.errors import InvalidUsage, UnknownCustomer, UsageError
 from app.entitlements.recording import CommitPart, record_all, record_in_turn
 from app.entitlements.results import UsageEventInput, UsageResult
@@ -40,15 +42,17 @@ def _text(value: str, name: str) -> str:
     return value
 
 
-def _validate(event: UsageEventInput, catalog: Catalog | None = None) -> None:
-    """Raise the first thing wrong with an event, before anything is locked or read.
-    ``catalog``: the application's, for a batch that looks it up once."""
+def _validate(event: UsageEventInput, catalog: Catalog, at: datetime) -> None:
+    """Raise the first thing wrong with an event, before anything is locked or read; then price
+    it (``at``: the batch's time, for an event that does not say when it happened)."""
     _text(event.idempotency_key, "idempotency_key")
     _text(event.event_name, "event_name")
     validate_units(event.units)
     feature_key = event.feature_key
     if feature_definition(feature_key, catalog).kind != "metered":
         raise InvalidUsage(f"{feature_key} is on or off; it has no usage.", code="not_metered")
+    cost_input = parse_cost_input(event.cost_input, catalog.currency)
+    event.cost = price_event(cost_input, feature_key, event.units, event.occurred_at or at, catalog)
 
 
 def record_event(
@@ -71,7 +75,7 @@ def record_event(
         cost_input,
         occurred_at,
     )
-    _validate(event)
+    _validate(event, current_catalog(), now())
     (outcome,) = record_all([(customer.id, event)])
     if isinstance(outcome, UsageError):
         raise outcome
@@ -107,13 +111,14 @@ def record_batch(
     outcomes: list[UsageResult | UsageError | None] = []
     valid: list[tuple[int, UsageEventInput]] = []
     catalog = current_catalog()
+    at = now()
     for event in events:
         customer_id = customers.get(event.customer_reference_id)
         if customer_id is None:
             outcomes.append(UnknownCustomer(f"No customer {event.customer_reference_id!r}."))
             continue
         try:
-            _validate(event, catalog)
+            _validate(event, catalog, at)
         except UsageError as exc:
             # Every refusal comes before anything is written, so the batch goes on.
             outcomes.append(exc)

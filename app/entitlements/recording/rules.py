@@ -57,6 +57,9 @@ def apply_event(
             customer_id, event.feature_key, covered, result.from_credits, lots
         )
     batch.results.append(result)
+    cost = event.cost
+    if cost is not None:
+        batch.add_cost(counter, cost)
     batch.rows.append(
         {
             "customer_id": customer_id,
@@ -65,6 +68,9 @@ def apply_event(
             # None when the caller did not say: the insert takes the batch's time then.
             "occurred_at": event.occurred_at,
             "result": result.stored(),
+            "cost_nanos": cost.nanos if cost else None,
+            "cost_source": cost.source.value if cost else None,
+            "cost_model": cost.model if cost else None,
             **body,
         }
     )
@@ -96,6 +102,7 @@ def result_of(
         limit,
         max(limit - used, 0) if limit is not None else None,
         sum(lot.remaining for lot in lots_after) if lots_after else 0,
+        event.cost,
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from app.accounts.mirror import SubscriptionRead
 from app.entitlements.access import Access, Terms, current_terms, judge_access
 from app.entitlements.alerts import Alert, alert_base
+from app.entitlements.costs import EventCost
 from app.entitlements.ledger import LotBalance
 from app.entitlements.results import UsageResult
 
@@ -62,8 +63,19 @@ class Batch:
     overage: list[tuple[int, int]] = field(default_factory=list)
     counted: dict[tuple[int, str, str], int] = field(default_factory=lambda: defaultdict(int))
     alerts: list[Alert] = field(default_factory=list)
+    # What the batch's events cost, by customer, feature, period and model: nanos, events, and
+    # how many of them no one could price.
+    costs: dict[tuple[int, str, str, str], list[int]] = field(default_factory=dict)
     terms: Terms = field(default_factory=current_terms)
     feature_states: dict[tuple[int, str], FeatureState] = field(default_factory=dict)
+
+    def add_cost(self, counter: tuple[int, str, str], cost: EventCost) -> None:
+        """Count an event's cost towards its period's totals."""
+        customer_id, feature_key, period = counter
+        totals = self.costs.setdefault((customer_id, feature_key, period, cost.model), [0, 0, 0])
+        totals[0] += cost.nanos or 0
+        totals[1] += 1
+        totals[2] += cost.nanos is None
 
     def feature_state(self, customer_id: int, feature_key: str) -> FeatureState:
         """What the customer's events of the feature are judged by."""

@@ -16,9 +16,15 @@ from app.entitlements.access import pick_current
 from app.entitlements.alerts import save_alerts
 from app.entitlements.fastpath.postgres_cache import tell_counters_changed
 from app.entitlements.ledger import LotBalance, Movement, expiry, write_movements
-from app.entitlements.models import LedgerKind, OverageOutbox, UsageCounter, UsageEvent
+from app.entitlements.models import (
+    LedgerKind,
+    OverageOutbox,
+    UsageCost,
+    UsageCounter,
+    UsageEvent,
+)
 from app.entitlements.recording.state import Batch, StoredEvent
-from app.entitlements.results import UsageEventInput, UsageResult
+from app.entitlements.results import UsageEventInput, UsageResult, stored_cost
 from app.entitlements.sql import (
     as_recordset,
     insert_rows,
@@ -43,6 +49,9 @@ EVENT_COLUMNS = (
     "feature_key",
     "units",
     "cost_input",
+    "cost_nanos",
+    "cost_source",
+    "cost_model",
 )
 
 
@@ -132,6 +141,8 @@ def write_batch(batch: Batch, ids: list[int], due: list[LotBalance]) -> None:
         ],
     )
     save_alerts(batch.alerts, batch.at)
+    if batch.costs:
+        add_to_costs(batch.costs)
 
 
 def add_to_counters(counted: dict[tuple[int, str, str], int]) -> None:
@@ -151,6 +162,39 @@ def add_to_counters(counted: dict[tuple[int, str, str], int]) -> None:
 
 
 COUNTER_COLUMNS = ("customer_id", "feature_key", "period_key", "used")
+COST_COLUMNS = ("customer_id", "feature_key", "period_key", "model", "nanos", "events", "unpriced")
+
+
+def add_to_costs(costs: dict[tuple[int, str, str, str], list[int]]) -> None:
+    """Add the batch's costs to each period's totals by feature and model."""
+    rows = [
+        dict(zip(COST_COLUMNS, (*key, *totals), strict=True))
+        # In key order, as the counters, so that writers take the rows' locks in one order.
+        for key, totals in sorted(costs.items())
+    ]
+    if is_postgresql():
+        db.session.connection().execute(_add_to_costs_statement(), as_recordset(rows, COST_COLUMNS))
+    else:
+        insert_rows(_add_to_costs_statement(), rows)
+
+
+@statement_per_dialect
+def _add_to_costs_statement() -> Insert:
+    """As _add_to_counters_statement, for the cost totals."""
+    costs = UsageCost.__table__
+    key = [costs.c.customer_id, costs.c.feature_key, costs.c.period_key, costs.c.model]
+    totals = ("nanos", "events", "unpriced")
+    if is_postgresql():
+        batch = postgresql.insert(UsageCost).from_select(
+            COST_COLUMNS, recordset(UsageCost, COST_COLUMNS)
+        )
+        return batch.on_conflict_do_update(
+            index_elements=key, set_={name: costs.c[name] + batch.excluded[name] for name in totals}
+        )
+    each = sqlite.insert(UsageCost)
+    return each.on_conflict_do_update(
+        index_elements=key, set_={name: costs.c[name] + each.excluded[name] for name in totals}
+    )
 
 
 @statement_per_dialect
@@ -183,6 +227,9 @@ def _stored_statement() -> Select[*tuple[Any, ...]]:
         UsageEvent.units,
         UsageEvent.cost_input,
         UsageEvent.result,
+        UsageEvent.cost_nanos,
+        UsageEvent.cost_source,
+        UsageEvent.cost_model,
     ).where(pair_in(UsageEvent.customer_id, UsageEvent.idempotency_key, "events"))
 
 
@@ -192,14 +239,26 @@ def stored_events(
     wanted = {(customer_id, event.idempotency_key) for customer_id, event in events}
     rows = db.session.connection().execute(_stored_statement(), pairs("events", wanted))
     stored = {}
-    for event_id, customer_id, key, event_name, feature_key, units, cost_input, result in rows:
+    for (
+        event_id,
+        customer_id,
+        key,
+        event_name,
+        feature_key,
+        units,
+        cost_input,
+        result,
+        *cost,
+    ) in rows:
         body = {
             "event_name": event_name,
             "feature_key": feature_key,
             "units": units,
             "cost_input": cost_input,
         }
-        first = UsageResult.from_stored(result, (event_id, key, feature_key, units))
+        first = UsageResult.from_stored(
+            result, (event_id, key, feature_key, units), stored_cost(*cost)
+        )
         stored[customer_id, key] = StoredEvent(body, first)
     return stored
 
