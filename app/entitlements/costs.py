@@ -10,7 +10,7 @@ recorded as usage, marked unpriced: usage is never refused for a cost that canno
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from enum import StrEnum
@@ -276,25 +276,33 @@ UNKNOWN_MODEL = _Rates(*(Decimal(-1),) * 5)
 @lru_cache(maxsize=1024)
 def _bundled_rates(provider: str | None, model: str, day: date) -> _Rates | None:
     at = datetime.combine(day, time(12), UTC)
-    found = _calc(CostInput(model=model, provider=provider), at)
+    call = CostInput(model=model, provider=provider)
+    found = _calc(call, at)
     if found is None:
         return UNKNOWN_MODEL
     base, tiered = found
     if tiered:
         return None
 
-    def rate(**tokens: int) -> Decimal:
-        priced = _calc(CostInput(model=model, provider=provider, **tokens), at)
+    def rate(inputs: int = 0, cached: int = 0, written: int = 0, outputs: int = 0) -> Decimal:
+        tokens = replace(
+            call,
+            input_tokens=inputs,
+            cached_input_tokens=cached,
+            cache_write_tokens=written,
+            output_tokens=outputs,
+        )
+        priced = _calc(tokens, at)
         assert priced is not None
         return priced[0] - base
 
     million = 10**6
     return _Rates(
         per_call=base,
-        input=rate(input_tokens=million),
-        cached_input=rate(input_tokens=million, cached_input_tokens=million),
-        cache_write=rate(input_tokens=million, cache_write_tokens=million),
-        output=rate(output_tokens=million),
+        input=rate(inputs=million),
+        cached_input=rate(inputs=million, cached=million),
+        cache_write=rate(inputs=million, written=million),
+        output=rate(outputs=million),
     )
 
 
