@@ -10,7 +10,7 @@ recorded as usage, marked unpriced: usage is never refused for a cost that canno
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from enum import StrEnum
@@ -165,6 +165,7 @@ def nanos_as_decimal(nanos: int) -> Decimal:
     )
 
 
+@lru_cache(maxsize=16)
 def _major_to_minor(currency: str) -> int:
     return int(10 ** get_currency_precision(currency.upper()))
 
@@ -232,19 +233,20 @@ def _bundled_price(cost_input: CostInput, at: datetime) -> Decimal | None:
     """The call's price in US dollars from genai-prices' bundled data, or None for a model it
     does not know."""
     assert cost_input.model is not None
-    rates = _bundled_rates(cost_input.provider, cost_input.model, at.astimezone(UTC).date())
-    if rates is UNKNOWN_MODEL:
+    model = _bundled_model(cost_input.provider, cost_input.model, at.astimezone(UTC).date())
+    if model is None:
         return None
+    rates = model.rates(cost_input.input_tokens)
     if rates is not None:
         return rates.price(cost_input)
-    # Tiered prices (a rate that depends on how many tokens the call took): priced in full.
     priced = _calc(cost_input, at)
     return None if priced is None else priced[0]
 
 
 @dataclass(frozen=True, slots=True)
 class _Rates:
-    """A model's bundled prices on one day, in dollars per million tokens, and per call."""
+    """A model's bundled prices on one day, for calls of one tier, in dollars per million
+    tokens, and per call."""
 
     per_call: Decimal
     input: Decimal
@@ -264,51 +266,70 @@ class _Rates:
         return per_million / MILLION + self.per_call
 
 
-UNKNOWN_MODEL = _Rates(*(Decimal(-1),) * 5)
+# The one trick of the event path's pricing, and what it trades: genai-prices takes 60 µs to
+# 200 µs to price one call (it decomposes every price into units), which cut the events a batch
+# records per second by two fifths. A model's prices on a day are linear in each kind of token
+# within a tier (a tier is chosen by the call's input tokens, and then applies to all of them),
+# so each tier's rates are read once per model and day, by pricing a round number of tokens of
+# each kind in that tier, and every event after is four multiplications. A tier with no round
+# number in it (none seen so far) is priced by genai-prices in full, each time.
+# tests/entitlements/test_costs.py holds the two ways equal, call for call.
+@dataclass
+class _BundledModel:
+    provider: str | None
+    model: str
+    at: datetime
+    per_call: Decimal  # the price of a call of no tokens
+    tier_starts: tuple[int, ...]  # a call with more input tokens than a start is in its tier
+    tiers: dict[int, _Rates | None] = field(default_factory=dict)
 
+    def rates(self, input_tokens: int) -> _Rates | None:
+        tier = sum(input_tokens > start for start in self.tier_starts) if self.tier_starts else 0
+        if tier not in self.tiers:
+            # Two threads may both work a tier out; they find the same rates.
+            self.tiers[tier] = self._read_tier(tier)
+        return self.tiers[tier]
 
-# The one trick of the event path's pricing, and what it trades: genai-prices takes about 60 µs
-# to price one call (it decomposes every price into units), which halved the events a batch
-# records per second. A model's prices on a day are linear in each kind of token unless they are
-# tiered, so they are read once per model and day, by pricing a million tokens of each kind,
-# and every event after is four multiplications. Tiered prices are priced by genai-prices in
-# full, each time. tests/entitlements/test_costs.py holds the two ways equal.
-@lru_cache(maxsize=1024)
-def _bundled_rates(provider: str | None, model: str, day: date) -> _Rates | None:
-    at = datetime.combine(day, time(12), UTC)
-    call = CostInput(model=model, provider=provider)
-    found = _calc(call, at)
-    if found is None:
-        return UNKNOWN_MODEL
-    base, tiered = found
-    if tiered:
-        return None
+    def _read_tier(self, tier: int) -> _Rates | None:
+        above = self.tier_starts[tier - 1] if tier else 0
+        up_to = self.tier_starts[tier] if tier < len(self.tier_starts) else 10**12
+        round_sizes = [10**power for power in range(13) if above < 10**power <= up_to]
+        if not round_sizes:
+            return None
+        size = round_sizes[-1] if tier < len(self.tier_starts) else round_sizes[0]
 
-    def rate(inputs: int = 0, cached: int = 0, written: int = 0, outputs: int = 0) -> Decimal:
-        tokens = replace(
-            call,
-            input_tokens=inputs,
-            cached_input_tokens=cached,
-            cache_write_tokens=written,
-            output_tokens=outputs,
+        def per_million(**tokens: int) -> Decimal:
+            call = CostInput(model=self.model, provider=self.provider, input_tokens=size)
+            priced = _calc(replace(call, **tokens), self.at)
+            assert priced is not None
+            return (priced[0] - self.per_call) * MILLION / size
+
+        plain = per_million()
+        with_output = per_million(output_tokens=size)
+        return _Rates(
+            per_call=self.per_call,
+            input=plain,
+            cached_input=per_million(cached_input_tokens=size),
+            cache_write=per_million(cache_write_tokens=size),
+            output=with_output - plain,
         )
-        priced = _calc(tokens, at)
-        assert priced is not None
-        return priced[0] - base
-
-    million = 10**6
-    return _Rates(
-        per_call=base,
-        input=rate(inputs=million),
-        cached_input=rate(inputs=million, cached=million),
-        cache_write=rate(inputs=million, written=million),
-        output=rate(outputs=million),
-    )
 
 
-def _calc(cost_input: CostInput, at: datetime) -> tuple[Decimal, bool] | None:
-    """The call's price in dollars by genai-prices, and whether the model's prices are tiered;
-    None for a model it does not know."""
+@lru_cache(maxsize=1024)
+def _bundled_model(provider: str | None, model: str, day: date) -> _BundledModel | None:
+    """The model's bundled prices on ``day``, read as rates tier by tier; None for a model that
+    genai-prices does not know."""
+    at = datetime.combine(day, time(12), UTC)
+    found = _calc(CostInput(model=model, provider=provider), at)
+    if found is None:
+        return None
+    per_call, starts = found
+    return _BundledModel(provider, model, at, per_call, starts)
+
+
+def _calc(cost_input: CostInput, at: datetime) -> tuple[Decimal, tuple[int, ...]] | None:
+    """The call's price in dollars by genai-prices, and the input token counts past which the
+    model's prices change tier; None for a model it does not know."""
     assert cost_input.model is not None
     usage = Usage(
         input_tokens=cost_input.input_tokens,
@@ -328,6 +349,13 @@ def _calc(cost_input: CostInput, at: datetime) -> tuple[Decimal, bool] | None:
             )
     except (LookupError, ValueError):
         return None
-    tiered = any(isinstance(value, TieredPrices) for value in vars(price.model_price).values())
+    starts = sorted(
+        {
+            tier.start
+            for value in vars(price.model_price).values()
+            if isinstance(value, TieredPrices)
+            for tier in value.tiers
+        }
+    )
     total = price.total_price
-    return (total, tiered) if total.is_finite() else None
+    return (total, tuple(starts)) if total.is_finite() else None
