@@ -10,7 +10,7 @@ recorded as usage, marked unpriced: usage is never refused for a cost that canno
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from enum import StrEnum
@@ -298,19 +298,27 @@ class _BundledModel:
             return None
         size = round_sizes[-1] if tier < len(self.tier_starts) else round_sizes[0]
 
-        def per_million(**tokens: int) -> Decimal:
-            call = CostInput(model=self.model, provider=self.provider, input_tokens=size)
-            priced = _calc(replace(call, **tokens), self.at)
+        def per_million(cached: int = 0, written: int = 0, outputs: int = 0) -> Decimal:
+            call = CostInput(
+                model=self.model,
+                provider=self.provider,
+                input_tokens=size,
+                cached_input_tokens=cached,
+                cache_write_tokens=written,
+                output_tokens=outputs,
+            )
+            priced = _calc(call, self.at)
             assert priced is not None
-            return (priced[0] - self.per_call) * MILLION / size
+            rate: Decimal = (priced[0] - self.per_call) * MILLION / size
+            return rate
 
         plain = per_million()
-        with_output = per_million(output_tokens=size)
+        with_output = per_million(outputs=size)
         return _Rates(
             per_call=self.per_call,
             input=plain,
-            cached_input=per_million(cached_input_tokens=size),
-            cache_write=per_million(cache_write_tokens=size),
+            cached_input=per_million(cached=size),
+            cache_write=per_million(written=size),
             output=with_output - plain,
         )
 
