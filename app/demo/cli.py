@@ -21,9 +21,10 @@ from app.billing.checkout import CheckoutUrls
 from app.catalog import current_catalog
 from app.clock import now
 from app.demo.acts import Links, Stage
+from app.demo.lineup import Lineup
 from app.demo.report import summary
 from app.demo.run import Play
-from app.demo.story import DAYS, REFERENCE_PREFIX, Lineup, write_story
+from app.demo.story import DAYS, REFERENCE_PREFIX, write_story
 from app.extensions import db
 from app.stripe_sandbox import SenderBusy
 

@@ -7,6 +7,9 @@ card's country.
 
 from __future__ import annotations
 
+import random
+from dataclasses import dataclass
+
 # Stripe's test cards with a behaviour: attaches but every charge is declined, and a payment
 # that the cardholder's bank disputes as fraudulent.
 DECLINING_CARD = "4000000000000341"
@@ -75,3 +78,27 @@ def email_address(first: str, last: str, company: str | None, style: int) -> str
         f"{last_part}{first_part}",
     )
     return f"{personal[style % 3]}@{PERSONAL_DOMAINS[style % len(PERSONAL_DOMAINS)]}"
+
+
+@dataclass(frozen=True)
+class Person:
+    """Someone who becomes a customer, and the card of their country."""
+
+    first_name: str
+    last_name: str
+    email: str
+    country: str
+    card: str
+
+
+def draw_person(rng: random.Random, emails: set[str]) -> Person:
+    """Someone from one of the countries (as many in a hundred as its share), whose email is
+    not one of ``emails``, which it joins."""
+    country, _, card = rng.choices(COUNTRIES, weights=[share for _, share, _ in COUNTRIES])[0]
+    while True:
+        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+        company = rng.choice(COMPANIES) if rng.random() < 0.6 else None
+        email = email_address(first, last, company, rng.randrange(6))
+        if email not in emails:
+            emails.add(email)
+            return Person(first, last, email, country, card)

@@ -1,8 +1,8 @@
 """The demo's story: who the customers are and what each does over a year, drawn from a seed.
 
-Pure: plans are taken by their part in the catalog (``Lineup``), days are days of the story,
-and the same seed tells the same story. ``app.demo.run`` makes it happen; what depends on
-Stripe (when a trial ends, when a charge is declined or disputed) is met there as it comes.
+Pure: plans are taken by their part in the catalog (``app.demo.lineup``), days are days of the
+story, and the same seed tells the same story. ``app.demo.run`` makes it happen; what depends
+on Stripe (when a trial ends, when a charge is declined or disputed) is met there as it comes.
 """
 
 from __future__ import annotations
@@ -14,16 +14,9 @@ from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from app.catalog import Catalog
-from app.demo.people import (
-    COMPANIES,
-    COUNTRIES,
-    DECLINING_CARD,
-    DISPUTED_CARD,
-    FIRST_NAMES,
-    LAST_NAMES,
-    email_address,
-)
+from app.demo.lineup import Lineup
+from app.demo.people import DECLINING_CARD, DISPUTED_CARD, draw_person
+from app.demo.workloads import AGENT, Workload, draw_workload
 
 DAYS = 365
 # The demo's customers have reference ids demo-0001, demo-0002, ...
@@ -33,45 +26,13 @@ T = TypeVar("T")
 USAGE_PATTERNS = {"steady": 62, "growing": 15, "fading": 10, "burning": 13}
 # What the operator does about a dispute: win it with evidence, lose it, or let it expire.
 DISPUTE_ANSWERS = ("win", "lose", "win", "ignore")
-
-
-@dataclass(frozen=True)
-class Lineup:
-    """The catalog's plans by the part they play in the story."""
-
-    free: str | None
-    monthly: tuple[str, ...]  # paid in advance, monthly, lowest tier first
-    yearly: dict[str, str]  # a monthly plan's key -> the yearly plan of its tier
-    in_arrears: tuple[str, ...]
-    trial_without_card: frozenset[str]
-    trial_days: dict[str, int]  # paid in advance, with a trial
-
-    @classmethod
-    def of(cls, catalog: Catalog) -> Lineup:
-        """The lineup of a catalog."""
-        tier_rank = {tier: rank for rank, tier in enumerate(catalog.tiers)}
-        plans = sorted(catalog.plans.values(), key=lambda plan: tier_rank[plan.tier])
-        free = next((plan.key for plan in plans if plan.is_free), None)
-        in_advance = [plan for plan in plans if not plan.is_free and plan.billing == "in_advance"]
-        monthly = [plan for plan in in_advance if plan.interval == "month"]
-        yearly = {
-            month.key: year.key
-            for month in monthly
-            for year in in_advance
-            if year.interval == "year" and year.tier == month.tier
-        }
-        return cls(
-            free=free,
-            monthly=tuple(plan.key for plan in monthly),
-            yearly=yearly,
-            in_arrears=tuple(
-                plan.key for plan in plans if not plan.is_free and plan.billing == "in_arrears"
-            ),
-            trial_without_card=frozenset(
-                plan.key for plan in in_advance if plan.trial_days and not plan.trial_requires_card
-            ),
-            trial_days={plan.key: plan.trial_days for plan in in_advance if plan.trial_days},
-        )
+# The customer whose AI usage costs more to serve than its plan's margin floor allows uses this
+# much a month, as a share of the plan's allowance (Pro: 3.5 million tokens of its million),
+# and the story ends this many days into one of its paid periods: far enough for the period's
+# cost to be past the floor, not so far that a short month starts the next one.
+HEAVY_USER_INTENSITY = 3.5
+HEAVY_USER_DAYS_INTO_PERIOD = 21
+DAYS_A_MONTH = 365.25 / 12
 
 
 @dataclass(frozen=True)
@@ -90,6 +51,7 @@ class Persona:
     plan: str
     usage: str  # one of USAGE_PATTERNS
     intensity: float  # its usage a month at the start, as a share of its plan's allowance
+    workload: Workload  # the model its product calls for the AI feature, and how
     recovers_after: int | None = None  # days of dunning before it gives a working card
     dispute_answer: str | None = None  # one of DISPUTE_ANSWERS
 
@@ -130,19 +92,27 @@ def write_story(
     """``count`` customers joining over ``days`` days, and what each of them does; their
     reference ids are numbered from ``first_number`` and their emails avoid ``taken``."""
     rng = random.Random(seed)  # noqa: S311 - a story, not a secret
+    # The models the products call come from a stream of their own: the mix of models can
+    # change without changing what the customers do.
+    models = random.Random(f"{seed}-models")  # noqa: S311
     story = Story(personas=[])
     # The last few customers sign up near the end with a card whose first charge, when their
     # trial ends, is declined: when the story ends, Stripe is still retrying it.
     late_decliners = range(count - max(1, count // 50), count)
+    # The one before them is the heavy AI user, when a monthly plan has a margin floor.
+    heavy_user = late_decliners.start - 1 if lineup.margin_floors else None
     emails = set(taken)
     # Disputes are answered in turns, so that a few of them show each outcome.
     answers = itertools.cycle(DISPUTE_ANSWERS)
     for index in range(count):
         reference_id = f"{REFERENCE_PREFIX}{first_number + index:04d}"
+        workload = draw_workload(models)
         if index in late_decliners and lineup.trial_days:
-            persona, acts = _late_decliner(rng, index, reference_id, lineup, days, emails)
+            persona, acts = _late_decliner(rng, index, reference_id, lineup, days, emails, workload)
+        elif index == heavy_user:
+            persona, acts = _heavy_ai_user(rng, index, reference_id, lineup, days, emails)
         else:
-            persona, acts = _life(rng, index, reference_id, lineup, days, emails, answers)
+            persona, acts = _life(rng, index, reference_id, lineup, days, emails, answers, workload)
         story.personas.append(persona)
         for act in acts:
             if act.day < days:
@@ -176,26 +146,6 @@ def _join_day(rng: random.Random, days: int) -> int:
     return int((days - 25) * rng.random() ** 0.5)
 
 
-@dataclass(frozen=True)
-class _Who:
-    first_name: str
-    last_name: str
-    email: str  # not one of the emails taken before, which it joins
-    country: str
-    card: str
-
-
-def _who(rng: random.Random, emails: set[str]) -> _Who:
-    country, card = _weighted(rng, {(c, card): share for c, share, card in COUNTRIES})
-    while True:
-        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
-        company = rng.choice(COMPANIES) if rng.random() < 0.6 else None
-        email = email_address(first, last, company, rng.randrange(6))
-        if email not in emails:
-            emails.add(email)
-            return _Who(first, last, email, country, card)
-
-
 def _life(
     rng: random.Random,
     index: int,
@@ -204,8 +154,9 @@ def _life(
     days: int,
     emails: set[str],
     answers: Iterator[str],
+    workload: Workload,
 ) -> tuple[Persona, list[Act]]:
-    who = _who(rng, emails)
+    who = draw_person(rng, emails)
     plan = _joining_plan(rng, lineup)
     join = _join_day(rng, days)
     usage = _weighted(rng, USAGE_PATTERNS)
@@ -243,6 +194,7 @@ def _life(
         plan=plan,
         usage=usage,
         intensity=intensity,
+        workload=workload,
         recovers_after=recovers_after,
         dispute_answer=dispute_answer,
     )
@@ -256,11 +208,12 @@ def _late_decliner(
     lineup: Lineup,
     days: int,
     emails: set[str],
+    workload: Workload,
 ) -> tuple[Persona, list[Act]]:
     """A customer whose trial ends in the story's last week and whose card declines then:
     Stripe retries it 3, 5 and 7 days after the first decline, so it is past due at the end."""
     plan, trial = rng.choice(sorted(lineup.trial_days.items()))
-    who = _who(rng, emails)
+    who = draw_person(rng, emails)
     persona = Persona(
         index=index,
         reference_id=reference_id,
@@ -274,8 +227,42 @@ def _late_decliner(
         plan=plan,
         usage="steady",
         intensity=rng.uniform(0.25, 0.85),
+        workload=workload,
     )
     return persona, [Act(days - trial - rng.randint(2, 6), index, "join", plan)]
+
+
+def _heavy_ai_user(
+    rng: random.Random,
+    index: int,
+    reference_id: str,
+    lineup: Lineup,
+    days: int,
+    emails: set[str],
+) -> tuple[Persona, list[Act]]:
+    """A customer of the highest monthly plan with a margin floor who runs a coding agent on an
+    expensive model all day, far past the plan's credits: serving it costs more than the floor
+    allows. It has paid for a few months when the story ends, three weeks into a period."""
+    plan = lineup.margin_floors[-1]
+    who = draw_person(rng, emails)
+    paid_months = round(rng.randint(2, 8) * DAYS_A_MONTH)
+    join = max(0, days - lineup.trial_days.get(plan, 0) - HEAVY_USER_DAYS_INTO_PERIOD - paid_months)
+    persona = Persona(
+        index=index,
+        reference_id=reference_id,
+        first_name=who.first_name,
+        last_name=who.last_name,
+        email=who.email,
+        country=who.country,
+        card=who.card,
+        checkout_card=who.card,
+        has_login=True,
+        plan=plan,
+        usage="burning",
+        intensity=HEAVY_USER_INTENSITY,
+        workload=AGENT,
+    )
+    return persona, [Act(join, index, "join", plan)]
 
 
 def _later_acts(

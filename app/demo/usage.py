@@ -1,5 +1,6 @@
 """The demo customers' use of the product, reported to Tollgate's usage engine as the product
-reports it (the service behind POST /events/batch)."""
+reports it (the service behind POST /events/batch): the AI feature's events carry the model
+call's tokens as their costInput, for Tollgate to price."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from app.catalog import Plan
 from app.catalog.schema import MeteredAllowance
 from app.demo.story import Persona
+from app.demo.workloads import cost_inputs
 from app.entitlements.errors import UsageError
 from app.entitlements.usage import MAX_BATCH, UsageEventInput, customer_by_reference, record_batch
 from app.extensions import db
@@ -21,6 +23,8 @@ UNLIMITED_MONTHLY_USE = 400_000
 # The share of the allowance that a customer who burns credits uses of features without credits.
 BURNERS_OTHER_USE = 0.6
 EVENT_NAMES = {"api_calls": "api.request", "ai_chat": "chat.completion"}
+# The feature whose units are a model's tokens (input and output).
+AI_FEATURE = "ai_chat"
 
 
 def monthly_use(plan: Plan, feature_key: str, persona: Persona, months: int) -> int:
@@ -52,7 +56,8 @@ class Reporter:
 
 def usage_events(day: int, reporters: list[Reporter]) -> list[UsageEventInput]:
     """The events the reporters' products send today: a few days' use of each metered feature,
-    more or less than usual (the same each time for the same customer and day)."""
+    more or less than usual (the same each time for the same customer and day); the AI
+    feature's in events of at most a batch of calls each, with their costInput."""
     events = []
     for reporter in reporters:
         persona = reporter.persona
@@ -60,16 +65,25 @@ def usage_events(day: int, reporters: list[Reporter]) -> list[UsageEventInput]:
         for feature_key in reporter.plan.features:
             average = monthly_use(reporter.plan, feature_key, persona, reporter.months)
             units = int(average * REPORT_EVERY_DAYS / 30 * noise.uniform(0.7, 1.3))
-            if units > 0:
-                events.append(
-                    UsageEventInput(
-                        customer_reference_id=persona.reference_id,
-                        idempotency_key=f"demo-{day}-{feature_key}",
-                        event_name=EVENT_NAMES.get(feature_key, f"{feature_key}.used"),
-                        feature_key=feature_key,
-                        units=units,
-                    )
+            if units <= 0:
+                continue
+            key = f"demo-{day}-{feature_key}"
+            parts = (
+                cost_inputs(persona.workload, units, noise)
+                if feature_key == AI_FEATURE
+                else [(units, None)]
+            )
+            events += [
+                UsageEventInput(
+                    customer_reference_id=persona.reference_id,
+                    idempotency_key=f"{key}-{part}" if part else key,
+                    event_name=EVENT_NAMES.get(feature_key, f"{feature_key}.used"),
+                    feature_key=feature_key,
+                    units=part_units,
+                    cost_input=cost_input,
                 )
+                for part, (part_units, cost_input) in enumerate(parts)
+            ]
     return events
 
 

@@ -8,15 +8,18 @@ import itertools
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 from flask import Flask
 from sqlalchemy import func, select
 
 from app import create_app
-from app.accounts.mirror import Dispute, Invoice, Refund, Subscription
+from app.accounts.mirror import NEWEST_FIRST, Dispute, Invoice, Refund, Subscription
 from app.accounts.models import Customer, User
+from app.billing.margin import PeriodMargin, current_margin, floor_of
 from app.billing.models import RevenueChange
+from app.catalog import current_catalog
 from app.clock import now
 from app.demo.cli import DEMO_PASSWORD
 from app.entitlements.models import UsageEvent
@@ -97,6 +100,56 @@ def test_seed_demo_plays_a_year_that_tollgate_heard_of(
         with_login = db.session.scalars(select(User.email).limit(1)).one()
     response = client.log_in(with_login, DEMO_PASSWORD)
     assert response.status_code == 302, response.text
+
+
+def _current_margins(tier: str) -> list[tuple[PeriodMargin, Decimal]]:
+    """The paid periods that the customers of a tier's plans with a margin floor are in now,
+    each with its floor (a trial's period has no revenue to keep a share of)."""
+    catalog = current_catalog()
+    newest: dict[int, Subscription] = {}
+    for subscription in db.session.scalars(select(Subscription).order_by(*NEWEST_FIRST)):
+        newest.setdefault(subscription.customer_id, subscription)
+    margins = []
+    for subscription in newest.values():
+        plan = floor_of(catalog, subscription.plan_key)
+        margin = current_margin(subscription)
+        if plan is None or plan.tier != tier or not subscription.is_live or margin is None:
+            continue
+        assert plan.margin_floor is not None
+        if not margin.trialing:
+            margins.append((margin, plan.margin_floor))
+    return margins
+
+
+def test_seed_demo_costs_ai_usage_and_one_pro_customer_is_below_its_floor(synced: Flask) -> None:
+    result = synced.test_cli_runner().invoke(args=SEED_ARGS)
+    assert result.exit_code == 0, result.output
+
+    with synced.app_context():
+        ai_chat = db.session.scalars(
+            select(UsageEvent).where(UsageEvent.feature_key == "ai_chat")
+        ).all()
+        assert len(ai_chat) > 500
+        # Each event says which model it called and its tokens, and Tollgate priced it.
+        assert all(
+            event.cost_input["inputTokens"] + event.cost_input["outputTokens"] == event.units
+            for event in ai_chat
+        )
+        assert all(event.cost_nanos and event.cost_source != "unpriced" for event in ai_chat)
+        assert {event.cost_model for event in ai_chat} == {
+            "openai/gpt-4o-mini",
+            "openai/gpt-4o",
+            "anthropic/claude-sonnet-4-5",
+            "google/gemini-2.5-flash",
+        }
+
+        margins = _current_margins("pro")
+        below = [margin for margin, floor in margins if margin.below(floor)]
+        # A heavy user of an expensive model costs more than a fifth of what Pro earns; the
+        # others, far less.
+        assert len(below) >= 1
+        assert len(margins) - len(below) > len(below)
+        assert all(margin.cost > 0 for margin, _ in margins)
 
 
 def test_seed_demo_refuses_a_database_with_customers(synced: Flask) -> None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 
 import pytest
 
 from app.catalog import Catalog, load_catalog
 from app.config import REPO_ROOT
+from app.demo.lineup import Lineup
 from app.demo.people import COUNTRIES, DECLINING_CARD, DISPUTED_CARD, email_address
-from app.demo.story import Lineup, Persona, write_story
+from app.demo.story import DAYS_A_MONTH, Persona, write_story
 from app.demo.usage import Reporter, monthly_use, usage_events
+from app.demo.workloads import AGENT, MAX_EVENT_TOKENS, Workload, cost_inputs
 from app.stripe_sandbox.resources.payments import DISPUTED, FAILS_CHARGES, TEST_CARDS
 
 
@@ -19,7 +22,7 @@ def catalog() -> Catalog:
     return load_catalog(str(REPO_ROOT / "plans.toml"))
 
 
-def _persona(usage: str = "steady", intensity: float = 0.5) -> Persona:
+def _persona(usage: str = "steady", intensity: float = 0.5, workload: Workload = AGENT) -> Persona:
     return Persona(
         index=0,
         reference_id="demo-0001",
@@ -33,6 +36,7 @@ def _persona(usage: str = "steady", intensity: float = 0.5) -> Persona:
         plan="pro_monthly",
         usage=usage,
         intensity=intensity,
+        workload=workload,
     )
 
 
@@ -49,6 +53,7 @@ def test_lineup_of_the_example_catalog_gives_each_plan_its_part(catalog: Catalog
             "pro_monthly": 14,
             "pro_yearly": 14,
         },
+        margin_floors=("pro_monthly",),
     )
 
 
@@ -86,6 +91,35 @@ def test_write_story_customers_join_over_the_year_in_many_ways(catalog: Catalog)
     # The last six sign up in the last three weeks, with a card that will be declined.
     assert [p.checkout_card for p in personas[-6:]] == [DECLINING_CARD] * 6
     assert all(365 - 20 <= joins_of[p.index] <= 365 - 16 for p in personas[-6:])
+
+
+def test_write_story_products_call_mostly_cheap_models(catalog: Catalog) -> None:
+    personas = write_story(300, 0, Lineup.of(catalog)).personas
+    models = Counter(p.workload.model for p in personas if p.workload != AGENT)
+
+    assert [model for model, _ in models.most_common()] == [
+        "gpt-4o-mini",
+        "gemini-2.5-flash",
+        "gpt-4o",
+        "claude-sonnet-4-5",
+    ]
+    assert all(0.15 <= p.workload.output_share <= 0.35 for p in personas if p.workload != AGENT)
+
+
+@pytest.mark.parametrize("count", [30, 300])
+def test_write_story_one_pro_customer_runs_an_agent_three_weeks_into_a_period(
+    catalog: Catalog, count: int
+) -> None:
+    story = write_story(count, 4, Lineup.of(catalog))
+    (heavy,) = [p for p in story.personas if p.workload == AGENT]
+    acts = [act for acts in story.acts.values() for act in acts if act.customer == heavy.index]
+
+    assert (heavy.plan, heavy.usage, heavy.checkout_card) == ("pro_monthly", "burning", heavy.card)
+    assert [act.kind for act in acts] == ["join"]
+    # Its 14 days of trial, then two to eight whole months, then 21 days of the next.
+    paid_months = (365 - 14 - 21 - acts[0].day) / DAYS_A_MONTH
+    assert 2 <= round(paid_months) <= 8
+    assert abs(paid_months - round(paid_months)) < 0.02
 
 
 def test_write_story_avoids_taken_emails_and_numbers_on(catalog: Catalog) -> None:
@@ -156,3 +190,28 @@ def test_usage_events_report_a_few_days_of_each_metered_feature(catalog: Catalog
     # Four days of 50,000 calls a month, give or take 30%.
     assert 4667 <= events[0].units <= 8667
     assert usage_events(40, [reporter]) == events
+
+
+def test_usage_events_give_ai_tokens_with_the_model_that_took_them(catalog: Catalog) -> None:
+    chat = Workload("openai", "gpt-4o", output_share=0.25, cached_share=0.4)
+    reporter = Reporter(_persona(workload=chat), catalog.plans["pro_monthly"], months=0)
+    (event,) = [e for e in usage_events(40, [reporter]) if e.feature_key == "ai_chat"]
+
+    assert event.cost_input["model"] == "gpt-4o"
+    assert event.cost_input["modelProvider"] == "openai"
+    assert event.cost_input["inputTokens"] + event.cost_input["outputTokens"] == event.units
+
+
+def test_cost_inputs_split_a_report_into_batches_priced_as_their_calls() -> None:
+    events = cost_inputs(AGENT, 450_001, random.Random(1))
+
+    # Three batches, none past 200,000 tokens, as even as whole tokens allow.
+    assert [units for units, _ in events] == [150_001, 150_000, 150_000]
+    assert max(units for units, _ in events) <= MAX_EVENT_TOKENS
+    for units, cost_input in events:
+        assert cost_input["inputTokens"] + cost_input["outputTokens"] == units
+        # About 45% output, give or take 15% of it; about a tenth of the input cached.
+        assert 0.38 * units <= int(cost_input["outputTokens"]) <= 0.52 * units
+        assert 0.08 * int(cost_input["inputTokens"]) <= int(cost_input["cachedInputTokens"])
+        assert int(cost_input["cachedInputTokens"]) <= 0.12 * int(cost_input["inputTokens"])
+    assert cost_inputs(AGENT, 450_001, random.Random(1)) == events
