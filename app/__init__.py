@@ -191,6 +191,7 @@ def register_blueprints(app: Flask) -> None:
     from app.backoffice import (  # noqa: F401  (they add their routes to backoffice_bp)
         customer_action_routes,
         customer_routes,
+        margin_routes,
         money_routes,
         revenue_routes,
         risk_routes,
@@ -221,7 +222,7 @@ def register_commands(app: Flask) -> None:
     """Add Tollgate's ``flask ...`` commands."""
     from app.accounts.cli import users_cli
     from app.api.cli import api_keys_cli
-    from app.backoffice.cli import revenue_cli
+    from app.backoffice.cli import costs_cli, revenue_cli
     from app.billing.cli import stripe_cli
     from app.catalog.cli import catalog_cli
     from app.demo.cli import register_demo_command
@@ -238,6 +239,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(worker_command)
     register_demo_command(app)  # into the sandbox's `flask sandbox` group
     app.cli.add_command(revenue_cli)
+    app.cli.add_command(costs_cli)
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -250,7 +252,7 @@ def register_error_handlers(app: Flask) -> None:
 def register_template_helpers(app: Flask) -> None:
     """Values every template may use."""
 
-    from app.money import format_count, format_money, format_percent
+    from app.money import format_count, format_fine_money, format_money, format_percent
 
     @app.context_processor
     def inject_layout_values() -> dict[str, Any]:
@@ -267,5 +269,6 @@ def register_template_helpers(app: Flask) -> None:
         return redirect(url_for("static", filename="favicon.svg"), code=301)
 
     app.add_template_filter(format_money, "money")
+    app.add_template_filter(format_fine_money, "fine_money")
     app.add_template_filter(format_count, "count")
     app.add_template_filter(format_percent, "percent")

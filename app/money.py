@@ -35,3 +35,21 @@ def format_percent(value: Fraction | float | None, digits: int = 1) -> str:
 def format_count(count: int) -> str:
     """``1000000`` gives ``1,000,000``."""
     return str(format_decimal(count, locale=LOCALE))
+
+
+# Digits shown past the currency's own for amounts with fractions of a minor unit (costs are
+# kept in billionths of one): a hundredth of a cent shows, a calculation's dust does not.
+EXTRA_DIGITS = 4
+
+
+def format_fine_money(amount: Decimal | int, currency: str) -> str:
+    """Minor units that may hold fractions of one: ``Decimal("18.75"), "usd"`` gives ``$0.1875``
+    and ``4900`` gives ``$49.00``: at least the currency's digits, at most four more."""
+    digits = get_currency_precision(currency.upper())
+    major = Decimal(amount).scaleb(-digits)
+    pattern = "¤#,##0." + "0" * digits + "#" * EXTRA_DIGITS
+    return str(
+        format_currency(
+            major, currency.upper(), format=pattern, locale=LOCALE, currency_digits=False
+        )
+    )

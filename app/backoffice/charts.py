@@ -157,15 +157,18 @@ def bar_chart_layout(labels: Sequence[str], series: Sequence[Mapping[str, Any]])
     return BarChart(frame, bars, legend)
 
 
-def line_chart_layout(labels: Sequence[str], values: Sequence[int]) -> LineChart:
-    """A line through one value per label (a running total, such as MRR month by month)."""
-    if not values:
+def line_chart_layout(labels: Sequence[str], values: Sequence[int | None]) -> LineChart:
+    """A line through one value per label (a running total, such as MRR month by month); a
+    label without a value (None: a ratio with nothing to divide by) gets no point."""
+    present = [value for value in values if value is not None]
+    if not present:
         return LineChart(None, [])
-    frame, y_of = _frame(labels, min(values), max(values))
+    frame, y_of = _frame(labels, min(present), max(present))
     slot = _slot(labels)
     points = [
         Point(round(LEFT + (index + 0.5) * slot, 1), y_of(value), label, value)
         for index, (label, value) in enumerate(zip(labels, values, strict=True))
+        if value is not None
     ]
     return LineChart(frame, points)
 

@@ -22,11 +22,14 @@ from app.backoffice.forms import (
     ResumeForm,
     ResyncForm,
 )
+from app.backoffice.margin import floor_percent
+from app.backoffice.margin_data import customer_margins, floors
 from app.backoffice.models import AuditEntry
 from app.backoffice.routes import bp, page_of, requested_page
 from app.backoffice.webhook_log import event_status
 from app.billing.account import plan_choices
 from app.billing.checkout import live_subscription
+from app.billing.margin import cost_lines
 from app.catalog import current_catalog
 from app.entitlements.access import current_subscription
 from app.entitlements.checks import check
@@ -138,6 +141,7 @@ def customer_view(found: Customer, error: str | None = None, **posted: FlaskForm
             .limit(24)
         ).all(),
         "pools": balances(found.id),
+        **_margins(found),
         "audit": db.session.execute(
             select(AuditEntry, Customer.reference_id)
             .join(Customer, Customer.id == AuditEntry.customer_id)
@@ -145,6 +149,20 @@ def customer_view(found: Customer, error: str | None = None, **posted: FlaskForm
             .order_by(AuditEntry.id.desc())
             .limit(20)
         ).all(),
+    }
+
+
+def _margins(found: Customer) -> dict[str, Any]:
+    """The customer's last twelve periods' margins, newest first, and what its newest period's
+    usage cost by feature and model."""
+    margins = customer_margins(found.id)
+    newest = margins[0] if margins else None
+    floor = floors().get(newest.plan_key) if newest else None
+    return {
+        "margins": margins,
+        "newest_period": newest,
+        "period_costs": cost_lines(period_key=newest.period_key) if newest else [],
+        "floor": floor_percent(floor) if floor is not None else None,
     }
 
 

@@ -18,7 +18,8 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from app.accounts.mirror import SubscriptionStatus
-from app.money import format_count, format_money
+from app.backoffice.margin import FloorBreach
+from app.money import format_count, format_fine_money, format_money, format_percent
 
 DAY = timedelta(days=1)
 FAILED_PAYMENT_WINDOW = 14 * DAY
@@ -45,6 +46,7 @@ class Kind(StrEnum):
     FAILED_PAYMENT = "failed payment"
     CARD_EXPIRES = "card expires"
     USAGE_FALLS = "usage falling"
+    BELOW_MARGIN_FLOOR = "below margin floor"
     CREDITS_RUN_OUT = "credits run out"
 
 
@@ -58,6 +60,8 @@ WEIGHTS = {
     Kind.FAILED_PAYMENT: 3,
     Kind.CARD_EXPIRES: 2,
     Kind.USAGE_FALLS: 2,
+    # Not a sign of leaving but of costing more than the plan allows: the operator is told.
+    Kind.BELOW_MARGIN_FLOOR: 1,
     Kind.CREDITS_RUN_OUT: 1,
 }
 AT_STAKE = frozenset(
@@ -304,6 +308,23 @@ def trial_without_card(account: Account, now: datetime) -> Reason | None:
         return None
     text = f"Trial ends in {_days(trial_end - now)}, on {_day(trial_end)}, with no card on file."
     return Reason(Kind.TRIAL_WITHOUT_CARD, text, trial_end)
+
+
+def below_margin_floor(breach: FloorBreach) -> Reason:
+    """The running period's margin (else the last period's) under its plan's floor, with the
+    figures: what the period was billed and what serving it cost."""
+    period = breach.period
+    which = "this period" if breach.running else "last period"
+    if period.ends_at is not None:
+        which += f" (to {_day(period.ends_at)})"
+    revenue = format_fine_money(period.revenue, period.currency)
+    cost = format_fine_money(period.cost, period.currency)
+    margin = "none" if period.margin_ratio is None else format_percent(period.margin_ratio)
+    text = (
+        f"Margin {margin} < floor {breach.floor_text} {which}: "
+        f"{cost} of cost against {revenue} of revenue."
+    )
+    return Reason(Kind.BELOW_MARGIN_FLOOR, text, period.ends_at if breach.running else None)
 
 
 def score(account: Account, reasons: Iterable[Reason]) -> int:

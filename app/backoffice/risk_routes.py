@@ -27,6 +27,7 @@ from app.accounts.mirror import (
 from app.accounts.models import Customer
 from app.backoffice import risk
 from app.backoffice.csv_export import csv_link_args, csv_response, wants_csv
+from app.backoffice.margin_risk import breaches_at_risk
 from app.backoffice.routes import PAGE_SIZE, bp, page_count, requested_page
 from app.clock import now
 from app.entitlements.access import pick_current
@@ -77,6 +78,8 @@ def accounts_at_risk(moment: datetime) -> list[risk.AtRisk]:
     _disputes(found)
     _credits(found, moment)
     _usage(found, moment)
+    for customer_id, breach in breaches_at_risk(moment).items():
+        _note(found, customer_id, risk.below_margin_floor(breach))
     accounts = _accounts(set(found) | set(open_invoices) | flagged)
     ranked = []
     for customer_id, account in accounts.items():

@@ -33,6 +33,7 @@ PAGE_SIZE = 50
 MENU = [
     ("backoffice.risk", "At risk"),
     ("backoffice.revenue", "Revenue"),
+    ("backoffice.margin", "Margin"),
     ("backoffice.customers", "Customers"),
     ("backoffice.invoices", "Invoices"),
     ("backoffice.disputes", "Disputes & refunds"),
