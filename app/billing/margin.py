@@ -76,6 +76,14 @@ class PeriodMargin:
         needed = self.cost / (1 - floor) - self.revenue_before_floor
         return max(int(needed.to_integral_value(rounding=ROUND_CEILING)), 0)
 
+    def floor_due(self, floor: Decimal) -> int:
+        """What the margin floor bills the period in all so far, in minor units: the restoring
+        amount, or what it billed already when that was more (what was billed stays billed);
+        nothing more during a trial: the floor bills paid periods only."""
+        if self.trialing:
+            return self.floor_billed
+        return max(self.restoring_amount(floor), self.floor_billed)
+
     def below(self, floor: Decimal) -> bool:
         """Whether its margin, what the floor billed included, is under ``floor``."""
         if not self.cost_nanos:
@@ -103,24 +111,42 @@ def period_margins(
     *,
     customer_ids: Collection[int] | None = None,
     since: datetime | None = None,
+    until: datetime | None = None,
+    period_key: str | None = None,
     period_keys: Collection[str] | None = None,
 ) -> list[PeriodMargin]:
-    """The margins of the billing periods that match, oldest first: those of ``customer_ids``,
-    started at or after ``since``, named in ``period_keys`` (each filter optional)."""
-    conditions: list[ColumnElement[bool]] = []
-    if customer_ids is not None:
-        conditions.append(BillingPeriod.customer_id.in_(customer_ids))
-    if since is not None:
-        conditions.append(BillingPeriod.starts_at >= since)
-    if period_keys is not None:
-        conditions.append(BillingPeriod.period_key.in_(period_keys))
-    periods = db.session.scalars(
-        select(BillingPeriod).where(*conditions).order_by(BillingPeriod.starts_at, BillingPeriod.id)
-    ).all()
-    keys = [period.period_key for period in periods]
-    costs = _costs_by_period(keys)
-    overage = _overage_by_period(keys)
+    """The margins of the billing periods that match, oldest first: those of ``customer_ids``
+    (a few), started in [``since``, ``until``), the one named ``period_key``, or those named in
+    ``period_keys`` (at most a thousand at a time: one parameter each). Each filter is
+    optional. Three queries, each joined on the periods, whatever their number."""
+    which = _periods_where(customer_ids, since, until, period_key, period_keys)
+    costs = (
+        select(
+            UsageCost.period_key,
+            func.sum(UsageCost.nanos).label("nanos"),
+            func.sum(UsageCost.events).label("events"),
+            func.sum(UsageCost.unpriced).label("unpriced"),
+        )
+        .join(BillingPeriod, BillingPeriod.period_key == UsageCost.period_key)
+        .where(*which)
+        .group_by(UsageCost.period_key)
+        .subquery()
+    )
+    overage: dict[str, dict[str, int]] = defaultdict(dict)
+    for key, event_name, units in db.session.execute(
+        select(OverageOutbox.period_key, OverageOutbox.event_name, func.sum(OverageOutbox.units))
+        .join(BillingPeriod, BillingPeriod.period_key == OverageOutbox.period_key)
+        .where(*which)
+        .group_by(OverageOutbox.period_key, OverageOutbox.event_name)
+    ):
+        overage[key][event_name] = int(units)
     catalog = current_catalog()
+    rows = db.session.execute(
+        select(BillingPeriod, costs.c.nanos, costs.c.events, costs.c.unpriced)
+        .outerjoin(costs, costs.c.period_key == BillingPeriod.period_key)
+        .where(*which)
+        .order_by(BillingPeriod.starts_at, BillingPeriod.id)
+    )
     return [
         PeriodMargin(
             customer_id=period.customer_id,
@@ -131,13 +157,13 @@ def period_margins(
             trialing=period.trialing,
             currency=period.currency,
             recurring=period.recurring_amount,
-            overage=_overage_amount(catalog.plan(period.plan_key), overage[period.period_key]),
+            overage=overage_amount(catalog.plan(period.plan_key), overage[period.period_key]),
             floor_billed=period.floor_billed,
-            cost_nanos=costs[period.period_key][0],
-            events=costs[period.period_key][1],
-            unpriced=costs[period.period_key][2],
+            cost_nanos=int(nanos or 0),
+            events=int(events or 0),
+            unpriced=int(unpriced or 0),
         )
-        for period in periods
+        for period, nanos, events, unpriced in rows
     ]
 
 
@@ -145,13 +171,13 @@ def current_margin(subscription: Subscription) -> PeriodMargin | None:
     """The margin of the subscription's running period so far (as its record stands, or as the
     subscription is when the sync has not recorded the period yet)."""
     key = current_period_key(subscription)
-    found = period_margins(period_keys=[key])
+    found = period_margins(period_key=key)
     if found:
         return found[0]
     terms = current_period_terms(subscription)
     if terms is None:
         return None
-    costs = _costs_by_period([key])[key]
+    (line,) = cost_lines(period_key=key, by_model=False)
     return PeriodMargin(
         customer_id=subscription.customer_id,
         period_key=key,
@@ -161,36 +187,74 @@ def current_margin(subscription: Subscription) -> PeriodMargin | None:
         trialing=terms.trialing,
         currency=terms.currency,
         recurring=terms.recurring_amount,
-        overage=_overage_amount(
-            current_catalog().plan(terms.plan_key), _overage_by_period([key])[key]
-        ),
+        # Overage is only forwarded for a period the sync has seen: none yet.
+        overage=Decimal(0),
         floor_billed=0,
-        cost_nanos=costs[0],
-        events=costs[1],
-        unpriced=costs[2],
+        cost_nanos=line.cost_nanos,
+        events=line.events,
+        unpriced=line.unpriced,
     )
 
 
-def cost_lines(period_keys: Collection[str]) -> list[CostLine]:
-    """What the periods' events cost by feature and model, the most expensive first."""
-    if not period_keys:
-        return []
-    rows = db.session.execute(
-        select(
-            UsageCost.feature_key,
-            UsageCost.model,
-            func.sum(UsageCost.nanos),
-            func.sum(UsageCost.events),
-            func.sum(UsageCost.unpriced),
-        )
-        .where(UsageCost.period_key.in_(period_keys))
-        .group_by(UsageCost.feature_key, UsageCost.model)
-    ).all()
+def cost_lines(
+    *,
+    customer_ids: Collection[int] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    period_key: str | None = None,
+    period_keys: Collection[str] | None = None,
+    by_model: bool = True,
+) -> list[CostLine]:
+    """What the events of the matching periods (as period_margins picks them) cost by feature
+    and model, the most expensive first; ``by_model`` False: one line for all."""
+    groups = (UsageCost.feature_key, UsageCost.model) if by_model else ()
+    statement = select(
+        *groups,
+        func.coalesce(func.sum(UsageCost.nanos), 0),
+        func.coalesce(func.sum(UsageCost.events), 0),
+        func.coalesce(func.sum(UsageCost.unpriced), 0),
+    )
+    alone = customer_ids is None and since is None and until is None and period_keys is None
+    if period_key is not None and alone:
+        # A period the sync may not have recorded yet: its costs alone.
+        statement = statement.where(UsageCost.period_key == period_key)
+    else:
+        statement = statement.join(
+            BillingPeriod, BillingPeriod.period_key == UsageCost.period_key
+        ).where(*_periods_where(customer_ids, since, until, period_key, period_keys))
+    rows = db.session.execute(statement.group_by(*groups)).all()
     lines = [
-        CostLine(feature, model, int(nanos), int(events), int(unpriced))
-        for feature, model, nanos, events, unpriced in rows
+        CostLine(
+            feature_key=row[0] if by_model else "",
+            model=row[1] if by_model else "",
+            cost_nanos=int(row[-3]),
+            events=int(row[-2]),
+            unpriced=int(row[-1]),
+        )
+        for row in rows
     ]
     return sorted(lines, key=lambda line: (-line.cost_nanos, line.feature_key, line.model))
+
+
+def _periods_where(
+    customer_ids: Collection[int] | None,
+    since: datetime | None,
+    until: datetime | None,
+    period_key: str | None,
+    period_keys: Collection[str] | None = None,
+) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if customer_ids is not None:
+        conditions.append(BillingPeriod.customer_id.in_(customer_ids))
+    if since is not None:
+        conditions.append(BillingPeriod.starts_at >= since)
+    if until is not None:
+        conditions.append(BillingPeriod.starts_at < until)
+    if period_key is not None:
+        conditions.append(BillingPeriod.period_key == period_key)
+    if period_keys is not None:
+        conditions.append(BillingPeriod.period_key.in_(period_keys))
+    return conditions
 
 
 def floor_of(catalog: Catalog, plan_key: str) -> Plan | None:
@@ -199,40 +263,7 @@ def floor_of(catalog: Catalog, plan_key: str) -> Plan | None:
     return plan if plan is not None and plan.margin_floor is not None else None
 
 
-def _costs_by_period(keys: list[str]) -> dict[str, tuple[int, int, int]]:
-    totals: dict[str, tuple[int, int, int]] = defaultdict(lambda: (0, 0, 0))
-    if not keys:
-        return totals
-    rows = db.session.execute(
-        select(
-            UsageCost.period_key,
-            func.sum(UsageCost.nanos),
-            func.sum(UsageCost.events),
-            func.sum(UsageCost.unpriced),
-        )
-        .where(UsageCost.period_key.in_(keys))
-        .group_by(UsageCost.period_key)
-    ).all()
-    for key, nanos, events, unpriced in rows:
-        totals[key] = (int(nanos), int(events), int(unpriced))
-    return totals
-
-
-def _overage_by_period(keys: list[str]) -> dict[str, dict[str, int]]:
-    units: dict[str, dict[str, int]] = defaultdict(dict)
-    if not keys:
-        return units
-    rows = db.session.execute(
-        select(OverageOutbox.period_key, OverageOutbox.event_name, func.sum(OverageOutbox.units))
-        .where(OverageOutbox.period_key.in_(keys))
-        .group_by(OverageOutbox.period_key, OverageOutbox.event_name)
-    ).all()
-    for key, event_name, total in rows:
-        units[key][event_name] = int(total)
-    return units
-
-
-def _overage_amount(plan: Plan | None, units_by_meter: dict[str, int]) -> Decimal:
+def overage_amount(plan: Plan | None, units_by_meter: dict[str, int]) -> Decimal:
     """Overage units at the plan's prices, as Stripe bills them (unit price = price ÷ per)."""
     if plan is None or not units_by_meter:
         return Decimal(0)
