@@ -20,6 +20,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 from huey import crontab
 
+from app.billing.margin_floor import settle_margin_floors
 from app.billing.overage_forwarding import forward_overage
 from app.billing.reconcile import reconcile
 from app.billing.revenue import take_snapshot
@@ -69,6 +70,16 @@ def _once_per_slot(job: str, lease: timedelta, slot: Callable[[], str]) -> Calla
 @_once_per_slot("forward_overage", timedelta(minutes=5), lambda: minute_slot(wall_clock()))
 def forward_overage_task() -> None:
     forward_overage()
+
+
+# Every minute, like the forwarder that sends what it queues: what restores a period's margin
+# floor reaches Stripe within a minute or two of the cost that called for it, so Stripe's invoice
+# preview soon shows what the account page does, and only a period's last minute of cost can
+# miss the period's invoice.
+@queue.periodic_task(crontab(minute="*"), name="settle_margin_floors")
+@_once_per_slot("settle_margin_floors", timedelta(minutes=5), lambda: minute_slot(wall_clock()))
+def settle_margin_floors_task() -> None:
+    settle_margin_floors()
 
 
 # Every minute: a failed event is due again one minute after its first failure, doubling after

@@ -29,7 +29,7 @@ def _due(hour: int, minute: int) -> set[str]:
 
 
 def test_schedule_sweeps_every_minute_snapshots_after_midnight_and_reconciles_from_two() -> None:
-    sweeps = {"forward_overage", "retry_webhook_events"}
+    sweeps = {"forward_overage", "settle_margin_floors", "retry_webhook_events"}
     assert _due(0, 0) == _due(13, 59) == _due(2, 1) == _due(1, 5) == sweeps
     assert _due(0, 5) == _due(0, 50) == {*sweeps, "revenue_snapshot"}
     assert [h for h in range(24) if "nightly_reconcile" in _due(h, 0)] == [2, 3, 4, 5]

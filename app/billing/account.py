@@ -12,6 +12,7 @@ from app.accounts.mirror import Invoice, Subscription, SubscriptionStatus
 from app.accounts.models import Customer
 from app.billing.changes import ChangeKind, change_kind
 from app.billing.checkout import live_subscription
+from app.billing.margin import current_margin
 from app.catalog import Plan, current_catalog
 from app.clock import now
 from app.entitlements.alerts import alerts_for
@@ -42,6 +43,8 @@ class AccountOverview:
     alerts: list[UsageAlert]
     invoices: list[Invoice]
     open_invoice: Invoice | None
+    # Minor units the margin floor bills the running period so far, on its next invoice.
+    floor_charge: int
 
 
 def plan_choices(current: Plan) -> list[PlanChoice]:
@@ -77,6 +80,15 @@ def status_words(subscription: Subscription, at: datetime) -> str:
         SubscriptionStatus.PAUSED: "Paused",
         SubscriptionStatus.TRIALING: "Trial",
     }[subscription.status]
+
+
+def floor_charge(subscription: Subscription, plan: Plan) -> int:
+    """What the margin floor bills the subscription's running period so far, in minor units
+    (app/billing/margin_floor.py): 0 on a plan that does not bill its floor."""
+    if not plan.bills_margin_floor or plan.margin_floor is None:
+        return 0
+    margin = current_margin(subscription)
+    return margin.floor_due(plan.margin_floor) if margin is not None else 0
 
 
 def open_invoice(customer: Customer) -> Invoice | None:
@@ -115,4 +127,5 @@ def account_overview(customer: Customer) -> AccountOverview:
         alerts=alerts_for(customer) if subscription else [],
         invoices=invoices,
         open_invoice=open_invoice(customer),
+        floor_charge=floor_charge(subscription, plan) if subscription and plan else 0,
     )

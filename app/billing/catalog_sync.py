@@ -16,7 +16,11 @@ import stripe
 from app.billing.gateway import StripeGateway, stripe_id
 from app.catalog.schema import Catalog
 from app.catalog.stripe_names import (
+    MARGIN_FLOOR_METER,
+    MARGIN_FLOOR_PRODUCT,
+    MARGIN_FLOOR_PRODUCT_NAME,
     PLAN_FEE_METER,
+    margin_floor_lookup_key,
     meter_event_name,
     overage_allowances,
     overage_lookup_key,
@@ -73,7 +77,8 @@ class PriceSpec:
 
 
 def price_specs(catalog: Catalog) -> Iterator[PriceSpec]:
-    """Every price the catalog needs: each plan's own, and each billable overage."""
+    """Every price the catalog needs: each plan's own, each billable overage, and the margin
+    floor of each plan that bills it (one minor unit per unit: the meter counts minor units)."""
     for plan in catalog.plans.values():
         yield PriceSpec(
             lookup_key=plan.key,
@@ -94,6 +99,16 @@ def price_specs(catalog: Catalog) -> Iterator[PriceSpec]:
                 meter_event=meter_event_name(feature_key),
                 nickname=f"{plan.name} {feature_key} overage",
             )
+        if plan.bills_margin_floor:
+            yield PriceSpec(
+                lookup_key=margin_floor_lookup_key(plan.key),
+                product=MARGIN_FLOOR_PRODUCT,
+                currency=plan.currency,
+                interval=plan.interval,
+                unit_amount_decimal=Decimal(1),
+                meter_event=MARGIN_FLOOR_METER,
+                nickname=f"{plan.name} ({plan.interval}ly) margin floor",
+            )
 
 
 def sync_catalog(catalog: Catalog, stripe_gateway: StripeGateway) -> list[str]:
@@ -103,6 +118,8 @@ def sync_catalog(catalog: Catalog, stripe_gateway: StripeGateway) -> list[str]:
     for plan in catalog.plans.values():
         for feature_key, _ in overage_allowances(plan):
             products[usage_product_id(feature_key)] = f"{catalog.features[feature_key].name} usage"
+        if plan.bills_margin_floor:
+            products[MARGIN_FLOOR_PRODUCT] = MARGIN_FLOOR_PRODUCT_NAME
     for pid, name in products.items():
         report.extend(_sync_product(stripe_gateway, pid, name))
 

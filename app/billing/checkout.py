@@ -14,7 +14,7 @@ from app.billing.fetch import fetch_checkout_session
 from app.billing.gateway import GatewayError, gateway
 from app.billing.sync import mirror, mirror_new_subscription, sync_checkout_session
 from app.catalog import Plan, current_catalog
-from app.catalog.stripe_names import overage_allowances, overage_lookup_key
+from app.catalog.stripe_names import usage_lookup_keys
 from app.extensions import db
 
 
@@ -85,8 +85,9 @@ def ensure_stripe_customer(customer: Customer) -> str:
 
 
 def subscription_items(plan: Plan) -> list[dict[str, Any]]:
-    """The plan's flat price and its metered overage prices, as Stripe line items."""
-    keys = [plan.key] + [overage_lookup_key(plan.key, key) for key, _ in overage_allowances(plan)]
+    """The plan's own price first, then its metered usage prices (overage, the margin floor),
+    as Stripe line items."""
+    keys = [plan.key, *usage_lookup_keys(plan)]
     prices = gateway().prices_by_lookup_key(keys)
     missing = [key for key in keys if key not in prices]
     if missing:

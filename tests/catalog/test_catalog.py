@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import tomllib
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +165,23 @@ MISTAKES = [
         ),
         "plan 'pro_monthly', field 'credits[1].pool': pool 'ai_tokens' is granted twice",
         id="pool-granted-twice",
+    ),
+    pytest.param(
+        lambda raw: raw["plans"]["pro_monthly"].update(margin_floor=Decimal("1.2")),
+        "plan 'pro_monthly', field 'margin_floor': Input should be less than 1",
+        id="margin-floor-above-one",
+    ),
+    pytest.param(
+        lambda raw: raw["plans"]["pro_monthly"].update(margin_floor_action="refund"),
+        "plan 'pro_monthly', field 'margin_floor_action': Input should be 'alert' or 'bill'",
+        id="unknown-margin-floor-action",
+    ),
+    pytest.param(
+        lambda raw: raw["plans"]["free"].update(
+            margin_floor=Decimal("0.5"), margin_floor_action="bill"
+        ),
+        "plan 'free', field 'margin_floor_action': a free plan has no invoice to bill",
+        id="free-plan-billing-its-floor",
     ),
     pytest.param(
         lambda raw: raw["plans"].update({"Pro Plan": dict(raw["plans"]["pro_monthly"])}),
