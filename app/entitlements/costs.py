@@ -73,6 +73,17 @@ class CostInput:
         return f"{self.provider}/{self.model}" if self.provider else self.model
 
 
+def model_label(raw: Any) -> str:
+    """The model label of a costInput already recorded (so valid when it was), "" for none."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("model"), str):
+        return ""
+    provider = raw.get("modelProvider")
+    return CostInput(
+        model=raw["model"].strip().lower(),
+        provider=provider.strip().lower() if isinstance(provider, str) else None,
+    ).model_label
+
+
 @dataclass(frozen=True, slots=True)
 class EventCost:
     """What one event cost, in nanos of a minor unit (None when unpriced), and from where."""

@@ -119,11 +119,10 @@ class UsageEvent(Base):
     # results.STORED_FIELDS as an array (an object in events that earlier versions recorded).
     result: Mapped[list[Any] | dict[str, Any]] = mapped_column(JSON, default=list)
     # What serving it cost, worked out from cost_input when recorded (app/entitlements/costs.py):
-    # billionths of a minor unit of the catalog's currency, None when unpriced; where the cost
-    # came from (None: nothing to price); the model it was grouped under ("" for none).
+    # billionths of a minor unit of the catalog's currency, None when unpriced; and where the
+    # cost came from (None: nothing to price).
     cost_nanos: Mapped[int | None] = mapped_column(BigInteger)
     cost_source: Mapped[str | None] = mapped_column(String(16))
-    cost_model: Mapped[str | None] = mapped_column(String(255))
 
 
 class UsageCost(Base):
@@ -131,12 +130,12 @@ class UsageCost(Base):
     kept as they are recorded, so that margins never sum a period's events."""
 
     __tablename__ = "usage_costs"
-    # The margins read a period's costs whoever the customer.
-    __table_args__ = (Index("ix_usage_costs_period_key", "period_key"),)
 
+    # The period first: margins read a period's costs by its key, joined on the billing
+    # periods, and one index serves that and the recording's upsert.
+    period_key: Mapped[str] = mapped_column(String(255), primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
     feature_key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    period_key: Mapped[str] = mapped_column(String(255), primary_key=True)
     model: Mapped[str] = mapped_column(String(255), primary_key=True)
     nanos: Mapped[int] = mapped_column(BigInteger)  # billionths of a minor unit
     events: Mapped[int] = mapped_column(BigInteger)  # events with a cost, priced or not

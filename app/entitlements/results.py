@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from app.entitlements.checks import CreditDraw
-from app.entitlements.costs import CostSource, EventCost
+from app.entitlements.costs import CostSource, EventCost, model_label
 
 
 # Slotted, not frozen, as UsageResult below: a batch makes a thousand.
@@ -108,11 +108,12 @@ class UsageResult:
         )
 
 
-def stored_cost(nanos: int | None, source: str | None, model: str | None) -> EventCost | None:
-    """An event's cost as its row keeps it (no source: the event had nothing to price)."""
+def stored_cost(nanos: int | None, source: str | None, cost_input: Any) -> EventCost | None:
+    """An event's cost as its row keeps it (no source: the event had nothing to price), with
+    the model its costInput names."""
     if source is None:
         return None
-    return EventCost(nanos, CostSource(source), model or "")
+    return EventCost(nanos, CostSource(source), model_label(cost_input))
 
 
 # A stored result is a JSON array of these values, in this order. As an object with these keys it

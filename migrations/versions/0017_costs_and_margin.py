@@ -42,33 +42,27 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_billing_periods_starts_at'), ['starts_at'], unique=False)
 
     op.create_table('usage_costs',
+    sa.Column('period_key', sa.String(length=255), nullable=False),
     sa.Column('customer_id', sa.Integer(), nullable=False),
     sa.Column('feature_key', sa.String(length=64), nullable=False),
-    sa.Column('period_key', sa.String(length=255), nullable=False),
     sa.Column('model', sa.String(length=255), nullable=False),
     sa.Column('nanos', sa.BigInteger(), nullable=False),
     sa.Column('events', sa.BigInteger(), nullable=False),
     sa.Column('unpriced', sa.BigInteger(), nullable=False),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_usage_costs_customer_id_customers')),
-    sa.PrimaryKeyConstraint('customer_id', 'feature_key', 'period_key', 'model', name=op.f('pk_usage_costs'))
+    sa.PrimaryKeyConstraint('period_key', 'customer_id', 'feature_key', 'model', name=op.f('pk_usage_costs'))
     )
-    with op.batch_alter_table('usage_costs', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_usage_costs_period_key'), ['period_key'], unique=False)
     with op.batch_alter_table('usage_events', schema=None) as batch_op:
         batch_op.add_column(sa.Column('cost_nanos', sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column('cost_source', sa.String(length=16), nullable=True))
-        batch_op.add_column(sa.Column('cost_model', sa.String(length=255), nullable=True))
 
 
 
 def downgrade():
     with op.batch_alter_table('usage_events', schema=None) as batch_op:
-        batch_op.drop_column('cost_model')
         batch_op.drop_column('cost_source')
         batch_op.drop_column('cost_nanos')
 
-    with op.batch_alter_table('usage_costs', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_usage_costs_period_key'))
     op.drop_table('usage_costs')
     with op.batch_alter_table('billing_periods', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_billing_periods_starts_at'))

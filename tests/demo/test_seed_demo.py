@@ -136,7 +136,8 @@ def test_seed_demo_costs_ai_usage_and_one_pro_customer_is_below_its_floor(synced
             for event in ai_chat
         )
         assert all(event.cost_nanos and event.cost_source != "unpriced" for event in ai_chat)
-        assert {event.cost_model for event in ai_chat} == {
+        models = {f"{e.cost_input['modelProvider']}/{e.cost_input['model']}" for e in ai_chat}
+        assert models == {
             "openai/gpt-4o-mini",
             "openai/gpt-4o",
             "anthropic/claude-sonnet-4-5",

@@ -70,7 +70,6 @@ def apply_event(
             "result": result.stored(),
             "cost_nanos": cost.nanos if cost else None,
             "cost_source": cost.source.value if cost else None,
-            "cost_model": cost.model if cost else None,
             **body,
         }
     )

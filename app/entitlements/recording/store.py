@@ -51,7 +51,6 @@ EVENT_COLUMNS = (
     "cost_input",
     "cost_nanos",
     "cost_source",
-    "cost_model",
 )
 
 
@@ -229,7 +228,6 @@ def _stored_statement() -> Select[*tuple[Any, ...]]:
         UsageEvent.result,
         UsageEvent.cost_nanos,
         UsageEvent.cost_source,
-        UsageEvent.cost_model,
     ).where(pair_in(UsageEvent.customer_id, UsageEvent.idempotency_key, "events"))
 
 
@@ -248,7 +246,8 @@ def stored_events(
         units,
         cost_input,
         result,
-        *cost,
+        cost_nanos,
+        cost_source,
     ) in rows:
         body = {
             "event_name": event_name,
@@ -257,7 +256,9 @@ def stored_events(
             "cost_input": cost_input,
         }
         first = UsageResult.from_stored(
-            result, (event_id, key, feature_key, units), stored_cost(*cost)
+            result,
+            (event_id, key, feature_key, units),
+            stored_cost(cost_nanos, cost_source, cost_input),
         )
         stored[customer_id, key] = StoredEvent(body, first)
     return stored
