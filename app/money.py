@@ -44,10 +44,12 @@ EXTRA_DIGITS = 4
 
 def format_fine_money(amount: Decimal | int, currency: str) -> str:
     """Minor units that may hold fractions of one: ``Decimal("18.75"), "usd"`` gives ``$0.1875``
-    and ``4900`` gives ``$49.00``: at least the currency's digits, at most four more."""
+    and ``4900`` gives ``$49.00``: the currency's digits, and below one major unit (the cost of
+    a few calls) at most four more."""
     digits = get_currency_precision(currency.upper())
     major = Decimal(amount).scaleb(-digits)
-    pattern = "¤#,##0." + "0" * digits + "#" * EXTRA_DIGITS
+    extra = EXTRA_DIGITS if abs(major) < 1 else 0
+    pattern = "¤#,##0." + "0" * digits + "#" * extra if digits or extra else "¤#,##0"
     return str(
         format_currency(
             major, currency.upper(), format=pattern, locale=LOCALE, currency_digits=False

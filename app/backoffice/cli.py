@@ -15,6 +15,7 @@ from rich.table import Table
 
 from app.backoffice.margin_data import CSV_HEADER, csv_rows, margin_figures, twelve_months
 from app.backoffice.revenue_data import revenue_figures
+from app.billing.margin_floor import settle_margin_floors
 from app.billing.models import RevenueMovement
 from app.billing.revenue import rebuild_imported, take_snapshot
 from app.clock import now
@@ -156,3 +157,20 @@ def report(month: datetime | None, as_csv: bool) -> None:
             f"{format_count(selected.total.unpriced)} event(s) could not be priced: "
             f"models {', '.join(figures.unpriced_models)}."
         )
+
+
+@costs_cli.command("settle")
+def settle() -> None:
+    """What the worker does every minute: bill what restores each running period's margin floor
+    (queued for the forwarder, `flask usage forward`) and alert on periods below an alert floor;
+    safe to run again."""
+    report = settle_margin_floors()
+    for billed in report.billed:
+        click.echo(
+            f"queued {billed.units:,} ({billed.total:,} in all) for period {billed.period_key}"
+            f" ({billed.identifier})"
+        )
+    for period_key in report.alerted:
+        click.echo(f"alerted: period {period_key} is below its plan's margin floor")
+    if not report.billed and not report.alerted:
+        click.echo("Nothing to bill or alert.")

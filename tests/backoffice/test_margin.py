@@ -161,7 +161,7 @@ def test_the_risk_reason_gives_the_margin_the_floor_and_the_figures() -> None:
     # (4,900 - 1,225.5) / 4,900 = 74.99%
     assert reason.text == (
         "Margin 75.0% < floor 80% this period (to 1 April 2026): "
-        "$12.255 of cost against $49.00 of revenue."
+        "$12.26 of cost against $49.00 of revenue."
     )
     assert reason.deadline == ends
     ended = FloorBreach(
@@ -174,11 +174,13 @@ def test_the_risk_reason_gives_the_margin_the_floor_and_the_figures() -> None:
     assert risk.below_margin_floor(ended).deadline is None
 
 
-def test_fine_money_shows_the_currencys_digits_and_up_to_four_more() -> None:
+def test_fine_money_shows_the_currencys_digits_and_up_to_four_more_below_one() -> None:
     assert format_fine_money(4_900, "usd") == "$49.00"
     assert format_fine_money(Decimal("18.75"), "usd") == "$0.1875"
     assert format_fine_money(Decimal("0.725"), "usd") == "$0.00725"
-    assert format_fine_money(Decimal("-123456.5"), "usd") == "-$1,234.565"
+    # From one dollar on, cents are enough.
+    assert format_fine_money(Decimal("-123456.7"), "usd") == "-$1,234.57"
+    assert format_fine_money(Decimal("47969.1832"), "usd") == "$479.69"
     assert format_fine_money(Decimal("12.3456789"), "usd") == "$0.123457"
     assert format_fine_money(500, "jpy") == "¥500"
 

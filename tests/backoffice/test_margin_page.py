@@ -291,3 +291,23 @@ def test_once_the_period_ends_the_last_period_below_its_floor_still_shows(
     ) in text
     below = visible_text(operator.get("/admin/margin").text)
     assert f"{ends:%-d %B %Y} (ended) $499.00 $299.40 40.0% 60%" in below
+
+
+def test_flask_costs_settle_alerts_once_on_a_period_below_its_alert_floor(
+    synced: Flask, costs: dict[str, str]
+) -> None:
+    runner = synced.test_cli_runner()
+    first = runner.invoke(args=["costs", "settle"])
+    assert first.exit_code == 0, first.output
+    with synced.app_context():
+        below = db.session.scalars(
+            select(BillingPeriod.period_key).where(
+                BillingPeriod.customer_id == _id(synced, costs["below"])
+            )
+        ).one()
+    # Enterprise alerts below 60%: ent-1's period is at 40%, ent-2's at 99%.
+    # (The worker's log line goes to stderr.)
+    assert first.stdout.splitlines() == [
+        f"alerted: period {below} is below its plan's margin floor"
+    ]
+    assert runner.invoke(args=["costs", "settle"]).stdout == "Nothing to bill or alert.\n"
