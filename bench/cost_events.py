@@ -26,7 +26,6 @@ import os
 import random
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -50,6 +49,7 @@ from bench.run import (  # noqa: E402 (the repository's root goes on the path fi
     gunicorn,
     in_turn,
     seed,
+    wrk,
 )
 
 # The models bench/load_cost.lua names, each with its provider; all known to genai-prices.
@@ -77,30 +77,14 @@ def run_cost_wrk(
 ) -> CostResult:
     """Send bench/load_cost.lua's requests (``mode``: event, event_cost, batch or batch_cost)
     with wrk, one thread, as fast as the server answers."""
-    env = {
-        **os.environ,
+    settings = {
         "TOLLGATE_BENCH_MODE": mode,
         "TOLLGATE_BENCH_KEY": key,
         "TOLLGATE_BENCH_CUSTOMERS": str(customers),
-        "TOLLGATE_BENCH_RUN": f"{mode}-{time.time_ns()}",
     }
-    output = subprocess.run(  # noqa: S603 (wrk with our own arguments)
-        [
-            WRK or "wrk",
-            "-t1",
-            f"-c{connections}",
-            f"-d{seconds:g}s",
-            "--timeout",
-            "30s",
-            "-s",
-            str(REPO / "bench/load_cost.lua"),
-            base_url,
-        ],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    output = wrk(
+        base_url, "bench/load_cost.lua", settings, seconds=seconds, connections=connections
+    )
     found = re.search(
         r"TOLLGATE_BENCH requests=(\d+) duration_us=(\d+) errors=(\d+) p50_us=(\d+) "
         r"p99_us=(\d+) rejected=(\d+)",

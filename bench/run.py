@@ -179,6 +179,31 @@ class Result:
         return self.requests / self.seconds
 
 
+def wrk(
+    base_url: str, script: str, settings: dict[str, str], *, seconds: float, connections: int
+) -> str:
+    """What wrk prints running ``script`` (one thread) with ``settings`` in its environment, and
+    a run name of its own."""
+    env = {**os.environ, **settings, "TOLLGATE_BENCH_RUN": f"{script}-{time.time_ns()}"}
+    return subprocess.run(  # noqa: S603 (wrk with our own arguments)
+        [
+            WRK or "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds:g}s",
+            "--timeout",
+            "30s",
+            "-s",
+            str(REPO / script),
+            base_url,
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
 def run_wrk(
     base_url: str,
     mode: str,
@@ -192,32 +217,14 @@ def run_wrk(
     """Send bench/load.lua's requests with wrk (one thread): as fast as the server answers, or
     paced at ``rate`` requests/s in total."""
     env = {
-        **os.environ,
         "TOLLGATE_BENCH_MODE": mode,
         "TOLLGATE_BENCH_KEY": key,
         "TOLLGATE_BENCH_CUSTOMERS": str(customers),
-        "TOLLGATE_BENCH_RUN": f"{mode}-{time.time_ns()}",
         "TOLLGATE_BENCH_CONNECTIONS": str(connections),
     }
     if rate:
         env["TOLLGATE_BENCH_RATE"] = str(rate)
-    output = subprocess.run(  # noqa: S603 (wrk with our own arguments)
-        [
-            WRK or "wrk",
-            "-t1",
-            f"-c{connections}",
-            f"-d{seconds:g}s",
-            "--timeout",
-            "30s",
-            "-s",
-            str(REPO / "bench/load.lua"),
-            base_url,
-        ],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    output = wrk(base_url, "bench/load.lua", env, seconds=seconds, connections=connections)
     found = re.search(
         r"TOLLGATE_BENCH requests=(\d+) duration_us=(\d+) errors=(\d+) p50_us=(\d+) p99_us=(\d+)",
         output,
