@@ -11,7 +11,7 @@ import itertools
 import random
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TypeVar
 
 from app.demo.lineup import Lineup
@@ -184,11 +184,7 @@ def _life(
     persona = Persona(
         index=index,
         reference_id=reference_id,
-        first_name=who.first_name,
-        last_name=who.last_name,
-        email=who.email,
-        country=who.country,
-        card=who.card,
+        **asdict(who),  # name, email, country and card
         checkout_card=checkout_card,
         has_login=rng.random() < 0.92,
         plan=plan,
@@ -217,11 +213,7 @@ def _late_decliner(
     persona = Persona(
         index=index,
         reference_id=reference_id,
-        first_name=who.first_name,
-        last_name=who.last_name,
-        email=who.email,
-        country=who.country,
-        card=who.card,
+        **asdict(who),  # name, email, country and card
         checkout_card=DECLINING_CARD,
         has_login=True,
         plan=plan,
@@ -250,11 +242,7 @@ def _heavy_ai_user(
     persona = Persona(
         index=index,
         reference_id=reference_id,
-        first_name=who.first_name,
-        last_name=who.last_name,
-        email=who.email,
-        country=who.country,
-        card=who.card,
+        **asdict(who),  # name, email, country and card
         checkout_card=who.card,
         has_login=True,
         plan=plan,
