@@ -21,8 +21,6 @@ default 10,000, later runs can reach it and have events refused (the `rejected` 
 
 from __future__ import annotations
 
-import argparse
-import os
 import random
 import re
 import shutil
@@ -45,6 +43,7 @@ from bench.run import (  # noqa: E402 (the repository's root goes on the path fi
     WRK,
     WRK_CONNECTIONS,
     Result,
+    arguments,
     database,
     gunicorn,
     in_turn,
@@ -139,16 +138,7 @@ def line(name: str, result: CostResult, without: CostResult | None, per: int = 1
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
-    parser.add_argument("--postgres-url", default=os.environ.get("TEST_DATABASE_URL"))
-    parser.add_argument("--customers", type=int, default=10_000)
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument(
-        "--runs", type=int, default=3, help="runs of each measurement; the median is printed"
-    )
+    parser = arguments(__doc__)
     parser.add_argument(
         "--warm-up", type=float, default=WARM_UP_SECONDS, help="unmeasured, per workload"
     )

@@ -270,9 +270,10 @@ def line(
     )
 
 
-def main() -> None:
+def arguments(description: str | None) -> argparse.ArgumentParser:
+    """The options every HTTP benchmark here takes: the database, customers, seconds, runs."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--postgres-url", default=os.environ.get("TEST_DATABASE_URL"))
@@ -281,6 +282,11 @@ def main() -> None:
     parser.add_argument(
         "--runs", type=int, default=3, help="runs of each measurement; the median is printed"
     )
+    return parser
+
+
+def main() -> None:
+    parser = arguments(__doc__)
     args = parser.parse_args()
     if WRK is None:
         raise SystemExit("bench/run.py drives the load with wrk: apt install wrk")
