@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.catalog import Catalog, Plan
-from app.catalog.wording import billing_line, credit_lines, feature_lines, trial_line
+from app.catalog.wording import billing_line, credit_lines, feature_lines, floor_line, trial_line
 from app.money import format_money
 
 INTERVALS = ("month", "year")
@@ -22,6 +22,8 @@ class PlanCard:
     trial: str | None
     features: list[str]
     credits: list[str]
+    # What the plan's margin floor bills past it, for plans that bill it.
+    floor: str | None
     saving_percent: int | None
 
 
@@ -46,6 +48,7 @@ def plan_cards(catalog: Catalog, interval: str) -> list[PlanCard]:
                 trial=trial_line(chosen),
                 features=feature_lines(catalog, chosen),
                 credits=credit_lines(chosen),
+                floor=floor_line(chosen),
                 saving_percent=_yearly_saving(chosen, plans),
             )
         )

@@ -6,7 +6,14 @@ import click
 from flask.cli import AppGroup
 
 from app.catalog import current_catalog
-from app.catalog.wording import billing_line, credit_lines, feature_lines, price_line, trial_line
+from app.catalog.wording import (
+    billing_line,
+    credit_lines,
+    feature_lines,
+    floor_line,
+    price_line,
+    trial_line,
+)
 
 catalog_cli = AppGroup("catalog", help="Inspect the plan catalog (plans.toml).")
 
@@ -27,3 +34,6 @@ def show() -> None:
             click.echo(f"  - {line}")
         for line in credit_lines(plan):
             click.echo(f"  + {line}")
+        floor = floor_line(plan)
+        if floor:
+            click.echo(f"  ! {floor}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.catalog.schema import Catalog, CreditGrant, FeatureDefinition, MeteredAllowance, Plan
-from app.money import format_count, format_money
+from app.money import format_count, format_money, format_percent
 
 
 def price_line(plan: Plan) -> str:
@@ -28,6 +28,20 @@ def trial_line(plan: Plan) -> str | None:
         return None
     card = "no card needed" if not plan.trial_requires_card else "cancel any time"
     return f"{plan.trial_days}-day free trial, {card}"
+
+
+def floor_line(plan: Plan) -> str | None:
+    """What a plan that bills its margin floor adds to a period's bill (docs/costs.md): past
+    the floor, each unit of cost is billed at 1 / (1 - floor) times itself."""
+    if not plan.bills_margin_floor or plan.margin_floor is None:
+        return None
+    share = format_percent(float(1 - plan.margin_floor), digits=0)
+    times = 1 / (1 - plan.margin_floor)
+    factor = f"{times:.2f}".rstrip("0").rstrip(".")
+    return (
+        f"If your usage costs more than {share} of your bill to serve, the excess cost is "
+        f"billed {factor} times over"
+    )
 
 
 def feature_lines(catalog: Catalog, plan: Plan) -> list[str]:

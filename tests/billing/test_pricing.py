@@ -31,6 +31,13 @@ def test_pricing_shows_each_tier_in_words(client: WebClient) -> None:
         "Start for free",
     ):
         assert words in text, words
+    # Pro bills usage cost past its 0.80 margin floor; the card says so, once (no other plan does):
+    # past 20% of the bill, each unit of cost is billed at 1 / (1 - 0.8) = 5 times itself.
+    floor = (
+        "If your usage costs more than 20% of your bill to serve, the excess cost is billed 5 "
+        "times over"
+    )
+    assert text.count(floor) == 1
 
 
 def test_home_page_leads_to_pricing(client: WebClient) -> None:
