@@ -70,8 +70,8 @@ class CostInput(_Body):
     (priced by the operator's rates, or the bundled prices at the event's time), or a stated
     cost. The engine checks it field by field (app/entitlements/costs.py)."""
 
-    model: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
-    modelProvider: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
+    model: Annotated[str, StringConstraints(min_length=1, max_length=120)] | None = None
+    modelProvider: Annotated[str, StringConstraints(min_length=1, max_length=120)] | None = None
     inputTokens: TokenCount = 0
     outputTokens: TokenCount = 0
     cachedInputTokens: Annotated[TokenCount, Field(description="Part of inputTokens.")] = 0

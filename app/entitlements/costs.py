@@ -28,7 +28,8 @@ from app.entitlements.errors import InvalidUsage
 NANOS = 10**9  # nanos in a minor unit
 MAX_TOKENS = 10**12  # per event; beyond it the caller has a bug, not a bill
 MAX_STATED = Decimal(10**6)  # major units per event, likewise
-MAX_TEXT = 255
+# A model's and a provider's names: "provider/model" fits usage_costs.model (255 characters).
+MAX_TEXT = 120
 MILLION = Decimal(10**6)
 
 # The wire's names (camelCase, as Tanso's client guide) of the token counts, and what each is

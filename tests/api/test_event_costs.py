@@ -131,6 +131,8 @@ def test_period_totals_add_up_by_model_as_events_arrive(
         ({"model": "gpt-4o", "inputTokens": 10, "cachedInputTokens": 11}, "cachedInputTokens"),
         ({"model": "gpt-4o", "prompt_tokens": 10}, "costInput.prompt_tokens"),
         ({"inputTokens": 10}, "costInput.model"),
+        ({"model": "m" * 121, "modelProvider": "p" * 120}, "costInput.model"),
+        ({"model": "gpt-4o", "modelProvider": " "}, "costInput.modelProvider"),
     ],
 )
 def test_a_bad_cost_input_is_refused_naming_the_field_and_records_nothing(
@@ -144,3 +146,12 @@ def test_a_bad_cost_input_is_refused_naming_the_field_and_records_nothing(
     assert in_batch.json()["data"][0]["error"]["code"] == "invalid_cost_input"
     usage = api.get(f"/entitlements/{free_customer}/ai_chat").json()["data"]["usage"]
     assert usage["used"] == 0
+
+
+def test_the_longest_model_and_provider_names_are_recorded(
+    api: httpx.Client, free_customer: str
+) -> None:
+    cost = {"model": "m" * 120, "modelProvider": "p" * 120, "inputTokens": 10}
+    answer = api.post("/events", json=_event(free_customer, "long", cost))
+    assert answer.status_code == 201
+    assert answer.json()["data"]["cost"]["model"] == f"{'p' * 120}/{'m' * 120}"
