@@ -11,7 +11,7 @@ events' costs. Everything is read from the local records, never from Stripe.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
@@ -273,11 +273,3 @@ def overage_amount(plan: Plan | None, units_by_meter: dict[str, int]) -> Decimal
             units = units_by_meter.get(meter_event_name(feature_key), 0)
             amount += Decimal(units) * grant.overage_price / grant.overage_per
     return amount
-
-
-def by_plan(margins: Iterable[PeriodMargin]) -> dict[str, list[PeriodMargin]]:
-    """The margins grouped by plan key."""
-    grouped: dict[str, list[PeriodMargin]] = defaultdict(list)
-    for margin in margins:
-        grouped[margin.plan_key].append(margin)
-    return grouped
