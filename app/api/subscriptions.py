@@ -35,14 +35,19 @@ from app.logs import bind_customer
 CHANGE_STATUS = {"unknown_plan": 404, "use_checkout": 409}
 
 
+def customer_not_found(reference_id: str) -> ApiError:
+    """The 404 for a reference id that no customer has."""
+    return ApiError(
+        404, "customer_not_found", f"No customer with customerReferenceId {reference_id!r}."
+    )
+
+
 def customer_or_404(reference_id: str) -> Customer:
     """The customer with this reference id, or a 404 that says so."""
     bind_customer(reference_id)
     customer = find_customer(reference_id)
     if customer is None:
-        raise ApiError(
-            404, "customer_not_found", f"No customer with customerReferenceId {reference_id!r}."
-        )
+        raise customer_not_found(reference_id)
     return customer
 
 

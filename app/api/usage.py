@@ -11,10 +11,10 @@ from werkzeug.wrappers import Response
 from app.api.errors import ApiError, describe_validation, json_body, parse, request_body
 from app.api.routes import bp, checks_key_itself
 from app.api.schemas import BatchIn, EventIn, SimulationIn
-from app.api.subscriptions import customer_or_404
+from app.api.subscriptions import customer_not_found, customer_or_404
 from app.api.views import cost_view, iso
 from app.entitlements.checks import CreditDraw, check, check_reference, simulate, whole_number
-from app.entitlements.errors import UsageError
+from app.entitlements.errors import UnknownCustomer, UsageError
 from app.entitlements.fastpath.gc_pause import without_collection
 from app.entitlements.imports import import_usage_csv
 from app.entitlements.summary import pool_summary
@@ -23,9 +23,10 @@ from app.entitlements.usage import (
     UsageResult,
     customer_by_reference,
     record_batch,
-    record_event,
+    record_one,
 )
 from app.extensions import db
+from app.logs import bind_customer
 
 MAX_CSV_BYTES = 5 * 1024 * 1024
 
@@ -133,20 +134,25 @@ def simulate_entitlement() -> tuple[Response, int]:
 def record_usage_event() -> tuple[Response, int]:
     """Record usage; the same eventIdempotencyKey again answers the first result."""
     body = parse(EventIn, json_body())
-    customer = customer_or_404(body.customerReferenceId)
+    reference_id = body.customerReferenceId
+    bind_customer(reference_id)
+    event = UsageEventInput(
+        customer_reference_id=reference_id,
+        idempotency_key=body.eventIdempotencyKey,
+        event_name=body.eventName,
+        feature_key=body.featureKey,
+        units=body.usageUnits,
+        cost_input=body.costInput,
+    )
     try:
-        result = record_event(
-            customer,
-            idempotency_key=body.eventIdempotencyKey,
-            event_name=body.eventName,
-            feature_key=body.featureKey,
-            units=body.usageUnits,
-            cost_input=body.costInput,
-        )
+        outcome = record_one(event, db.session.commit)
     except UsageError as exc:
         raise _api_error(exc) from None
-    db.session.commit()
-    return _ok(result_view(result), 200 if result.replayed else 201)
+    if isinstance(outcome, UnknownCustomer):
+        raise customer_not_found(reference_id)
+    if isinstance(outcome, UsageError):
+        raise _api_error(outcome)
+    return _ok(result_view(outcome), 200 if outcome.replayed else 201)
 
 
 EVENTS = TypeAdapter(list[EventIn])

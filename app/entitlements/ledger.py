@@ -49,6 +49,29 @@ def lock_free_customers(customer_ids: Iterable[int]) -> set[int]:
     )
 
 
+@statement_per_dialect
+def _lock_by_reference_statement() -> Select[str, int]:
+    return (
+        select(Customer.reference_id, Customer.id)
+        .where(one_of(Customer.reference_id, "reference_ids"))
+        .order_by(Customer.id)
+        .with_for_update()
+    )
+
+
+def lock_customers_by_reference(reference_ids: Iterable[str]) -> dict[str, int]:
+    """Find the customers with these reference ids and hold their rows, as lock_customers()
+    does, in one statement; their ids by reference id (unknown ones are left out)."""
+    connection = db.session.connection()
+    wanted = {"reference_ids": sorted(set(reference_ids))}
+    if connection.dialect.name != "sqlite":
+        return dict(connection.execute(_lock_by_reference_statement(), wanted).all())
+    # SQLite: the whole database's write lock first, as lock_customers() explains.
+    found = dict(connection.execute(_lock_by_reference_statement(), wanted).all())
+    lock_customers(found.values())
+    return found
+
+
 def lock_customers(customer_ids: Iterable[int]) -> None:
     """Hold the customers' rows for the transaction, so their credits and usage move one writer
     at a time; a batch takes each of its customers' locks once, in one statement."""

@@ -6,6 +6,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import Select, select
 
 from app.accounts.models import Customer
@@ -15,6 +16,8 @@ from app.entitlements.access import feature_definition
 from app.entitlements.checks import validate_units
 from app.entitlements.costs import parse_cost_input, price_event
 from app.entitlements.errors import InvalidUsage, UnknownCustomer, UsageError
+from app.entitlements.fastpath.combining import GroupCommit
+from app.entitlements.ledger import lock_customers_by_reference
 from app.entitlements.recording import CommitPart, record_all, record_in_turn
 from app.entitlements.results import UsageEventInput, UsageResult
 from app.entitlements.sql import one_of, statement_per_dialect
@@ -27,6 +30,7 @@ __all__ = [
     "customer_by_reference",
     "record_batch",
     "record_event",
+    "record_one",
 ]
 
 MAX_BATCH = 1000
@@ -108,6 +112,20 @@ def record_batch(
     if len(events) > MAX_BATCH:
         raise InvalidUsage(f"A batch holds at most {MAX_BATCH:,} events.", code="batch_too_large")
     customers = customer_lookup({event.customer_reference_id for event in events})
+    return _record_known(
+        customers, events, lambda valid: record_in_turn(valid, commit_part), validate=True
+    )
+
+
+def _record_known(
+    customers: Mapping[str, int],
+    events: Sequence[UsageEventInput],
+    record: Callable[[list[tuple[int, UsageEventInput]]], list[UsageResult | UsageError]],
+    *,
+    validate: bool,
+) -> list[UsageResult | UsageError]:
+    """The events of the ``customers`` found (by reference id) recorded by ``record``, each
+    checked first unless ``validate`` is False (then _validate() has checked it already)."""
     outcomes: list[UsageResult | UsageError | None] = []
     valid: list[tuple[int, UsageEventInput]] = []
     catalog = current_catalog()
@@ -117,13 +135,41 @@ def record_batch(
         if customer_id is None:
             outcomes.append(UnknownCustomer(f"No customer {event.customer_reference_id!r}."))
             continue
-        try:
-            _validate(event, catalog, at)
-        except UsageError as exc:
-            # Every refusal comes before anything is written, so the batch goes on.
-            outcomes.append(exc)
-            continue
+        if validate:
+            try:
+                _validate(event, catalog, at)
+            except UsageError as exc:
+                # Every refusal comes before anything is written, so the batch goes on.
+                outcomes.append(exc)
+                continue
         outcomes.append(None)
         valid.append((customer_id, event))
-    recorded = iter(record_in_turn(valid, commit_part) if valid else [])
+    recorded = iter(record(valid) if valid else [])
     return [outcome if outcome is not None else next(recorded) for outcome in outcomes]
+
+
+# Where the app keeps its group commit of single events (fastpath/combining.py).
+SINGLE_EVENTS = "tollgate.single_events"
+
+
+def record_one(event: UsageEventInput, commit: Callable[[], None]) -> UsageResult | UsageError:
+    """Record one event, as the API's single events come: checked at once (InvalidUsage and
+    friends are raised), then recorded with the events that reach this worker meanwhile, as one
+    batch in one transaction committed by ``commit`` (fastpath/combining.py). Its result, or
+    why it was refused: UnknownCustomer when no customer has its reference id."""
+    _validate(event, current_catalog(), now())
+    group: GroupCommit[UsageEventInput, UsageResult | UsageError] = (
+        current_app.extensions.setdefault(SINGLE_EVENTS, GroupCommit(MAX_BATCH))
+    )
+
+    def record(events: list[UsageEventInput]) -> list[UsageResult | UsageError]:
+        # A few events of a few customers: found and locked in one statement, recorded in one
+        # part (record_in_turn's halves pay for themselves only in large batches).
+        customers = lock_customers_by_reference({event.customer_reference_id for event in events})
+        outcomes = _record_known(
+            customers, events, lambda valid: record_all(valid, locked=True), validate=False
+        )
+        commit()
+        return outcomes
+
+    return group.submit(event, record)
