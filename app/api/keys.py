@@ -9,6 +9,7 @@ from sqlalchemy import bindparam, select
 
 from app.accounts.api_keys import ApiKey
 from app.accounts.models import utcnow
+from app.entitlements.fastpath.memory import check_cache
 from app.entitlements.fastpath.prepared import PreparedRead
 from app.extensions import db
 
@@ -60,3 +61,18 @@ def active_key_id(hashed: str) -> int | None:
     every time, so a revoked key stops working at once."""
     found = _ACTIVE_KEY.first(key_hash=hashed)
     return None if found is None else int(found[0])
+
+
+def key_is_active(hashed: str) -> bool:
+    """Whether ``hashed`` is an unrevoked key's: from the worker's check cache when it knows
+    (revoking any key drops what it knows, as it drops cached checks), else active_key_id()."""
+    cache = check_cache()
+    if cache is None:
+        return active_key_id(hashed) is not None
+    if cache.knows_key(hashed):
+        return True
+    ticket = cache.ticket()
+    if active_key_id(hashed) is None:
+        return False
+    cache.remember_key(ticket, hashed)
+    return True

@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from app.api.errors import UNKEEPABLE_TEXT, ApiError, error_response, keepable_text
-from app.api.keys import active_key_id, key_hash
+from app.api.keys import key_hash, key_is_active
 from app.billing.gateway import GatewayError
 from app.extensions import csrf, db
 from app.logs import bind_customer
@@ -83,7 +83,7 @@ def authenticate() -> tuple[Response, int] | None:
     if hashed is not None and request.endpoint in KEY_CHECKED_BY_VIEW:
         g.api_key_hash = hashed
         return None
-    if hashed is None or active_key_id(hashed) is None:
+    if hashed is None or not key_is_active(hashed):
         return error_response(ApiError(401, "unauthorized", "This API key is not valid."))
     return None
 

@@ -208,6 +208,63 @@ def test_usage_recorded_for_one_customer_leaves_the_others_checks_in_memory(
     assert listening.hits == hits + 1  # still in memory: only busy-1's entries went
 
 
+def test_usage_recorded_on_another_worker_is_counted_by_the_checks_in_memory(
+    api: httpx.Client,
+    app: Flask,
+    listening: CheckCache,
+    enterprise_customer: str,
+    other_worker: Flask,
+) -> None:
+    # The loop of a product that checks, serves and reports: a report must not send the next
+    # check to the database, and that check must count it.
+    assert (
+        _served_from_memory(listening, lambda: _check(api, enterprise_customer))["usage"]["used"]
+        == 0
+    )
+    customer_id = _customer_id(app, enterprise_customer)
+    for units, total in ((9, 9), (4, 13)):
+        record(other_worker, customer_id, f"elsewhere-{total}", "api_calls", units)
+        calls = 0
+        hits = listening.hits
+
+        def check() -> dict:
+            nonlocal calls
+            calls += 1
+            return _check(api, enterprise_customer)
+
+        seen = _eventually(check, lambda d, total=total: d["usage"]["used"] == total)
+        assert seen["usage"]["used"] == total
+        assert listening.hits == hits + calls  # every one of them answered from memory
+
+
+def test_usage_recorded_on_this_worker_holds_up_only_its_customers_checks(
+    api: httpx.Client, app: Flask, listening: CheckCache, enterprise_customer: str
+) -> None:
+    api.post("/customers", json={"customerReferenceId": "quiet-1", "email": "q@example.com"})
+    api.post("/subscriptions", json={"customerReferenceId": "quiet-1", "planId": "free"})
+    _served_from_memory(listening, lambda: _check(api, enterprise_customer))
+    _served_from_memory(listening, lambda: _check(api, "quiet-1"))
+    # Hold the listener, so that this worker's commit is not heard back while the test looks.
+    with listening._draining:
+        recorded = api.post(
+            "/events",
+            json={
+                "eventIdempotencyKey": "held",
+                "eventName": "api.call",
+                "customerReferenceId": enterprise_customer,
+                "featureKey": "api_calls",
+                "usageUnits": 5,
+            },
+        )
+        assert recorded.status_code == 201, recorded.text
+        hits = listening.hits
+        assert _check(api, "quiet-1")["usage"]["used"] == 0
+        assert listening.hits == hits + 1  # another customer's check: still from memory
+        assert _check(api, enterprise_customer)["usage"]["used"] == 5  # its own: the database
+        assert listening.hits == hits + 1
+    _served_from_memory(listening, lambda: _check(api, enterprise_customer))
+
+
 def test_a_change_made_outside_tollgate_reaches_a_check_answered_from_memory(
     api: httpx.Client, app: Flask, cache: CheckMemory, enterprise_customer: str
 ) -> None:
@@ -233,6 +290,16 @@ def test_a_revoked_key_is_refused_though_its_checks_were_answered_from_memory(
     api: httpx.Client, app: Flask, cache: CheckMemory, enterprise_customer: str
 ) -> None:
     _served_from_memory(cache, lambda: _check(api, enterprise_customer))
+    event = {
+        "customerReferenceId": enterprise_customer,
+        "eventName": "api.call",
+        "featureKey": "api_calls",
+        "usageUnits": 1,
+    }
+    # The key was found good for other calls too (their one lookup is kept in memory as well).
+    for n in range(2):
+        accepted = api.post("/events", json={**event, "eventIdempotencyKey": f"before-{n}"})
+        assert accepted.status_code == 201, accepted.text
     listed = app.test_cli_runner().invoke(args=["api-keys", "list"]).output
     key_id = next(line.split()[0] for line in listed.splitlines() if "tests" in line)
     result = app.test_cli_runner().invoke(args=["api-keys", "revoke", key_id])
@@ -240,6 +307,9 @@ def test_a_revoked_key_is_refused_though_its_checks_were_answered_from_memory(
     response = api.get(f"/entitlements/{enterprise_customer}/api_calls")
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "unauthorized"
+    refused = api.post("/events", json={**event, "eventIdempotencyKey": "after"})
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "unauthorized"
 
 
 def test_credits_leave_a_check_answered_from_memory_when_they_expire(

@@ -11,6 +11,9 @@ what each trick costs:
   and a connection per thread lives outside the pool.
 - ``gc_pause.py``: batches and CSV imports run with the cyclic garbage collector paused. Trade:
   cycles made meanwhile wait for the pause to end (or for 2 s of unbroken pause).
+- ``combining.py``: single usage events that reach a worker while it records others are
+  recorded together, one batch in one transaction (a group commit), each caller getting its
+  own answer. Trade: a database failure fails every event of the group (each caller retries).
 - The check cache, below. Trade: on PostgreSQL another worker may answer from memory for the
   time a notification takes to arrive; memory per worker (at most 100,000 entries).
 
@@ -24,14 +27,21 @@ have changed:
   changed a customer, its subscriptions, credit pools or lots commits, naming the customers;
   any change to an API key drops everything. They fire whatever code or process made the
   change: the API, webhooks, the CLI, a psql session. Usage counters change with every event:
-  Tollgate's recording names their customers itself (``tell_counters_changed``), and a change
-  to them from anywhere else drops everything.
+  Tollgate's recording tells their new values itself, in the statement that adds to them
+  (``telling_counters``), and a change to them from anywhere else drops everything. A worker
+  counts a told value in its entries of that customer, feature and period rather than
+  dropping them: the check after a report still comes from memory, and counts the report.
+- Other API calls look their key up once; a worker keeps the keys it found unrevoked with
+  its entries, and drops them with everything else when any key changes.
 - Each worker listens on a connection of its own. Before a check answers from memory, it
   applies whatever notifications have arrived; a thread applies them every 50 ms besides, so
   that they never pile up in a worker that only records usage.
 - A worker's own commits send a marker through the same channel: until it has arrived (after
   the commit's own notifications), this worker's checks read the database. A caller that
-  records usage and then checks on the same worker always sees its usage.
+  records usage and then checks on the same worker always sees its usage. A transaction that
+  records usage names its customers (``changes_checks_of_only``): its marker holds up only
+  their checks, so that the checks of others still come from memory while usage goes on.
+  Trade: such a transaction must change nothing else a check reads; recording never does.
 - On another worker, a check may answer from memory for as long as the notification takes to
   arrive: about 0.1 ms on an idle machine here, more under load. Recording usage never reads
   this cache, so limits and credits are enforced exactly; a check is a forecast either way,

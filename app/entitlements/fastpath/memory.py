@@ -33,33 +33,67 @@ class CheckMemory(ABC, Generic[Row]):
 
     def __init__(self) -> None:
         self._entries: dict[Key, _Entry[Row]] = {}
+        # Hashes of API keys found unrevoked: the other API calls' one lookup before they start.
+        self._valid_keys: set[str] = set()
         self._lock = threading.Lock()
         self.hits = 0  # checks answered from memory
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    @abstractmethod
     def get(self, key: Key, at: datetime) -> Row | None:
         """The row cached for ``key``, if it may be used at ``at``; None to read the database."""
+        if not self._answers_now():
+            return None
+        row = self._lookup(key, at)
+        if row is None or not self._may_answer_with(row):
+            return None
+        self.hits += 1
+        return row
+
+    def knows_key(self, key_hash: str) -> bool:
+        """Whether the API key stored as ``key_hash`` was found unrevoked and still is; False
+        when not known (then ask the database)."""
+        return self._answers_now() and key_hash in self._valid_keys
 
     @abstractmethod
     def ticket(self) -> int | None:
-        """Taken before reading: hand it back to ``put``."""
+        """Taken before reading: hand it back to ``put`` or ``remember_key``."""
 
-    @abstractmethod
     def put(self, ticket: int | None, key: Key, row: Row, valid_until: datetime | None) -> None:
         """Keep ``row``, read for ``key`` after ``ticket`` was taken, unless anything changed."""
+        with self._lock:
+            if self._may_keep(ticket) and self._may_answer_with(row):
+                self._keep(key, row, valid_until)
+
+    def remember_key(self, ticket: int | None, key_hash: str) -> None:
+        """Keep that the API key stored as ``key_hash`` was found unrevoked after ``ticket``
+        was taken, unless anything changed: a revoked or deleted key drops every entry."""
+        with self._lock:
+            if self._may_keep(ticket):
+                self._valid_keys.add(key_hash)
 
     @abstractmethod
     def stop(self) -> None:
         """Let go of what keeps the memory current (the tests' servers stop with their app)."""
 
+    @abstractmethod
+    def _answers_now(self) -> bool:
+        """Whether the memory may answer now (else every question goes to the database)."""
+
+    @abstractmethod
+    def _may_keep(self, ticket: int | None) -> bool:
+        """Whether what was read after ``ticket`` was taken may be kept (the caller holds the
+        lock)."""
+
+    def _may_answer_with(self, row: Row) -> bool:
+        """Whether ``row`` may answer from memory now, or be kept there."""
+        return True
+
     def _lookup(self, key: Key, at: datetime) -> Row | None:
         entry = self._entries.get(key)
         if entry is None or (entry.valid_until is not None and at >= entry.valid_until):
             return None
-        self.hits += 1
         return entry.row
 
     def _keep(self, key: Key, row: Row, valid_until: datetime | None) -> None:
@@ -75,6 +109,7 @@ class CheckMemory(ABC, Generic[Row]):
     def _clear(self) -> None:
         """Drop every entry (the caller holds the lock)."""
         self._entries.clear()
+        self._valid_keys.clear()
 
 
 def check_cache() -> CheckMemory[Any] | None:

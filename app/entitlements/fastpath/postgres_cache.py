@@ -9,15 +9,18 @@ import threading
 import time
 import uuid
 from collections.abc import Collection
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 import psycopg
-from sqlalchemy import event, text
+from sqlalchemy import Insert, Select, event, func, literal, select
 from sqlalchemy.engine import Connection, Engine
 
+from app.entitlements.access import period_key
 from app.entitlements.fastpath.check_read import CheckRow
 from app.entitlements.fastpath.memory import CheckMemory, Key
+from app.entitlements.models import UsageCounter
 from app.extensions import db
 
 CHANNEL = "tollgate_standing"
@@ -32,6 +35,9 @@ DRAIN_SECONDS = 0.05
 
 # Where a connection notes the marker its transaction's commit sent.
 MARKER = "tollgate.check_cache.marker"
+# Where a connection notes the only customers whose checks its transaction changes, when it
+# knows them (see changes_checks_of_only).
+CUSTOMERS = "tollgate.check_cache.customers"
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +54,9 @@ class CheckCache(CheckMemory[CheckRow]):
         # Bumped by every notification: a read stores what it read only if none came meanwhile.
         self.generation = 0
         self.live = False
-        self._markers: dict[int, float] = {}
+        # This process's commits not yet heard back: when each was sent, and the customers
+        # whose checks it changed (None: anyone's).
+        self._markers: dict[int, tuple[float, frozenset[int] | None]] = {}
         self._marker_numbers = itertools.count()
         self._pid: int | None = None
         # Names this process's cache in its markers (tests run several apps in one process).
@@ -59,30 +67,34 @@ class CheckCache(CheckMemory[CheckRow]):
         self._draining = threading.Lock()
         # A connection's marker is its last transaction's: the next one starts without it, and
         # leaves the marker itself pending until it arrives.
-        event.listen(engine, "begin", lambda connection: connection.info.pop(MARKER, None))
+        event.listen(engine, "begin", self._begin)
         event.listen(engine, "commit", self._mark_commit)
         event.listen(engine, "rollback", self._forget_marker)
 
     # The check's side.
 
-    def get(self, key: Key, at: datetime) -> CheckRow | None:
-        if not self._usable():
-            return None
-        return self._lookup(key, at)
-
     def ticket(self) -> int:
         return self.generation
 
-    def put(
-        self, ticket: int | None, key: Key, row: CheckRow, valid_until: datetime | None
-    ) -> None:
-        with self._lock:
-            if ticket != self.generation or not self.live or self._markers:
-                return
-            self._keep(key, row, valid_until)
-            self._keys_of.setdefault(row.customer_id, set()).add(key)
+    def _may_keep(self, ticket: int | None) -> bool:
+        return ticket == self.generation and self.live and not self._pending(None)
 
-    def _usable(self) -> bool:
+    def _may_answer_with(self, row: CheckRow) -> bool:
+        return not self._pending(row.customer_id)
+
+    def _pending(self, customer_id: int | None) -> bool:
+        """Whether a commit of this process's that may have changed the customer's checks
+        (with None: anything besides a customer's checks) is not yet heard back."""
+        return any(
+            customers is None or customer_id in customers
+            for _, customers in list(self._markers.values())
+        )
+
+    def _keep(self, key: Key, row: CheckRow, valid_until: datetime | None) -> None:
+        super()._keep(key, row, valid_until)
+        self._keys_of.setdefault(row.customer_id, set()).add(key)
+
+    def _answers_now(self) -> bool:
         if self._pid != os.getpid():
             self._start()  # first use in this process (gunicorn forks after import)
             return False
@@ -91,16 +103,25 @@ class CheckCache(CheckMemory[CheckRow]):
         if not self._drain():  # what has arrived by now, before answering from memory
             return False
         if self._markers:
-            return self._markers_on_time() and not self._markers
+            # A commit that named its customers holds up only their checks (_may_answer_with).
+            return self._markers_on_time() and not self._pending(None)
         return True
 
     # The writers' side: a marker after each of this process's commits.
 
+    def _begin(self, connection: Connection) -> None:
+        connection.info.pop(MARKER, None)
+        connection.info.pop(CUSTOMERS, None)
+
     def _mark_commit(self, connection: Connection) -> None:
+        customers = connection.info.pop(CUSTOMERS, None)
         if not self.live:
             return
         number = next(self._marker_numbers)
-        self._markers[number] = time.monotonic()
+        self._markers[number] = (
+            time.monotonic(),
+            None if customers is None else frozenset(customers),
+        )
         connection.info[MARKER] = number
         driver = connection.connection.driver_connection
         assert driver is not None  # the connection is committing, so it has one
@@ -108,6 +129,7 @@ class CheckCache(CheckMemory[CheckRow]):
         driver.execute("SELECT pg_notify(%s, %s)", (CHANNEL, f"sync {self._token} {number}"))
 
     def _forget_marker(self, connection: Connection) -> None:
+        connection.info.pop(CUSTOMERS, None)
         number = connection.info.pop(MARKER, None)
         if number is not None:
             self._markers.pop(number, None)
@@ -117,7 +139,7 @@ class CheckCache(CheckMemory[CheckRow]):
         else it was told can be trusted either (a pooler that drops LISTEN, a lost message).
         The worker then listens again, from empty."""
         overdue = time.monotonic() - MARKER_TIMEOUT_SECONDS
-        if all(sent >= overdue for sent in list(self._markers.values())):
+        if all(sent >= overdue for sent, _ in list(self._markers.values())):
             return True
         with self._draining:
             self._connection = None  # the listener sees it gone, and connects again
@@ -164,8 +186,15 @@ class CheckCache(CheckMemory[CheckRow]):
 
     def _drain(self) -> bool:
         """Apply the notifications that have arrived, without waiting for any; False when the
-        connection broke (the listener then connects again, and the memory starts empty)."""
-        with self._draining:
+        connection broke (the listener then connects again, and the memory starts empty).
+
+        While another thread drains, this one does not wait for it: what that thread applies
+        is as good as a notification still on its way, and a commit of this worker's own stays
+        marked until its marker has been drained (see _mark_commit). Waiting here held up a
+        worker's checks behind one another."""
+        if not self._draining.acquire(blocking=False):
+            return True
+        try:
             connection = self._connection
             if connection is None:
                 return False
@@ -178,6 +207,8 @@ class CheckCache(CheckMemory[CheckRow]):
                 self._connection = None
                 self._lost(exc)
                 return False
+        finally:
+            self._draining.release()
         return True
 
     def _lost(self, exc: Exception) -> None:
@@ -208,8 +239,29 @@ class CheckCache(CheckMemory[CheckRow]):
                     for key in self._keys_of.pop(int(customer_id), ()):
                         self._entries.pop(key, None)
                 self.generation += 1
+            elif kind == "u":
+                for counter in rest.split(","):
+                    customer_id, feature_key, period, used = counter.split(" ")
+                    self._counted(int(customer_id), feature_key, period, int(used))
+                self.generation += 1
             else:  # "*", or anything this version does not know: drop everything
                 self._clear()
+
+    def _counted(self, customer_id: int, feature_key: str, period: str, used: int) -> None:
+        """A counter's new value: the customer's cached checks of the feature count it, if
+        they are of its period; others of the feature go (the caller holds the lock).
+
+        Counters only grow, and a worker may learn a value twice (the marker's wait aside,
+        nothing orders what it is told against what it reads), so an entry keeps the larger."""
+        for key in list(self._keys_of.get(customer_id, ())):
+            if key[2] != feature_key:
+                continue
+            entry = self._entries[key]
+            row = entry.row
+            if row.subscription is None or period_key(row.subscription) != period:
+                self._drop(key)
+            elif used > row.used:
+                self._entries[key] = replace(entry, row=replace(row, used=used))
 
     def _drop(self, key: Key) -> None:
         customer_id = self._entries.pop(key).row.customer_id
@@ -225,26 +277,45 @@ class CheckCache(CheckMemory[CheckRow]):
         self.generation += 1
 
 
+def changes_checks_of_only(customer_ids: Collection[int]) -> None:
+    """Note that the session's transaction changes what checks read of these customers and of
+    no one else (recording usage: their counters and credits), so that until its commit is
+    heard back, this worker's checks of other customers still come from memory. Without it, a
+    commit holds up every check of the worker for that time."""
+    info = db.session.connection().info
+    info.setdefault(CUSTOMERS, set()).update(customer_ids)
+
+
 COUNTERS_TOLD = "tollgate.counters_told"
-# A notification carries at most 8,000 bytes.
-IDS_PER_NOTIFICATION = 500
+# A notification carries at most 8,000 bytes: a counter's line takes at most about 100 (its
+# customer, feature key, period key and count).
+COUNTERS_PER_NOTIFICATION = 60
 
 
-def tell_counters_changed(customer_ids: Collection[int]) -> None:
-    """Name the customers whose usage counters this transaction changes, for every worker's
-    cache once it commits (PostgreSQL). One statement: cheaper than the trigger's transition
-    tables, which made a batch's counter upsert take 11 ms instead of 7."""
-    ordered = sorted(customer_ids)
-    parts = [
-        "c " + ",".join(map(str, ordered[start : start + IDS_PER_NOTIFICATION]))
-        for start in range(0, len(ordered), IDS_PER_NOTIFICATION)
-    ]
-    db.session.connection().execute(
-        _TELL, {"channel": CHANNEL, "told": COUNTERS_TOLD, "parts": parts}
+def telling_counters(upsert: Insert) -> Select[Any, int]:
+    """The counters' ``upsert`` (an INSERT ... ON CONFLICT that adds to ``used``), as one
+    statement that also tells every worker's cache the counters' new values once the
+    transaction commits: "u customer feature period used,..." (see _apply). The trigger of
+    migration 0007 stays silent in the transaction: the counters are named here instead."""
+    counters = UsageCounter.__table__
+    counted = upsert.returning(
+        counters.c.customer_id, counters.c.feature_key, counters.c.period_key, counters.c.used
+    ).cte("counted")
+    numbered = select(
+        counted,
+        ((func.row_number().over() - 1) // COUNTERS_PER_NOTIFICATION).label("chunk"),
+    ).subquery("numbered")
+    line = func.concat_ws(
+        " ",
+        numbered.c.customer_id,
+        numbered.c.feature_key,
+        numbered.c.period_key,
+        numbered.c.used,
     )
-
-
-_TELL = text(
-    "SELECT set_config(:told, 'on', true), count(pg_notify(:channel, part))"
-    " FROM unnest(CAST(:parts AS text[])) AS part"
-)
+    parts = (
+        select(func.concat("u ", func.string_agg(line, literal(","))).label("part"))
+        .group_by(numbered.c.chunk)
+        .subquery("parts")
+    )
+    told = select(func.count(func.pg_notify(CHANNEL, parts.c.part))).scalar_subquery()
+    return select(func.set_config(COUNTERS_TOLD, "on", True), told)

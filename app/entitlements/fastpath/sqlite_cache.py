@@ -6,11 +6,10 @@ import logging
 import os
 import sqlite3
 import threading
-from datetime import datetime
 from urllib.parse import quote
 
 from app.entitlements.fastpath.check_read import CheckRow
-from app.entitlements.fastpath.memory import CheckMemory, Key
+from app.entitlements.fastpath.memory import CheckMemory
 
 log = logging.getLogger(__name__)
 
@@ -34,31 +33,27 @@ class SqliteCheckCache(CheckMemory[CheckRow]):
         # The version the entries were read at.
         self._version: int | None = None
 
-    def get(self, key: Key, at: datetime) -> CheckRow | None:
+    def _answers_now(self) -> bool:
         version = self._current()
         if version is None:
-            return None
+            return False
         if version != self._version:
             with self._lock:
                 self._clear()
                 self._version = version
-            return None
-        return self._lookup(key, at)
+            return False
+        return True
 
     def ticket(self) -> int | None:
         # The version a check's get() just saw (a miss follows one): any version seen before
-        # the read will do, as put() explains, and this one costs no second question.
+        # the read will do, as _may_keep() explains, and this one costs no second question.
         return self._version
 
-    def put(
-        self, ticket: int | None, key: Key, row: CheckRow, valid_until: datetime | None
-    ) -> None:
-        with self._lock:
-            # Kept with the entries of the version read before it. A read began after that, so
-            # it is of that version or a later one; if later, the next check sees the version
-            # move on and drops them all, this one with them.
-            if ticket is not None and ticket == self._version:
-                self._keep(key, row, valid_until)
+    def _may_keep(self, ticket: int | None) -> bool:
+        # Kept with the entries of the version read before it. A read began after that, so
+        # it is of that version or a later one; if later, the next check sees the version
+        # move on and drops them all, this one with them.
+        return ticket is not None and ticket == self._version
 
     def stop(self) -> None:
         with self._watching:

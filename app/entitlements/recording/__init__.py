@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from app.clock import now
 from app.entitlements.access import period_key
 from app.entitlements.errors import UsageError
+from app.entitlements.fastpath.postgres_cache import changes_checks_of_only
 from app.entitlements.ledger import (
     LotBalance,
     is_open,
@@ -83,6 +84,9 @@ def record_all(
     customer_ids = sorted({customer_id for customer_id, _ in events})
     if not locked:
         lock_customers(customer_ids)
+    if is_postgresql():
+        # What its commit changes for checks: these customers' counters and credits alone.
+        changes_checks_of_only(customer_ids)
     if is_postgresql():
         # Nearly every key is new: record the batch as if all were, and its insert skips any key
         # recorded before. Only if one was, or an event is refused (a retry of it would answer

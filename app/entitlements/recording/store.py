@@ -14,7 +14,7 @@ from app.accounts.mirror import NEWEST_FIRST, Subscription, SubscriptionRead
 from app.catalog.stripe_names import meter_event_name
 from app.entitlements.access import pick_current
 from app.entitlements.alerts import save_alerts
-from app.entitlements.fastpath.postgres_cache import tell_counters_changed
+from app.entitlements.fastpath.postgres_cache import telling_counters
 from app.entitlements.ledger import LotBalance, Movement, expiry, write_movements
 from app.entitlements.models import (
     LedgerKind,
@@ -152,9 +152,8 @@ def add_to_counters(counted: dict[tuple[int, str, str], int]) -> None:
         for (customer_id, feature, period), used in sorted(counted.items())
     ]
     if is_postgresql():
-        tell_counters_changed({customer_id for customer_id, _, _ in counted})
         db.session.connection().execute(
-            _add_to_counters_statement(), as_recordset(rows, COUNTER_COLUMNS)
+            _add_to_counters_telling(), as_recordset(rows, COUNTER_COLUMNS)
         )
     else:
         insert_rows(_add_to_counters_statement(), rows)
@@ -197,18 +196,26 @@ def _add_to_costs_statement() -> Insert:
 
 
 @statement_per_dialect
+def _add_to_counters_telling() -> Select[Any, int]:
+    """PostgreSQL: an upsert that adds ``used`` to each period's counter of a recordset at
+    once, telling every worker's check cache the counters' new values."""
+    counters = UsageCounter.__table__
+    batch = postgresql.insert(UsageCounter).from_select(
+        COUNTER_COLUMNS, recordset(UsageCounter, COUNTER_COLUMNS)
+    )
+    return telling_counters(
+        batch.on_conflict_do_update(
+            index_elements=[counters.c.customer_id, counters.c.feature_key, counters.c.period_key],
+            set_={"used": counters.c.used + batch.excluded.used},
+        )
+    )
+
+
+@statement_per_dialect
 def _add_to_counters_statement() -> Insert:
-    """An upsert that adds ``used`` to a period's counter: on PostgreSQL for every row of a
-    recordset at once, on SQLite per row of an executemany."""
+    """SQLite: an upsert that adds ``used`` to a period's counter, per row of an executemany."""
     counters = UsageCounter.__table__
     key = [counters.c.customer_id, counters.c.feature_key, counters.c.period_key]
-    if is_postgresql():
-        batch = postgresql.insert(UsageCounter).from_select(
-            COUNTER_COLUMNS, recordset(UsageCounter, COUNTER_COLUMNS)
-        )
-        return batch.on_conflict_do_update(
-            index_elements=key, set_={"used": counters.c.used + batch.excluded.used}
-        )
     each = sqlite.insert(UsageCounter)
     return each.on_conflict_do_update(
         index_elements=key, set_={"used": counters.c.used + each.excluded.used}
