@@ -48,13 +48,29 @@ accesslog = None
 
 
 def on_starting(server):
-    """Refuse to start against real Stripe without the secrets a deployment must set."""
+    """Refuse to start against real Stripe without the secrets a deployment must set; warn when
+    served by another worker kind than gthread."""
     missing = missing_production_settings(os.environ)
     if missing:
         raise SystemExit(
             "Tollgate will not start against real Stripe without "
             + " and ".join(missing)
             + " set (see the README's configuration)."
+        )
+    warn_unless_gthread(server)
+
+
+def warn_unless_gthread(server):
+    """Tollgate needs threads: a request waiting on Stripe (hundreds of ms, up to 2 x 5 s)
+    holds a sync worker's one thread, and every check that reaches that worker waits behind it.
+    gunicorn says "gthread" for ``-k sync`` with more than one thread, since it runs that."""
+    kind = server.cfg.worker_class_str
+    if kind != "gthread":
+        server.log.warning(
+            "Tollgate is served by %s workers: requests waiting on Stripe will hold up "
+            "entitlement checks. Serve it with gthread, as gunicorn.conf.py does "
+            "(docs/operations.md, gunicorn).",
+            kind,
         )
 
 

@@ -1,9 +1,12 @@
 -- The requests bench/run.py sends, for wrk (Debian's `wrk` package): wrk's event loop in C
 -- keeps the load generator's own share of the two cores small. Settings come from the
 -- environment, because wrk runs this file's top level before any thread starts:
---   TOLLGATE_BENCH_MODE       check | event | batch
+--   TOLLGATE_BENCH_MODE       check | event | loop | batch; loop alternates a check and one
+--                             unit recorded for the same customer, as a product that asks, serves
+--                             and reports does
 --   TOLLGATE_BENCH_KEY        the API key
---   TOLLGATE_BENCH_CUSTOMERS  how many customers (bench-0 .. bench-N-1) to pick from at random
+--   TOLLGATE_BENCH_CUSTOMERS  how many customers (bench-F .. bench-F+N-1) to pick from at random
+--   TOLLGATE_BENCH_FIRST      F, the first of them (0 unless set)
 --   TOLLGATE_BENCH_RUN        a word unique to this run, so idempotency keys never repeat
 --   TOLLGATE_BENCH_RATE       requests/s in total; unset for as fast as the server answers
 --   TOLLGATE_BENCH_CONNECTIONS  wrk's -c, to spread that rate over the connections
@@ -15,8 +18,11 @@ local headers = {
   ["Authorization"] = "Bearer " .. os.getenv("TOLLGATE_BENCH_KEY"),
   ["Content-Type"] = "application/json",
 }
+local first = tonumber(os.getenv("TOLLGATE_BENCH_FIRST") or "0")
 local rate = tonumber(os.getenv("TOLLGATE_BENCH_RATE") or "")
 local sent = 0
+-- In the loop, the customer the last check asked about: the next request records for it.
+local looped = nil
 
 local threads = 0
 function setup(thread)
@@ -29,19 +35,36 @@ function init(args)
 end
 
 local function customer()
-  return "bench-" .. math.random(0, customers - 1)
+  return "bench-" .. (first + math.random(0, customers - 1))
 end
 
-local function event_json(key)
+local function event_json(key, reference)
   return '{"eventIdempotencyKey":"' .. key .. '","eventName":"api.call","customerReferenceId":"'
-    .. customer() .. '","featureKey":"api_calls","usageUnits":1}'
+    .. (reference or customer()) .. '","featureKey":"api_calls","usageUnits":1}'
+end
+
+local function check_request(reference)
+  return wrk.format("GET", "/api/v1/client/entitlements/" .. reference .. "/api_calls", headers)
 end
 
 function request()
   sent = sent + 1
   local key = run .. "-" .. (thread_number or 0) .. "-" .. sent
   if mode == "check" then
-    return wrk.format("GET", "/api/v1/client/entitlements/" .. customer() .. "/api_calls", headers)
+    return check_request(customer())
+  elseif mode == "loop" then
+    -- wrk gives a script no say over which connection sends what, so the pair's two requests
+    -- go out one after the other on two connections; with random customers the check still
+    -- finds whatever the customer's previous report left. bench/run.py runs the loop with one
+    -- connection per wrk thread (each thread has a Lua state of its own): there each pair goes
+    -- out on one connection, the record after the check's answer.
+    if looped == nil then
+      looped = customer()
+      return check_request(looped)
+    end
+    local reference = looped
+    looped = nil
+    return wrk.format("POST", "/api/v1/client/events", headers, event_json(key, reference))
   elseif mode == "event" then
     return wrk.format("POST", "/api/v1/client/events", headers, event_json(key))
   else

@@ -24,6 +24,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -180,15 +181,21 @@ class Result:
 
 
 def wrk(
-    base_url: str, script: str, settings: dict[str, str], *, seconds: float, connections: int
+    base_url: str,
+    script: str,
+    settings: dict[str, str],
+    *,
+    seconds: float,
+    connections: int,
+    threads: int = 1,
 ) -> str:
-    """What wrk prints running ``script`` (one thread) with ``settings`` in its environment, and
-    a run name of its own."""
+    """What wrk prints running ``script`` (on ``threads`` threads) with ``settings`` in its
+    environment, and a run name of its own."""
     env = {**os.environ, **settings, "TOLLGATE_BENCH_RUN": f"{script}-{time.time_ns()}"}
     return subprocess.run(  # noqa: S603 (wrk with our own arguments)
         [
             WRK or "wrk",
-            "-t1",
+            f"-t{threads}",
             f"-c{connections}",
             f"-d{seconds:g}s",
             "--timeout",
@@ -213,18 +220,31 @@ def run_wrk(
     seconds: float,
     connections: int = WRK_CONNECTIONS,
     rate: float | None = None,
+    first: int = 0,
 ) -> Result:
-    """Send bench/load.lua's requests with wrk (one thread): as fast as the server answers, or
-    paced at ``rate`` requests/s in total."""
+    """Send bench/load.lua's requests with wrk: as fast as the server answers, or paced at
+    ``rate`` requests/s in total; to customers ``first`` to ``first + customers - 1``.
+
+    wrk runs one thread, except in the loop: there each connection gets a thread (and so a Lua
+    state) of its own, so that its check and the unit it then records go out one after the
+    other, on the same connection, for the same customer."""
     env = {
         "TOLLGATE_BENCH_MODE": mode,
         "TOLLGATE_BENCH_KEY": key,
         "TOLLGATE_BENCH_CUSTOMERS": str(customers),
+        "TOLLGATE_BENCH_FIRST": str(first),
         "TOLLGATE_BENCH_CONNECTIONS": str(connections),
     }
     if rate:
         env["TOLLGATE_BENCH_RATE"] = str(rate)
-    output = wrk(base_url, "bench/load.lua", env, seconds=seconds, connections=connections)
+    output = wrk(
+        base_url,
+        "bench/load.lua",
+        env,
+        seconds=seconds,
+        connections=connections,
+        threads=connections if mode == "loop" else 1,
+    )
     found = re.search(
         r"TOLLGATE_BENCH requests=(\d+) duration_us=(\d+) errors=(\d+) p50_us=(\d+) p99_us=(\d+)",
         output,
@@ -260,10 +280,15 @@ def in_turn(runs: int, *measurements: Callable[[], Result]) -> list[Result]:
 
 
 def line(
-    name: str, result: Result, baseline: Result | None, unit: str = "req/s", per: int = 1
+    name: str,
+    result: Result,
+    baseline: Result | None,
+    unit: str = "req/s",
+    per: int = 1,
+    of: str = "bare",
 ) -> str:
     rate = result.rate * per
-    ratio = f"{rate / (baseline.rate * per):6.1%} of bare" if baseline else "baseline"
+    ratio = f"{rate / (baseline.rate * per):6.1%} of {of}" if baseline else "baseline"
     return (
         f"{name:<44} {rate:10.0f} {unit:<9} p50 {result.p50:7.2f} ms  p99 {result.p99:7.2f} ms  "
         f"errors {result.errors:<4} {ratio}"
@@ -285,9 +310,176 @@ def arguments(description: str | None) -> argparse.ArgumentParser:
     return parser
 
 
+# What --only picks from; a run without it measures them all, in this order.
+SECTIONS = ("checks", "events", "loop", "workers", "mixed")
+
+# The worker kinds the check is measured under (the "workers" lines): each app served by each,
+# the command line's settings winning over gunicorn.conf.py's, which gunicorn reads from the
+# folder it starts in whatever it serves.
+WORKER_KINDS = {
+    "bench's gthread": GUNICORN,
+    # Production exactly, only bound elsewhere (the Procfile's web process).
+    "gunicorn.conf.py": ["--config", "gunicorn.conf.py"],
+    # What `gunicorn -w 4 wsgi:app` gives in this folder: gunicorn.conf.py's 16 gthread threads.
+    "-w 4": ["-w", "4"],
+    # Sync workers: gunicorn runs gthread instead of sync whenever threads > 1, so plain sync
+    # workers need gunicorn.conf.py's 16 threads undone.
+    "-w 4 -k sync --threads 1": ["-w", "4", "-k", "sync", "--threads", "1"],
+}
+# Batches at once with the checks, on the customers the checks do not ask about ("mixed").
+MIXED_BATCH_CONNECTIONS = 4
+
+
+@dataclass
+class Bench:
+    """What every section needs: the environment, the load, and servers warmed once."""
+
+    env: dict[str, str]
+    load: Callable[..., Result]
+    runs: int
+    customers: int
+    warmed: set[str]
+
+    def warm(self, *servers: str, customers: int | None = None) -> None:
+        """Let each server answer checks unmeasured for WARM_UP_SECONDS, once."""
+        for base in servers:
+            if base not in self.warmed:
+                self.load(
+                    base, "check", seconds=WARM_UP_SECONDS, customers=customers or self.customers
+                )
+                self.warmed.add(base)
+
+
+def measure_checks(bench: Bench, bare: str, floor: str, tollgate: str, uncached: str) -> None:
+    """Checks at peak and paced at half of it, next to the bare endpoint and the floor."""
+    bench.warm(bare, floor, tollgate, uncached)
+    bare_peak, floor_peak, check_peak, uncached_peak = in_turn(
+        bench.runs,
+        *(partial(bench.load, base, "check") for base in (bare, floor, tollgate, uncached)),
+    )
+    print(line("bare JSON endpoint, peak", bare_peak, None))
+    print(line("floor: bare + one indexed read, peak", floor_peak, bare_peak))
+    print(line("entitlement check, peak", check_peak, bare_peak))
+    print(line("entitlement check, cache off, peak", uncached_peak, bare_peak))
+    half = check_peak.rate / 2
+    bare_half, floor_half, check_half = in_turn(
+        bench.runs,
+        lambda: paced(bench.load, bare, half),
+        lambda: paced(bench.load, floor, half),
+        lambda: paced(bench.load, tollgate, half),
+    )
+    print(line("bare JSON endpoint, paced at half of check peak", bare_half, None))
+    print(line("floor, paced at half of check peak", floor_half, bare_half))
+    print(line("entitlement check, paced at half of its peak", check_half, bare_half))
+
+
+def measure_events(bench: Bench, bare: str, floor: str, tollgate: str) -> None:
+    """Usage events one per request, and in batches of 1,000."""
+    bare_events, single = in_turn(
+        bench.runs, lambda: bench.load(bare, "event"), lambda: bench.load(tollgate, "event")
+    )
+    print(line("bare JSON POST, peak", bare_events, None))
+    print(line("usage events, one per request", single, bare_events, "events/s"))
+    floor_batched, batched = in_turn(
+        bench.runs,
+        lambda: bench.load(floor, "batch", connections=MIXED_BATCH_CONNECTIONS),
+        lambda: bench.load(tollgate, "batch", connections=MIXED_BATCH_CONNECTIONS),
+    )
+    print(
+        line(
+            "floor: batches written in one INSERT", floor_batched, bare_events, "events/s", per=1000
+        )
+    )
+    print(line("usage events, batches of 1,000", batched, bare_events, "events/s", per=1000))
+
+
+def measure_loop(bench: Bench, bare: str, tollgate: str) -> None:
+    """A check, then one unit recorded for the same customer, on each connection in turn."""
+    bare_loop, loop = in_turn(
+        bench.runs, lambda: bench.load(bare, "loop"), lambda: bench.load(tollgate, "loop")
+    )
+    print(line("bare: GET then POST, same customer, peak", bare_loop, None))
+    print(line("the loop: check, then record 1 unit", loop, bare_loop))
+
+
+def measure_worker_kinds(bench: Bench) -> None:
+    """The check, Tollgate and bare each served by each of WORKER_KINDS; each check's ratio to
+    bare under the same kind and to Tollgate's best kind."""
+    measured: dict[str, tuple[Result, Result]] = {}
+    for kind, options in WORKER_KINDS.items():
+        with ExitStack() as stack:
+            bare = stack.enter_context(gunicorn("bench.bare:app", bench.env, options=options))
+            tollgate = stack.enter_context(gunicorn("wsgi:app", bench.env, options=options))
+            bench.warm(bare, tollgate)
+            bare_peak, check_peak = in_turn(
+                bench.runs,
+                partial(bench.load, bare, "check"),
+                partial(bench.load, tollgate, "check"),
+            )
+        measured[kind] = (bare_peak, check_peak)
+    best = max((check for _, check in measured.values()), key=lambda result: result.rate)
+    for kind, (bare_peak, check_peak) in measured.items():
+        print(line(f"bare JSON endpoint, {kind}", bare_peak, None))
+        print(
+            line(f"entitlement check, {kind}", check_peak, bare_peak)
+            + f" {check_peak.rate / best.rate:6.1%} of best"
+        )
+
+
+def measure_mixed(bench: Bench, bare: str, tollgate: str) -> None:
+    """Checks on the first half of the customers while batches of 1,000 arrive for the second
+    half, from two wrk at once; against the bare endpoint given the same checks alone, and
+    Tollgate given the same batches alone."""
+    half = bench.customers // 2
+    checks = partial(bench.load, customers=half)
+    batches = partial(
+        bench.load,
+        tollgate,
+        "batch",
+        connections=MIXED_BATCH_CONNECTIONS,
+        customers=bench.customers - half,
+        first=half,
+    )
+    bench.warm(bare, tollgate, customers=half)
+    batched_meanwhile: list[Result] = []
+
+    def checks_during_batches() -> Result:
+        with ThreadPoolExecutor(1) as other:
+            batched = other.submit(batches)
+            checked = checks(tollgate, "check")
+            batched_meanwhile.append(batched.result())
+        return checked
+
+    bare_alone, batched_alone, mixed = in_turn(
+        bench.runs, partial(checks, bare, "check"), batches, checks_during_batches
+    )
+    batched = sorted(batched_meanwhile, key=lambda result: result.rate)[len(batched_meanwhile) // 2]
+    print(line("bare JSON endpoint, checks alone", bare_alone, None))
+    print(line("mixed: checks while batches arrive", mixed, bare_alone))
+    print(line("usage events, batches of 1,000 alone", batched_alone, None, "events/s", per=1000))
+    print(
+        line(
+            "mixed: batches while checks go on",
+            batched,
+            batched_alone,
+            "events/s",
+            per=1000,
+            of="alone",
+        )
+    )
+
+
 def main() -> None:
     parser = arguments(__doc__)
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"the sections to run, of {','.join(SECTIONS)} (all by default)",
+    )
     args = parser.parse_args()
+    sections = args.only.split(",")
+    if unknown := set(sections) - set(SECTIONS):
+        parser.error(f"--only: no section {', '.join(sorted(unknown))}; of {','.join(SECTIONS)}")
     if WRK is None:
         raise SystemExit("bench/run.py drives the load with wrk: apt install wrk")
 
@@ -317,54 +509,32 @@ def main() -> None:
                 gunicorn("wsgi:app", {**env, "TOLLGATE_CHECK_CACHE": "off"})
             )
             load = partial(run_wrk, key=key, customers=args.customers, seconds=args.seconds)
+            bench = Bench(env, load, args.runs, args.customers, warmed=set())
             print(
                 f"# gunicorn {' '.join(GUNICORN)}; "
                 f"load: wrk, 1 thread, {WRK_CONNECTIONS} connections; "
                 f"median of {args.runs} runs of {args.seconds:g} s, taken in turn; "
                 f"checks after {WARM_UP_SECONDS:g} s of warm-up"
             )
-            checked = [bare, floor, tollgate, uncached]
-            for base in checked:
-                load(base, "check", seconds=WARM_UP_SECONDS)
-            bare_peak, floor_peak, check_peak, uncached_peak = in_turn(
-                args.runs, *(partial(load, base, "check") for base in checked)
-            )
-            print(line("bare JSON endpoint, peak", bare_peak, None))
-            print(line("floor: bare + one indexed read, peak", floor_peak, bare_peak))
-            print(line("entitlement check, peak", check_peak, bare_peak))
-            print(line("entitlement check, cache off, peak", uncached_peak, bare_peak))
-            half = check_peak.rate / 2
-            bare_half, floor_half, check_half = in_turn(
-                args.runs,
-                lambda: paced(load, bare, half),
-                lambda: paced(load, floor, half),
-                lambda: paced(load, tollgate, half),
-            )
-            print(line("bare JSON endpoint, paced at half of check peak", bare_half, None))
-            print(line("floor, paced at half of check peak", floor_half, bare_half))
-            print(line("entitlement check, paced at half of its peak", check_half, bare_half))
-            bare_events, single = in_turn(
-                args.runs, lambda: load(bare, "event"), lambda: load(tollgate, "event")
-            )
-            print(line("bare JSON POST, peak", bare_events, None))
-            print(line("usage events, one per request", single, bare_events, "events/s"))
-            floor_batched, batched = in_turn(
-                args.runs,
-                lambda: load(floor, "batch", connections=4),
-                lambda: load(tollgate, "batch", connections=4),
-            )
-            print(
-                line(
-                    "floor: batches written in one INSERT",
-                    floor_batched,
-                    bare_events,
-                    "events/s",
-                    per=1000,
+            if "checks" in sections:
+                measure_checks(bench, bare, floor, tollgate, uncached)
+            if "events" in sections:
+                measure_events(bench, bare, floor, tollgate)
+            if "loop" in sections:
+                print(f"# the loop: wrk, {WRK_CONNECTIONS} threads of 1 connection each")
+                measure_loop(bench, bare, tollgate)
+            if "workers" in sections:
+                print(
+                    "# worker kinds: each app served by each, the command line's settings over "
+                    "gunicorn.conf.py's; checks after its own warm-up"
                 )
-            )
-            print(
-                line("usage events, batches of 1,000", batched, bare_events, "events/s", per=1000)
-            )
+                measure_worker_kinds(bench)
+            if "mixed" in sections:
+                print(
+                    f"# mixed: checks on customers 0-{args.customers // 2 - 1} while "
+                    f"{MIXED_BATCH_CONNECTIONS} connections send batches for the rest"
+                )
+                measure_mixed(bench, bare, tollgate)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
