@@ -5,12 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import select
+
+from app.accounts.mirror import Subscription
 from app.accounts.models import Customer
 from app.catalog import CreditGrant, MeteredAllowance, Plan, current_catalog
 from app.clock import now
-from app.entitlements.access import current_subscription, period_key, period_usage
+from app.entitlements.access import current_subscription, period_key
 from app.entitlements.credits import balances
 from app.entitlements.ledger import burn_order
+from app.entitlements.models import CreditLot, UsageCounter
+from app.extensions import db
 
 
 @dataclass(frozen=True)
@@ -42,9 +47,8 @@ class PoolView:
     rollover_words: str
 
 
-def _plan_of(customer: Customer) -> tuple[Plan | None, str, datetime | None]:
+def _plan_of(subscription: Subscription | None) -> tuple[Plan | None, str, datetime | None]:
     """The live plan, its period's key, and when it renews (None when it is set to end)."""
-    subscription = current_subscription(customer.id)
     if subscription is None or not subscription.is_live:
         return None, period_key(None), None
     plan = current_catalog().plan(subscription.plan_key)
@@ -54,15 +58,25 @@ def _plan_of(customer: Customer) -> tuple[Plan | None, str, datetime | None]:
 
 def usage_summary(customer: Customer) -> list[FeatureUsage]:
     """The current plan's metered features and their use this period."""
-    plan, period, _ = _plan_of(customer)
+    return feature_usage(customer.id, current_subscription(customer.id))
+
+
+def feature_usage(customer_id: int, subscription: Subscription | None) -> list[FeatureUsage]:
+    """usage_summary(), for a caller that has read the customer's current subscription: its
+    plan's metered features and their use this period, read from the period's counters."""
+    plan, period, _ = _plan_of(subscription)
     if plan is None:
         return []
     catalog = current_catalog()
+    counters = select(UsageCounter.feature_key, UsageCounter.used).where(
+        UsageCounter.customer_id == customer_id, UsageCounter.period_key == period
+    )
+    counted = dict(db.session.execute(counters).all())
     rows = []
     for key, grant in plan.features.items():
         if not isinstance(grant, MeteredAllowance):
             continue
-        used = period_usage(customer.id, key, period)
+        used = counted.get(key, 0)
         bound = None if grant.unlimited else grant.limit or grant.included or None
         rows.append(
             FeatureUsage(
@@ -103,11 +117,20 @@ def _future_words(grant: CreditGrant | None, renews_at: datetime | None) -> str:
 
 def pool_summary(customer: Customer) -> list[PoolView]:
     """The customer's pools: balance, what expires next, and what the plan renews."""
-    plan, _, renews_at = _plan_of(customer)
+    return credit_pools(customer.id, current_subscription(customer.id))
+
+
+def credit_pools(customer_id: int, subscription: Subscription | None) -> list[PoolView]:
+    """pool_summary(), for a caller that has read the customer's current subscription."""
+    plan, _, renews_at = _plan_of(subscription)
     grants = {grant.pool: grant for grant in plan.credits} if plan else {}
+    pools = balances(customer_id)
+    lots_of: dict[int, list[CreditLot]] = {pool.id: [] for pool in pools}
+    for lot in burn_order(lots_of, now()):
+        lots_of[lot.pool_id].append(lot)
     views = []
-    for pool in balances(customer.id):
-        lots = burn_order([pool.id], now())
+    for pool in pools:
+        lots = lots_of[pool.id]
         expiring = [lot for lot in lots if lot.expires_at is not None]
         next_expiry = expiring[0].expires_at if expiring else None
         grant = grants.get(pool.key)

@@ -5,22 +5,16 @@ from __future__ import annotations
 
 import html
 import re
-from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
-from flask import Flask, has_request_context, request
-from sqlalchemy import event
+from flask import Flask
 
 from app import register_blueprints
-from app.extensions import db
 from bench.admin_pages import backoffice_rules, page_path, sample_values
 from bench.volume_data import Volume, fill
 from tests.conftest import MigratedDatabase
+from tests.query_counting import counting_queries, request_key
 from tests.web import WebClient
 
 # A little: the seven kinds of customer (paying, past due, churned, trialing, reactivated,
@@ -52,29 +46,6 @@ class Counts:
     paths: tuple[str, str]
 
 
-@contextmanager
-def counting_queries(app: Flask) -> Iterator[Counter[str]]:
-    """Count the SQL statements run while answering each request, by the request's URL."""
-    counts: Counter[str] = Counter()
-
-    def count(*_: Any) -> None:
-        if has_request_context():
-            counts[_key(request.full_path)] += 1
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield counts
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
-
-
-def _key(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.path}?{parts.query}" if parts.query else parts.path
-
-
 def _measure(app: Flask, client: WebClient) -> dict[str, tuple[str, dict[str, tuple[int, int]]]]:
     """Per rule: the path asked, and the status and queries of the page and of its CSV
     download (when the page links to one)."""
@@ -93,7 +64,7 @@ def _measure(app: Flask, client: WebClient) -> dict[str, tuple[str, dict[str, tu
             for variant, url in variants.items():
                 counts.clear()
                 response = client.get(url)
-                answers[variant] = (response.status_code, counts[_key(url)])
+                answers[variant] = (response.status_code, counts[request_key(url)])
             measured[rule] = (path, answers)
     return measured
 
