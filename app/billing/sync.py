@@ -96,13 +96,20 @@ Mirrored = Subscription | Invoice | Charge | Refund | Dispute | Customer
 Synced = TypeVar("Synced", bound=Mirrored | None)
 
 
-def mirror(fetched: Fetched, sync: Callable[[Fetched], Synced]) -> Synced:
-    """Write what fetch.py read with ``sync`` in one short transaction, commit, then settle."""
+def mirror(
+    fetched: Fetched,
+    sync: Callable[[Fetched], Synced],
+    also: Callable[[], object] | None = None,
+) -> Synced:
+    """Write what fetch.py read with ``sync`` in one short transaction, with what ``also``
+    writes (a webhook's event marked processed), commit, then settle."""
     synced = sync(fetched)
     if isinstance(synced, Customer):
         customer_id: int | None = synced.id
     else:
         customer_id = synced.customer_id if synced is not None else None
+    if also is not None:
+        also()
     db.session.commit()
     if customer_id is not None:
         settle(customer_id)

@@ -58,14 +58,22 @@ def apply_event(event_id: str, event_type: str, object_id: str) -> Outcome:
     """Fetch the event's object, mirror it and mark the event processed; on a failure, keep
     the error and when to try again, and raise it. Owns its commits."""
     handler = HANDLERS.get(event_type)
+    marked: list[bool] = []
+
+    def mark() -> None:
+        marked.append(_mark_processed(event_id))
+
     try:
         if handler is not None:
-            mirror(handler.fetch(object_id), handler.sync)
+            # Marked in the transaction that mirrors the object: one commit for both.
+            mirror(handler.fetch(object_id), handler.sync, also=mark)
         else:
             log.info(
                 "Stripe event %s of type %s has no handler; acknowledged", event_id, event_type
             )
-        first = _mark_processed(event_id)
+            mark()
+            db.session.commit()
+        first = marked[0]
     except Exception as exc:
         db.session.rollback()
         _record_failure(event_id, exc)
@@ -109,7 +117,8 @@ def customer_of(stripe_object: Any) -> str | None:
 
 
 def _mark_processed(event_id: str) -> bool:
-    """Mark the event processed; False if a concurrent delivery marked it first. Commits."""
+    """Mark the event processed, in the caller's transaction; False if a concurrent delivery
+    marked it first."""
     marked: CursorResult[Any] = db.session.execute(  # type: ignore[assignment]
         update(StripeEvent)
         .where(StripeEvent.event_id == event_id, StripeEvent.processed_at.is_(None))
@@ -120,7 +129,6 @@ def _mark_processed(event_id: str) -> bool:
             next_attempt_at=None,
         )
     )
-    db.session.commit()
     return bool(marked.rowcount)
 
 
