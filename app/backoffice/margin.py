@@ -15,12 +15,13 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
 
 from app.billing.margin import PeriodMargin
+from app.billing.margin_sums import MarginSum
 from app.entitlements.costs import NANOS
 from app.money import format_percent
 
@@ -40,13 +41,13 @@ class MarginLine:
     events: int = 0
     unpriced: int = 0
 
-    def add(self, period: PeriodMargin) -> None:
-        self.revenue += period.revenue
-        self.cost_nanos += period.cost_nanos
-        self.floor_billed += period.floor_billed
-        self.periods += 1
-        self.events += period.events
-        self.unpriced += period.unpriced
+    def add(self, summed: MarginSum) -> None:
+        self.revenue += summed.revenue
+        self.cost_nanos += summed.cost_nanos
+        self.floor_billed += summed.floor_billed
+        self.periods += summed.periods
+        self.events += summed.events
+        self.unpriced += summed.unpriced
 
     @property
     def cost(self) -> Decimal:
@@ -64,13 +65,14 @@ class MarginLine:
 
 @dataclass(frozen=True)
 class MarginMonth:
-    """The periods that started in one month, added up in all, by tier and by plan."""
+    """The periods that started in one month, added up in all, by tier and by plan (and the
+    periods themselves when it was added up from them)."""
 
     start: datetime
     total: MarginLine
     by_tier: list[MarginLine]
     by_plan: list[MarginLine]
-    periods: list[PeriodMargin] = field(repr=False)
+    periods: list[PeriodMargin] = field(default_factory=list, repr=False)
 
 
 def roll_up(
@@ -81,17 +83,29 @@ def roll_up(
 ) -> MarginMonth:
     """One month's periods added up: in all, by tier (in the catalog's order, then any other)
     and by plan (the highest revenue first)."""
+    month = roll_up_sums(start, [MarginSum.of(period) for period in periods], tier_of, tier_order)
+    return replace(month, periods=list(periods))
+
+
+def roll_up_sums(
+    start: datetime,
+    sums: Iterable[MarginSum],
+    tier_of: Mapping[str, str],
+    tier_order: Sequence[str],
+) -> MarginMonth:
+    """One month's periods, already added up by plan (or one by one), added up as roll_up
+    does."""
     total = MarginLine("Total")
     tiers: dict[str, MarginLine] = {}
     plans: dict[str, MarginLine] = {}
-    for period in periods:
-        tier = tier_of.get(period.plan_key, OTHER_TIER)
+    for summed in sums:
+        tier = tier_of.get(summed.plan_key, OTHER_TIER)
         for line in (
             total,
             tiers.setdefault(tier, MarginLine(tier)),
-            plans.setdefault(period.plan_key, MarginLine(period.plan_key)),
+            plans.setdefault(summed.plan_key, MarginLine(summed.plan_key)),
         ):
-            line.add(period)
+            line.add(summed)
     rank = {tier: index for index, tier in enumerate(tier_order)}
     return MarginMonth(
         start=start,
@@ -100,7 +114,6 @@ def roll_up(
             tiers.values(), key=lambda line: (rank.get(line.name, len(rank)), line.name)
         ),
         by_plan=sorted(plans.values(), key=lambda line: (-line.revenue, line.name)),
-        periods=list(periods),
     )
 
 
@@ -119,6 +132,23 @@ def monthly_margins(
             by_month[index].append(margin)
     return [
         roll_up(start, by_month[index], tier_of, tier_order) for index, start in enumerate(starts)
+    ]
+
+
+def monthly_sums(
+    starts: Sequence[datetime],
+    sums: Iterable[MarginSum],
+    tier_of: Mapping[str, str],
+    tier_order: Sequence[str],
+) -> list[MarginMonth]:
+    """Each month's roll-up, oldest first, from margin_sums.margin_sums(starts): the same as
+    monthly_margins over the periods themselves."""
+    by_month: dict[int, list[MarginSum]] = defaultdict(list)
+    for summed in sums:
+        by_month[summed.month].append(summed)
+    return [
+        roll_up_sums(start, by_month[index], tier_of, tier_order)
+        for index, start in enumerate(starts)
     ]
 
 

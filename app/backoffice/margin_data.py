@@ -21,10 +21,11 @@ from app.backoffice.margin import (
     MarginMonth,
     floor_breaches,
     lowest_margins,
-    monthly_margins,
+    monthly_sums,
 )
 from app.backoffice.revenue import month_starts
 from app.billing.margin import CostLine, PeriodMargin, cost_lines, period_margins
+from app.billing.margin_sums import below_floor_candidates, lowest_candidates, margin_sums
 from app.billing.models import BillingPeriod
 from app.catalog import current_catalog
 from app.clock import now
@@ -73,20 +74,30 @@ def twelve_months() -> list[datetime]:
 
 def margin_figures(month: datetime | None = None) -> MarginFigures:
     """The page's figures; ``month`` (one of twelve_months()) picks the month detailed, this
-    one by default."""
+    one by default. The months are added up in SQL; only the periods the page lists (below
+    their floor, the lowest margins) and a few more that SQL cannot tell from them are read
+    one by one, and margin.py decides which to show."""
     starts = twelve_months()
     catalog = current_catalog()
     tier_of = {key: plan.tier for key, plan in catalog.plans.items()}
-    margins = period_margins(since=starts[0])
-    months = monthly_margins(starts, margins, tier_of, list(catalog.tiers))
+    months = monthly_sums(starts, margin_sums(starts), tier_of, list(catalog.tiers))
     selected = months[starts.index(month)] if month in starts else months[-1]
-    breaches = floor_breaches(margins, floors(), now())
-    lowest = lowest_margins(selected.periods, LOWEST_SHOWN)
+    until = _month_after(selected.start)
+    moment = now()
+    plan_floors = floors()
+    below_keys = below_floor_candidates(plan_floors, starts[0], moment)
+    lowest_keys = lowest_candidates(selected.start, until, LOWEST_SHOWN)
+    margins = {
+        margin.period_key: margin
+        for margin in period_margins(period_keys=set(below_keys) | set(lowest_keys))
+    }
+    breaches = floor_breaches((margins[key] for key in below_keys), plan_floors, moment)
+    lowest = lowest_margins((margins[key] for key in lowest_keys), LOWEST_SHOWN)
     return MarginFigures(
         currency=catalog.currency,
         months=months,
         selected=selected,
-        lines=cost_lines(since=selected.start, until=_month_after(selected.start)),
+        lines=cost_lines(since=selected.start, until=until),
         below_floor=breaches,
         lowest=lowest,
         customers=_customers(

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Integer,
     Select,
     and_,
+    case,
     cast,
     extract,
     func,
@@ -121,12 +122,15 @@ def _latest_charge(column: InstrumentedAttribute[str | None]) -> Any:
 
 def _located(per_customer: Any, *values: Any) -> Any:
     """``per_customer`` rows with where their customer is: its own country, and the billing and
-    card countries of its latest charges (money.country_of chooses)."""
+    card countries of its latest charges (money.country_of chooses), looked up only for a
+    customer without a country of its own: country_of would not read them, and looking them up
+    is a query per customer."""
+    known = and_(Customer.country.is_not(None), Customer.country != "")
     return (
         select(
             Customer.country.label("country"),
-            _latest_charge(Charge.billing_country).label("billing"),
-            _latest_charge(Charge.card_country).label("card"),
+            case((known, None), else_=_latest_charge(Charge.billing_country)).label("billing"),
+            case((known, None), else_=_latest_charge(Charge.card_country)).label("card"),
             *values,
         )
         .join_from(per_customer, Customer, Customer.id == per_customer.c.customer_id)

@@ -12,10 +12,11 @@ is listed after every paying one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from functools import cached_property
 
 from app.accounts.mirror import SubscriptionStatus
 from app.backoffice.margin import FloorBreach
@@ -94,13 +95,32 @@ class Account:
         return self.monthly_amount if self.status in AT_STAKE else 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Reason:
-    """One reason an account is at risk, as a short sentence with its figures."""
+    """One reason an account is at risk, as a short sentence with its figures. The sentence may
+    come as a function that writes it when first read: ranking thousands of accounts needs only
+    kinds and deadlines, and a page shows fifty of them (formatting figures is most of the
+    cost of judging a reason)."""
 
     kind: Kind
-    text: str
+    sentence: str | Callable[[], str]
     deadline: datetime | None = None
+
+    @cached_property
+    def text(self) -> str:
+        """The sentence, written."""
+        return self.sentence if isinstance(self.sentence, str) else self.sentence()
+
+    def _compared(self) -> tuple[Kind, str, datetime | None]:
+        return self.kind, self.text, self.deadline
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Reason):
+            return NotImplemented
+        return self._compared() == other._compared()
+
+    def __hash__(self) -> int:
+        return hash(self._compared())
 
 
 @dataclass(frozen=True)
@@ -187,11 +207,15 @@ def past_due(account: Account, invoices: Sequence[OpenInvoice], now: datetime) -
     attempts = max(invoice.attempt_count for invoice in invoices)
     retries = [inv.next_payment_attempt for inv in invoices if inv.next_payment_attempt]
     retry = min(retries) if retries else None
-    when = f"Stripe retries on {_day(retry)}" if retry else "Stripe has stopped retrying"
-    text = (
-        f"Past due for {_days(now - oldest.created)}: {format_money(owed, oldest.currency)} owed; "
-        f"{attempts} attempt{'' if attempts == 1 else 's'}, {when}."
-    )
+
+    def text() -> str:
+        when = f"Stripe retries on {_day(retry)}" if retry else "Stripe has stopped retrying"
+        return (
+            f"Past due for {_days(now - oldest.created)}: "
+            f"{format_money(owed, oldest.currency)} owed; "
+            f"{attempts} attempt{'' if attempts == 1 else 's'}, {when}."
+        )
+
     return Reason(Kind.PAST_DUE, text, retry or now)
 
 
@@ -210,13 +234,17 @@ def failed_payments(charges: Sequence[FailedCharge], now: datetime) -> Reason | 
     if not recent:
         return None
     latest = max(recent, key=lambda charge: charge.created)
-    count = "A payment" if len(recent) == 1 else f"{len(recent)} payments"
-    why = f": {latest.failure_message}" if latest.failure_message else ""
-    text = (
-        f"{count} failed in the last 14 days, the latest of "
-        f"{format_money(latest.amount, latest.currency)} on {_day(latest.created)}{why}"
-    )
-    return Reason(Kind.FAILED_PAYMENT, text if text.endswith(".") else f"{text}.")
+
+    def text() -> str:
+        count = "A payment" if len(recent) == 1 else f"{len(recent)} payments"
+        why = f": {latest.failure_message}" if latest.failure_message else ""
+        said = (
+            f"{count} failed in the last 14 days, the latest of "
+            f"{format_money(latest.amount, latest.currency)} on {_day(latest.created)}{why}"
+        )
+        return said if said.endswith(".") else f"{said}."
+
+    return Reason(Kind.FAILED_PAYMENT, text)
 
 
 def dispute(found: OpenDispute) -> Reason:
@@ -250,15 +278,18 @@ def credits_run_out(pool: PoolBurn, period: Running, now: datetime) -> Reason | 
     if days_left >= (end - now) / DAY:
         return None
     runs_out = now + days_left * DAY
-    burn = f"{format_count(round(per_day))} {pool.denomination} a day"
-    if pool.balance <= 0:
-        head = f"Credits {pool.pool_key} have run out at {burn}"
-    else:
-        head = (
-            f"Credits {pool.pool_key}: {format_count(pool.balance)} {pool.denomination} left at "
-            f"{burn}, out in {_days(runs_out - now)}"
-        )
-    text = f"{head}, {_days(end - runs_out)} before the period ends on {_day(end)}."
+
+    def text() -> str:
+        burn = f"{format_count(round(per_day))} {pool.denomination} a day"
+        if pool.balance <= 0:
+            head = f"Credits {pool.pool_key} have run out at {burn}"
+        else:
+            head = (
+                f"Credits {pool.pool_key}: {format_count(pool.balance)} {pool.denomination} "
+                f"left at {burn}, out in {_days(runs_out - now)}"
+            )
+        return f"{head}, {_days(end - runs_out)} before the period ends on {_day(end)}."
+
     return Reason(Kind.CREDITS_RUN_OUT, text, runs_out)
 
 
@@ -289,11 +320,14 @@ def usage_falls(
     if previous.used < MIN_PREVIOUS_USAGE or projected > previous.used * (1 - SHARP_FALL):
         return None
     fall = round(100 * (1 - projected / previous.used))
-    text = (
-        f"{feature_key} usage down {fall}%: {format_count(current)} so far, "
-        f"{format_count(round(projected))} at this pace, against "
-        f"{format_count(previous.used)} last period."
-    )
+
+    def text() -> str:
+        return (
+            f"{feature_key} usage down {fall}%: {format_count(current)} so far, "
+            f"{format_count(round(projected))} at this pace, against "
+            f"{format_count(previous.used)} last period."
+        )
+
     return Reason(Kind.USAGE_FALLS, text, end)
 
 

@@ -1,22 +1,37 @@
 """The back office's risk pages (added to the blueprint in routes.py).
 
 The page runs one query per kind of reason, each restricted in SQL to the accounts that kind
-could flag, then one query for those accounts; risk.py judges and ranks what they read.
+could flag, then one query for those accounts (plain rows: there are thousands at volume);
+risk.py judges and ranks what they read. Every account at risk is judged on each visit, so the
+list is exact as of that moment; the sentences that figures make costly are written only for
+the accounts shown (and all of them for the CSV).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from flask import render_template
-from sqlalchemy import CTE, BigInteger, String, and_, case, cast, func, or_, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    String,
+    Subquery,
+    and_,
+    case,
+    cast,
+    func,
+    or_,
+    select,
+)
+from sqlalchemy.orm import InstrumentedAttribute, aliased
 from werkzeug.wrappers import Response as BaseResponse
 
 from app.accounts.mirror import (
+    LIVE_STATUSES,
     NEWEST_FIRST,
     Charge,
     Dispute,
@@ -30,12 +45,13 @@ from app.backoffice.csv_export import csv_link_args, csv_response, wants_csv
 from app.backoffice.margin_risk import breaches_at_risk
 from app.backoffice.routes import PAGE_SIZE, bp, page_count, requested_page
 from app.clock import now
-from app.entitlements.access import pick_current
 from app.entitlements.models import CreditLedgerEntry, CreditPool, LedgerKind, UsageCounter
 from app.extensions import db
 
 Reasons = dict[int, list[risk.Reason]]
 LIVE = (Subscription.status.in_(risk.AT_STAKE),)
+# Unix seconds in SQL are whole, "now" and risk.py's sums are not: SQL's filters give this much.
+SLACK_SECONDS = 2
 CSV_HEADER = [
     "rank",
     "reference_id",
@@ -194,18 +210,21 @@ def _running(subscription: Any) -> risk.Running:
 
 
 def _credits(found: Reasons, moment: datetime) -> None:
-    """Each credit pool that usage drew from in its customer's running period: its balance
-    and what was drawn, summed in SQL."""
+    """Each credit pool that usage drew from in its customer's running period and that SQL
+    finds may run out before the period ends: its balance and what was drawn, summed in SQL."""
+    start = Subscription.current_period_start
+    # PostgreSQL sums bigints as numeric: back to a whole number here.
+    deducted = cast(-func.sum(CreditLedgerEntry.amount), BigInteger)
+    seconds = int(moment.timestamp())
     rows = db.session.execute(
         select(
             CreditPool.customer_id,
             CreditPool.key,
             CreditPool.denomination,
             CreditPool.balance,
-            # PostgreSQL sums bigints as numeric: back to a whole number here.
-            cast(-func.sum(CreditLedgerEntry.amount), BigInteger),
+            deducted,
             Subscription.stripe_subscription_id,
-            Subscription.current_period_start,
+            start,
             Subscription.current_period_end,
         )
         .join(CreditLedgerEntry, CreditLedgerEntry.pool_id == CreditPool.id)
@@ -213,10 +232,18 @@ def _credits(found: Reasons, moment: datetime) -> None:
         .where(
             *LIVE,
             CreditLedgerEntry.kind == LedgerKind.DEDUCT,
-            CreditLedgerEntry.created_at >= Subscription.current_period_start,
+            CreditLedgerEntry.created_at >= start,
             Subscription.current_period_end > moment,
+            start <= moment - risk.MIN_BURN_HISTORY,
         )
         .group_by(CreditPool.id, Subscription.id)
+        # A superset of what credits_run_out flags (slack against its floats): at this burn,
+        # what is left lasts less than what is left of the period.
+        .having(
+            case((CreditPool.balance > 0, CreditPool.balance), else_=0)
+            * (seconds - _unix(start) - SLACK_SECONDS)
+            <= deducted * (_unix(Subscription.current_period_end) - seconds + SLACK_SECONDS)
+        )
     )
     for row in rows:
         pool = risk.PoolBurn(*row[1:5])
@@ -224,128 +251,158 @@ def _credits(found: Reasons, moment: datetime) -> None:
 
 
 def _usage(found: Reasons, moment: datetime) -> None:
-    """The two latest usage counters of each feature of each live subscription (its running
-    period's and the one before, named by the subscription's id and their start), for the
-    features SQL finds may have fallen; risk.usage_falls decides."""
-    recent = _recent_counters(moment)
-    current = recent.c.period_key == recent.c.current_key
-    current_used = func.coalesce(func.sum(case((current, recent.c.used), else_=0)), 0)
-    previous_used = func.max(case((~current, recent.c.used)))
-    # A superset of what usage_falls flags (the latest previous period is at most the largest
-    # of them): this period's usage, pro-rated, at most half the previous period's.
-    falling = (
-        select(recent.c.subscription_id, recent.c.feature_key)
-        .group_by(recent.c.subscription_id, recent.c.feature_key, recent.c.start, recent.c.end)
-        .having(
-            previous_used >= risk.MIN_PREVIOUS_USAGE,
-            current_used * (recent.c.end - recent.c.start)
-            <= previous_used * (int(moment.timestamp()) - recent.c.start) * (1 - risk.SHARP_FALL),
+    """Each live subscription's features that SQL finds may have fallen, with this period's
+    counter and the latest one before it (usage_falls reads no other); risk.usage_falls decides."""
+    recent = _recent_usage(moment)
+    previous = aliased(UsageCounter)
+    rows = db.session.execute(
+        select(recent, previous.used.label("previous_used"))
+        .join(
+            previous,
+            and_(
+                previous.customer_id == recent.c.customer_id,
+                previous.feature_key == recent.c.feature_key,
+                previous.period_key == recent.c.previous_key,
+            ),
         )
-        .subquery()
-    )
-    rows = select(recent).join(
-        falling,
-        and_(
-            falling.c.subscription_id == recent.c.subscription_id,
-            falling.c.feature_key == recent.c.feature_key,
-        ),
-    )
-    groups: dict[tuple[int, str, str], list[risk.PeriodUsage]] = defaultdict(list)
-    periods: dict[str, risk.Running] = {}
-    for row in db.session.execute(rows):
-        groups[row.customer_id, row.stripe_subscription_id, row.feature_key].append(
-            risk.PeriodUsage(row.feature_key, row.period_key, row.used)
+        .where(
+            previous.used >= risk.MIN_PREVIOUS_USAGE,
+            # A superset of what usage_falls flags (a second's slack against its floats): this
+            # period's usage, pro-rated, at most half of the previous period's.
+            recent.c.current_used * (recent.c.end - recent.c.start)
+            <= previous.used
+            * (int(moment.timestamp()) - recent.c.start + SLACK_SECONDS)
+            * (1 - risk.SHARP_FALL),
         )
-        periods[row.stripe_subscription_id] = _running(row)
-    for (customer_id, sub_id, feature_key), usage in groups.items():
-        reason = risk.usage_falls(feature_key, usage, periods[sub_id], moment)
-        _note(found, customer_id, reason)
+        .order_by(recent.c.customer_id, recent.c.feature_key)
+    )
+    for row in rows:
+        usage = [
+            risk.PeriodUsage(row.feature_key, row.current_key, row.current_used),
+            risk.PeriodUsage(row.feature_key, row.previous_key, row.previous_used),
+        ]
+        reason = risk.usage_falls(row.feature_key, usage, _running(row), moment)
+        _note(found, row.customer_id, reason)
 
 
-def _recent_counters(moment: datetime) -> CTE:
-    """Each live subscription's two latest counters per feature, with its period in Unix
-    seconds. A counter's period key is the subscription's id and its period's start in Unix
-    seconds (ten digits until 2286, so one subscription's keys sort by time): only the running
-    period's and those of the two period lengths before it are read, by the key's range, so the
-    rest of the history is never scanned."""
-    start = cast(func.extract("epoch", Subscription.current_period_start), BigInteger)
-    end = cast(func.extract("epoch", Subscription.current_period_end), BigInteger)
+def _recent_usage(moment: datetime) -> Subquery:
+    """Per live subscription a fifth or more into its period, and per feature: the running
+    period's usage (0 without a counter) and the key of the latest earlier counter, with the
+    period in Unix seconds. A counter's period key is the subscription's id and its period's
+    start in Unix seconds (ten digits until 2286, so one subscription's keys sort by time):
+    only the running period's and those of the two period lengths before it are read, by the
+    key's range, so the rest of the history is never scanned."""
+    start, end = _unix(Subscription.current_period_start), _unix(Subscription.current_period_end)
     prefix = Subscription.stripe_subscription_id + ":"
-    current_key = prefix + cast(start, String)
-    in_range = UsageCounter.period_key.between(
-        prefix + cast(start - 2 * (end - start), String), current_key
-    )
-    ranked = (
+    elapsed = int(moment.timestamp()) - start
+    periods = (
         select(
-            UsageCounter.customer_id,
-            UsageCounter.feature_key,
-            UsageCounter.period_key,
-            UsageCounter.used,
-            Subscription.id.label("subscription_id"),
+            Subscription.id,
+            Subscription.customer_id,
             Subscription.stripe_subscription_id,
             Subscription.current_period_start,
             Subscription.current_period_end,
-            current_key.label("current_key"),
             start.label("start"),
             end.label("end"),
-            func.row_number()
-            .over(
-                partition_by=(Subscription.id, UsageCounter.feature_key),
-                order_by=UsageCounter.period_key.desc(),
-            )
-            .label("latest"),
+            (prefix + cast(start, String)).label("current_key"),
+            (prefix + cast(start - 2 * (end - start), String)).label("first_key"),
         )
-        .join(Subscription, Subscription.customer_id == UsageCounter.customer_id)
-        .where(*LIVE, in_range, Subscription.current_period_start < moment)
+        .where(
+            *LIVE,
+            Subscription.current_period_start < moment,
+            (elapsed + SLACK_SECONDS) * 5 >= end - start,
+        )
+        # Worked out once per subscription, not once per counter it is compared with.
+        .cte("usage_periods")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
+    )
+    current = UsageCounter.period_key == periods.c.current_key
+    return (
+        select(
+            UsageCounter.customer_id,
+            UsageCounter.feature_key,
+            periods.c.stripe_subscription_id,
+            periods.c.current_period_start,
+            periods.c.current_period_end,
+            periods.c.current_key,
+            periods.c.start,
+            periods.c.end,
+            # PostgreSQL sums bigints as numeric: back to a whole number here.
+            cast(func.sum(case((current, UsageCounter.used), else_=0)), BigInteger).label(
+                "current_used"
+            ),
+            func.max(case((~current, UsageCounter.period_key))).label("previous_key"),
+        )
+        .join(periods, periods.c.customer_id == UsageCounter.customer_id)
+        .where(UsageCounter.period_key.between(periods.c.first_key, periods.c.current_key))
+        .group_by(UsageCounter.customer_id, UsageCounter.feature_key, *periods.c)
         .subquery()
     )
-    # A CTE: read twice (the features that fell, then their rows), computed once.
-    return select(ranked).where(ranked.c.latest <= 2).cte("recent_counters")
+
+
+def _unix(moment: InstrumentedAttribute[datetime | None]) -> ColumnElement[int]:
+    """Whole Unix seconds, cut as name_period cuts them (PostgreSQL would round a cast)."""
+    return cast(func.floor(func.extract("epoch", moment)), BigInteger)
 
 
 def _accounts(customer_ids: set[int]) -> dict[int, risk.Account]:
-    """The customers, each with its current subscription (as the account page picks it)."""
+    """The customers, each with its current subscription (as the account page picks it): plain
+    rows, not ORM objects, as there are thousands."""
     if not customer_ids:
         return {}
     rows = db.session.execute(
-        select(Customer, Subscription)
+        select(
+            Customer.id,
+            Customer.reference_id,
+            Customer.email,
+            Customer.card_brand,
+            Customer.card_last4,
+            Customer.card_expires_on,
+            Subscription.id.label("subscription_id"),
+            Subscription.plan_key,
+            Subscription.status,
+            Subscription.monthly_amount,
+            Subscription.currency,
+            Subscription.current_period_start,
+            Subscription.current_period_end,
+            Subscription.trial_end,
+            Subscription.cancel_at_period_end,
+        )
         .outerjoin(Subscription, Subscription.customer_id == Customer.id)
         .where(Customer.id.in_(customer_ids))
         .order_by(Customer.id, *NEWEST_FIRST)
     )
-    customers: dict[int, Customer] = {}
-    subscriptions: dict[int, list[Subscription]] = defaultdict(list)
-    for customer, subscription in rows:
-        customers[customer.id] = customer
-        if subscription is not None:
-            subscriptions[customer.id].append(subscription)
-    return {
-        customer_id: _account(customer, pick_current(subscriptions[customer_id]))
-        for customer_id, customer in customers.items()
+    accounts: dict[int, risk.Account] = {}
+    for row in rows:
+        found = accounts.get(row.id)
+        # As pick_current picks: rows come newest first; the first live one, else the latest.
+        if found is None or (found.status not in LIVE_STATUSES and row.status in LIVE_STATUSES):
+            accounts[row.id] = _account(row)
+    return accounts
+
+
+def _account(row: Any) -> risk.Account:
+    """The account of one row of _accounts' query."""
+    customer = {
+        "customer_id": row.id,
+        "reference_id": row.reference_id,
+        "email": row.email,
+        "card_brand": row.card_brand,
+        "card_last4": row.card_last4,
+        "card_expires_on": row.card_expires_on,
     }
-
-
-def _account(customer: Customer, subscription: Subscription | None) -> risk.Account:
-    found = risk.Account(
-        customer.id,
-        customer.reference_id,
-        customer.email,
-        card_brand=customer.card_brand,
-        card_last4=customer.card_last4,
-        card_expires_on=customer.card_expires_on,
-    )
-    if subscription is None:
-        return found
-    return replace(
-        found,
-        plan_key=subscription.plan_key,
-        status=subscription.status,
-        monthly_amount=subscription.monthly_amount,
-        currency=subscription.currency,
-        current_period_start=subscription.current_period_start,
-        current_period_end=subscription.current_period_end,
-        trial_end=subscription.trial_end,
-        cancel_at_period_end=subscription.cancel_at_period_end,
+    if row.subscription_id is None:
+        return risk.Account(**customer)
+    return risk.Account(
+        **customer,
+        plan_key=row.plan_key,
+        status=row.status,
+        monthly_amount=row.monthly_amount,
+        currency=row.currency,
+        current_period_start=row.current_period_start,
+        current_period_end=row.current_period_end,
+        trial_end=row.trial_end,
+        cancel_at_period_end=row.cancel_at_period_end,
     )
 
 

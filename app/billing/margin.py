@@ -11,13 +11,13 @@ events' costs. Everything is read from the local records, never from Stripe.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
 from fractions import Fraction
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Subquery, func, select
 
 from app.accounts.mirror import Subscription
 from app.billing.models import BillingPeriod
@@ -119,19 +119,8 @@ def period_margins(
     (a few), started in [``since``, ``until``), the one named ``period_key``, or those named in
     ``period_keys`` (at most a thousand at a time: one parameter each). Each filter is
     optional. Three queries, each joined on the periods, whatever their number."""
-    which = _periods_where(customer_ids, since, until, period_key, period_keys)
-    costs = (
-        select(
-            UsageCost.period_key,
-            func.sum(UsageCost.nanos).label("nanos"),
-            func.sum(UsageCost.events).label("events"),
-            func.sum(UsageCost.unpriced).label("unpriced"),
-        )
-        .join(BillingPeriod, BillingPeriod.period_key == UsageCost.period_key)
-        .where(*which)
-        .group_by(UsageCost.period_key)
-        .subquery()
-    )
+    which = periods_where(customer_ids, since, until, period_key, period_keys)
+    costs = costs_by_period(which)
     overage: dict[str, dict[str, int]] = defaultdict(dict)
     for key, event_name, units in db.session.execute(
         select(OverageOutbox.period_key, OverageOutbox.event_name, func.sum(OverageOutbox.units))
@@ -141,29 +130,43 @@ def period_margins(
     ):
         overage[key][event_name] = int(units)
     catalog = current_catalog()
+    # Plain rows, not ORM objects: the periods are only read.
     rows = db.session.execute(
-        select(BillingPeriod, costs.c.nanos, costs.c.events, costs.c.unpriced)
+        select(
+            BillingPeriod.customer_id,
+            BillingPeriod.period_key,
+            BillingPeriod.plan_key,
+            BillingPeriod.starts_at,
+            BillingPeriod.ends_at,
+            BillingPeriod.trialing,
+            BillingPeriod.currency,
+            BillingPeriod.recurring_amount,
+            BillingPeriod.floor_billed,
+            costs.c.nanos,
+            costs.c.events,
+            costs.c.unpriced,
+        )
         .outerjoin(costs, costs.c.period_key == BillingPeriod.period_key)
         .where(*which)
         .order_by(BillingPeriod.starts_at, BillingPeriod.id)
     )
     return [
         PeriodMargin(
-            customer_id=period.customer_id,
-            period_key=period.period_key,
-            plan_key=period.plan_key,
-            starts_at=period.starts_at,
-            ends_at=period.ends_at,
-            trialing=period.trialing,
-            currency=period.currency,
-            recurring=period.recurring_amount,
-            overage=overage_amount(catalog.plan(period.plan_key), overage[period.period_key]),
-            floor_billed=period.floor_billed,
-            cost_nanos=int(nanos or 0),
-            events=int(events or 0),
-            unpriced=int(unpriced or 0),
+            customer_id=row.customer_id,
+            period_key=row.period_key,
+            plan_key=row.plan_key,
+            starts_at=row.starts_at,
+            ends_at=row.ends_at,
+            trialing=row.trialing,
+            currency=row.currency,
+            recurring=row.recurring_amount,
+            overage=overage_amount(catalog.plan(row.plan_key), overage[row.period_key]),
+            floor_billed=row.floor_billed,
+            cost_nanos=int(row.nanos or 0),
+            events=int(row.events or 0),
+            unpriced=int(row.unpriced or 0),
         )
-        for period, nanos, events, unpriced in rows
+        for row in rows
     ]
 
 
@@ -221,7 +224,7 @@ def cost_lines(
     else:
         statement = statement.join(
             BillingPeriod, BillingPeriod.period_key == UsageCost.period_key
-        ).where(*_periods_where(customer_ids, since, until, period_key, period_keys))
+        ).where(*periods_where(customer_ids, since, until, period_key, period_keys))
     rows = db.session.execute(statement.group_by(*groups)).all()
     lines = [
         CostLine(
@@ -236,7 +239,7 @@ def cost_lines(
     return sorted(lines, key=lambda line: (-line.cost_nanos, line.feature_key, line.model))
 
 
-def _periods_where(
+def periods_where(
     customer_ids: Collection[int] | None,
     since: datetime | None,
     until: datetime | None,
@@ -255,6 +258,22 @@ def _periods_where(
     if period_keys is not None:
         conditions.append(BillingPeriod.period_key.in_(period_keys))
     return conditions
+
+
+def costs_by_period(which: Sequence[ColumnElement[bool]]) -> Subquery:
+    """The matching periods' costs (nanos, events, unpriced), one row per period that has any."""
+    return (
+        select(
+            UsageCost.period_key,
+            func.sum(UsageCost.nanos).label("nanos"),
+            func.sum(UsageCost.events).label("events"),
+            func.sum(UsageCost.unpriced).label("unpriced"),
+        )
+        .join(BillingPeriod, BillingPeriod.period_key == UsageCost.period_key)
+        .where(*which)
+        .group_by(UsageCost.period_key)
+        .subquery()
+    )
 
 
 def floor_of(catalog: Catalog, plan_key: str) -> Plan | None:

@@ -244,6 +244,24 @@ def test_an_accounts_reasons_are_listed_in_order_of_kind_with_the_soonest_deadli
     assert found.score == (5 + 2) * 4_900
 
 
+def test_a_reasons_sentence_is_written_only_when_read_and_reads_as_if_given() -> None:
+    written: list[str] = []
+
+    def sentence() -> str:
+        written.append("once")
+        return "Cancels at period end."
+
+    reason = Reason(Kind.CANCELS, sentence, NOW)
+    found = risk.at_risk(account(), [reason])
+    assert found is not None
+    assert found.score == 4 * 4_900
+    assert written == []  # ranked without writing it
+    assert reason == Reason(Kind.CANCELS, "Cancels at period end.", NOW)
+    assert reason.text == "Cancels at period end."
+    assert written == ["once"]
+    assert reason != Reason(Kind.CANCELS, "Cancels at period end.", NOW + DAY)
+
+
 # --- the page, through the sandbox -----------------------------------------------------------
 
 
