@@ -25,6 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -37,6 +38,18 @@ from bench.run import GUNICORN, database, gunicorn  # noqa: E402 (the root goes 
 CSRF_INPUT = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 BASELINE = "/healthz"
 TARGET_MS = 300.0
+
+
+def report_part(part: str, rows: int, seconds: float) -> None:
+    """Print how long one part of a fill took."""
+    print(f"  {part:<68} {rows:>10,} rows {seconds:7.1f} s", flush=True)
+
+
+def fill_reporting(fill: Callable[[Callable[[str, int, float], None]], None]) -> None:
+    """Run ``fill`` (given report_part), then print how long it took in all."""
+    started = time.perf_counter()
+    fill(report_part)
+    print(f"  {'filled in':<68} {'':>15} {time.perf_counter() - started:7.1f} s")
 
 
 def prepare(env: dict[str, str], customers: int, usage_events: int) -> list[tuple[str, str]]:
@@ -52,13 +65,7 @@ def prepare(env: dict[str, str], customers: int, usage_events: int) -> list[tupl
     app = create_app()
     with app.app_context():
         flask_migrate.upgrade()
-        started = time.perf_counter()
-
-        def report(part: str, rows: int, seconds: float) -> None:
-            print(f"  {part:<68} {rows:>10,} rows {seconds:7.1f} s", flush=True)
-
-        fill(Volume(customers=customers, usage_events=usage_events), report)
-        print(f"  {'filled in':<68} {'':>15} {time.perf_counter() - started:7.1f} s")
+        fill_reporting(lambda report: fill(Volume(customers, usage_events), report))
         values = sample_values()
         pages = [(rule.rule, page_path(app, rule, values)) for rule in backoffice_rules(app)]
         db.session.remove()

@@ -25,6 +25,8 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -152,6 +154,28 @@ def change_in_stripe(stripe_url: str, count: int) -> None:
             ).raise_for_status()
 
 
+@contextmanager
+def stripe_and_database(
+    workdir: Path, kind: str, postgres_url: str | None
+) -> Iterator[tuple[str, str]]:
+    """A Tollgate in sandbox mode served over HTTP to play Stripe (its instance in
+    ``workdir``/stripe), and a fresh database for the Tollgate measured: their URLs."""
+    stripe_dir = workdir / "stripe"
+    stripe_dir.mkdir()
+    stripe_env = {
+        "TOLLGATE_INSTANCE_PATH": str(stripe_dir),
+        "DATABASE_URL": f"sqlite:///{stripe_dir / 'stripe-side.sqlite3'}",
+        "SECRET_KEY": "bench",
+        "STRIPE_SECRET_KEY": "",
+        "LOG_LEVEL": "WARNING",
+    }
+    with (
+        gunicorn("wsgi:app", stripe_env) as stripe_url,
+        database(kind, postgres_url, workdir) as database_url,
+    ):
+        yield stripe_url, database_url
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
@@ -164,17 +188,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         stripe_dir = workdir / "stripe"
-        stripe_dir.mkdir()
-        stripe_env = {
-            "TOLLGATE_INSTANCE_PATH": str(stripe_dir),
-            "DATABASE_URL": f"sqlite:///{stripe_dir / 'stripe-side.sqlite3'}",
-            "SECRET_KEY": "bench",
-            "STRIPE_SECRET_KEY": "",
-            "LOG_LEVEL": "WARNING",
-        }
-        with (
-            gunicorn("wsgi:app", stripe_env) as stripe_url,
-            database(args.db, args.postgres_url, workdir) as database_url,
+        with stripe_and_database(workdir, args.db, args.postgres_url) as (
+            stripe_url,
+            database_url,
         ):
             tollgate_env = {
                 "TOLLGATE_INSTANCE_PATH": str(workdir / "tollgate"),

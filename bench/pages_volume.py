@@ -22,7 +22,7 @@ import os
 import statistics
 import sys
 import tempfile
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 # The root goes on the path first.
-from bench.backoffice_volume import CSRF_INPUT, measure, percentile  # noqa: E402
+from bench.backoffice_volume import CSRF_INPUT, fill_reporting, measure, percentile  # noqa: E402
 from bench.run import GUNICORN, arguments, database, gunicorn  # noqa: E402
 
 BASELINE = "/healthz"
@@ -51,14 +51,12 @@ def prepare(env: dict[str, str], customers: int, usage_events: int, busy_events:
     app = create_app()
     with app.app_context():
         flask_migrate.upgrade()
-        started = time.perf_counter()
 
-        def report(part: str, rows: int, seconds: float) -> None:
-            print(f"  {part:<68} {rows:>10,} rows {seconds:7.1f} s", flush=True)
+        def fill_all(report: Callable[[str, int, float], None]) -> None:
+            fill(Volume(customers, usage_events), report)
+            fill_busy_customer(busy_events, report=report)
 
-        fill(Volume(customers=customers, usage_events=usage_events), report)
-        fill_busy_customer(busy_events, report=report)
-        print(f"  {'filled in':<68} {'':>15} {time.perf_counter() - started:7.1f} s")
+        fill_reporting(fill_all)
         db.session.remove()
         db.engine.dispose()
 

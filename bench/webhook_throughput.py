@@ -48,8 +48,9 @@ from bench.import_bench import (  # noqa: E402
     fill_stripe,
     forget_webhook_endpoints,
     mapped_catalog,
+    stripe_and_database,
 )
-from bench.run import GUNICORN, arguments, database, gunicorn  # noqa: E402
+from bench.run import GUNICORN, arguments, gunicorn  # noqa: E402
 
 WEBHOOK_SECRET = "whsec_bench"  # noqa: S105 (the bench's own endpoint)
 BARE_PATH = "/api/v1/client/events"
@@ -200,17 +201,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         stripe_dir = workdir / "stripe"
-        stripe_dir.mkdir()
-        stripe_env = {
-            "TOLLGATE_INSTANCE_PATH": str(stripe_dir),
-            "DATABASE_URL": f"sqlite:///{stripe_dir / 'stripe-side.sqlite3'}",
-            "SECRET_KEY": "bench",
-            "STRIPE_SECRET_KEY": "",
-            "LOG_LEVEL": "WARNING",
-        }
-        with (
-            gunicorn("wsgi:app", stripe_env) as stripe_url,
-            database(args.db, args.postgres_url, workdir) as database_url,
+        with stripe_and_database(workdir, args.db, args.postgres_url) as (
+            stripe_url,
+            database_url,
         ):
             tollgate_env = {
                 "TOLLGATE_INSTANCE_PATH": str(workdir / "tollgate"),
