@@ -65,7 +65,9 @@ def prepare(env: dict[str, str], customers: int, usage_events: int) -> list[tupl
     app = create_app()
     with app.app_context():
         flask_migrate.upgrade()
-        fill_reporting(lambda report: fill(Volume(customers, usage_events), report))
+        fill_reporting(
+            lambda report: fill(Volume(customers=customers, usage_events=usage_events), report)
+        )
         values = sample_values()
         pages = [(rule.rule, page_path(app, rule, values)) for rule in backoffice_rules(app)]
         db.session.remove()

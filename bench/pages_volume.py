@@ -53,7 +53,7 @@ def prepare(env: dict[str, str], customers: int, usage_events: int, busy_events:
         flask_migrate.upgrade()
 
         def fill_all(report: Callable[[str, int, float], None]) -> None:
-            fill(Volume(customers, usage_events), report)
+            fill(Volume(customers=customers, usage_events=usage_events), report)
             fill_busy_customer(busy_events, report=report)
 
         fill_reporting(fill_all)
