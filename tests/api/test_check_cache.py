@@ -237,6 +237,31 @@ def test_usage_recorded_on_another_worker_is_counted_by_the_checks_in_memory(
         assert listening.hits == hits + calls  # every one of them answered from memory
 
 
+def test_a_batch_over_many_customers_is_counted_by_each_of_their_checks_in_memory(
+    api: httpx.Client, listening: CheckCache
+) -> None:
+    customers = [f"many-{n}" for n in range(45)]  # more than one notification's worth
+    for reference in customers:
+        api.post("/customers", json={"customerReferenceId": reference, "email": "m@example.com"})
+        api.post("/subscriptions", json={"customerReferenceId": reference, "planId": "free"})
+        _served_from_memory(listening, lambda reference=reference: _check(api, reference))
+    events = [
+        {
+            "eventIdempotencyKey": f"many-{n}",
+            "eventName": "api.call",
+            "customerReferenceId": reference,
+            "featureKey": "api_calls",
+            "usageUnits": n + 1,
+        }
+        for n, reference in enumerate(customers)
+    ]
+    response = api.post("/events/batch", json={"events": events})
+    assert [row["status"] for row in response.json()["data"]] == ["recorded"] * len(customers)
+    for n, reference in enumerate(customers):
+        seen = _served_from_memory(listening, lambda reference=reference: _check(api, reference))
+        assert seen["usage"]["used"] == n + 1
+
+
 def test_usage_recorded_on_this_worker_holds_up_only_its_customers_checks(
     api: httpx.Client, app: Flask, listening: CheckCache, enterprise_customer: str
 ) -> None:

@@ -287,9 +287,10 @@ def changes_checks_of_only(customer_ids: Collection[int]) -> None:
 
 
 COUNTERS_TOLD = "tollgate.counters_told"
-# A notification carries at most 8,000 bytes: a counter's line takes at most about 100 (its
-# customer, feature key, period key and count).
-COUNTERS_PER_NOTIFICATION = 60
+# A notification carries at most 8,000 bytes, and a counter's line at most about 360 (its
+# customer, feature key of up to 64 characters, period key of up to 255, and count); usually a
+# fifth of that.
+COUNTERS_PER_NOTIFICATION = 20
 
 
 def telling_counters(upsert: Insert) -> Select[Any, int]:
