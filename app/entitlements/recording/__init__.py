@@ -80,14 +80,14 @@ def record_all(
     events: Sequence[tuple[int, UsageEventInput]], *, locked: bool = False
 ) -> list[UsageResult | UsageError]:
     """Record valid events of known customers (by id), in order; one result or error each.
-    ``locked``: the caller holds the customers' locks already."""
+    ``locked``: the caller holds the customers' locks already. The transaction is the
+    recording's alone: its commit tells the check caches it changed only these customers."""
     customer_ids = sorted({customer_id for customer_id, _ in events})
     if not locked:
         lock_customers(customer_ids)
     if is_postgresql():
         # What its commit changes for checks: these customers' counters and credits alone.
         changes_checks_of_only(customer_ids)
-    if is_postgresql():
         # Nearly every key is new: record the batch as if all were, and its insert skips any key
         # recorded before. Only if one was, or an event is refused (a retry of it would answer
         # its first result), are the stored events read and the batch recorded again, still
