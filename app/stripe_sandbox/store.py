@@ -6,6 +6,7 @@ import json
 import secrets
 import sqlite3
 import string
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -47,6 +48,21 @@ def new_id(prefix: str, length: int = 24) -> str:
     return prefix + "_" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
 
 
+def _use_wal(db: sqlite3.Connection) -> None:
+    """Readers (the clock, a page's GET) go on while another process's step writes. The mode
+    is the file's, kept once set; setting it answers "database is locked" at once, without
+    waiting, while another process opens the same new file (two gunicorn workers booting), so
+    it is tried again for a few seconds."""
+    for attempt in range(50):
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 49:
+                raise
+            time.sleep(0.1)
+
+
 class Store:
     """Objects keyed by id, listed newest first; callers serialise access with one lock."""
 
@@ -54,8 +70,7 @@ class Store:
         # Several processes share the file (gunicorn's workers, the worker, a command): a
         # writer waits for another's transaction, which a long clock move can make seconds.
         self._db = sqlite3.connect(path, check_same_thread=False, timeout=60)
-        # Readers (the clock, a page's GET) go on while another process's step writes.
-        self._db.execute("PRAGMA journal_mode=WAL")
+        _use_wal(self._db)
         self._db.executescript(_SCHEMA)
         self._db.commit()
         self._depth = 0
