@@ -130,20 +130,25 @@ def simulate_entitlement() -> tuple[Response, int]:
     )
 
 
+def _event_input(event: EventIn) -> UsageEventInput:
+    """What the engine records of an event in the API's words."""
+    return UsageEventInput(
+        customer_reference_id=event.customerReferenceId,
+        idempotency_key=event.eventIdempotencyKey,
+        event_name=event.eventName,
+        feature_key=event.featureKey,
+        units=event.usageUnits,
+        cost_input=event.costInput,
+    )
+
+
 @bp.post("/events")
 def record_usage_event() -> tuple[Response, int]:
     """Record usage; the same eventIdempotencyKey again answers the first result."""
     body = parse(EventIn, json_body())
     reference_id = body.customerReferenceId
     bind_customer(reference_id)
-    event = UsageEventInput(
-        customer_reference_id=reference_id,
-        idempotency_key=body.eventIdempotencyKey,
-        event_name=body.eventName,
-        feature_key=body.featureKey,
-        units=body.usageUnits,
-        cost_input=body.costInput,
-    )
+    event = _event_input(body)
     try:
         outcome = record_one(event, db.session.commit)
     except UsageError as exc:
@@ -182,16 +187,7 @@ def record_usage_batch() -> tuple[Response, int]:
                 ApiError(400, "invalid_request", f"events[{index}]: {describe_validation(event)}")
             )
             continue
-        inputs.append(
-            UsageEventInput(
-                customer_reference_id=event.customerReferenceId,
-                idempotency_key=event.eventIdempotencyKey,
-                event_name=event.eventName,
-                feature_key=event.featureKey,
-                units=event.usageUnits,
-                cost_input=event.costInput,
-            )
-        )
+        inputs.append(_event_input(event))
     valid = [item for item in inputs if isinstance(item, UsageEventInput)]
     try:
         outcomes = iter(record_batch(customer_by_reference, valid, db.session.commit))

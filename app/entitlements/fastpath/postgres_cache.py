@@ -85,6 +85,8 @@ class CheckCache(CheckMemory[CheckRow]):
     def _pending(self, customer_id: int | None) -> bool:
         """Whether a commit of this process's that may have changed the customer's checks
         (with None: anything besides a customer's checks) is not yet heard back."""
+        if not self._markers:  # the usual case, asked by every check
+            return False
         return any(
             customers is None or customer_id in customers
             for _, customers in list(self._markers.values())
