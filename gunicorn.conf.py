@@ -45,6 +45,8 @@ keepalive = 5
 # included; the app writes one line per request, so gunicorn's access log stays off.
 logconfig_dict = gunicorn_logconfig()
 accesslog = None
+# The app writes the access lines; gunicorn's own is not worked out only to be dropped.
+logger_class = "app.logs.GunicornLogger"
 
 
 def on_starting(server):

@@ -10,6 +10,7 @@ Secrets are kept out by not logging them; the redaction below is a last line of 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import re
@@ -18,16 +19,24 @@ import time
 import uuid
 from typing import Any, TextIO
 
+import orjson
 import structlog
 from flask import Flask, g, request, session
 from flask.logging import default_handler
 from flask_login import current_user, user_logged_in
+from gunicorn.glogging import Logger as GunicornBaseLogger  # type: ignore[import-untyped]
 from structlog.typing import EventDict, Processor, WrappedLogger
 from werkzeug.wrappers import Response
 
 from app.config import Config
 
-__all__ = ["bind_customer", "build_formatter", "gunicorn_logconfig", "init_logging"]
+__all__ = [
+    "GunicornLogger",
+    "bind_customer",
+    "build_formatter",
+    "gunicorn_logconfig",
+    "init_logging",
+]
 
 # The root logger's handler carries this name, so that configuring again replaces it.
 HANDLER_NAME = "tollgate"
@@ -69,7 +78,7 @@ def build_formatter(log_format: str = "json") -> structlog.stdlib.ProcessorForma
     if log_format not in FORMATS:
         raise ValueError(f"LOG_FORMAT must be one of {', '.join(FORMATS)}, not {log_format!r}")
     renderer: Processor = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(serializer=_json_line)
         if log_format == "json"
         # A plain traceback: rich's would print local variables, passwords among them.
         else structlog.dev.ConsoleRenderer(
@@ -86,6 +95,18 @@ def build_formatter(log_format: str = "json") -> structlog.stdlib.ProcessorForma
             renderer,
         ],
     )
+
+
+def _json_line(event_dict: EventDict, **options: Any) -> str:
+    # orjson: every request writes a line, and the standard library's encoder took a fifth of
+    # the line's cost. What orjson refuses (an integer past 64 bits) goes the standard way.
+    try:
+        return orjson.dumps(event_dict, default=options["default"], option=_ORJSON).decode()
+    except TypeError:
+        return json.dumps(event_dict, **options)
+
+
+_ORJSON = orjson.OPT_NON_STR_KEYS
 
 
 def _drop_formatted_text(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
@@ -152,6 +173,17 @@ def gunicorn_logconfig() -> dict[str, Any]:
             "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": False},
         },
     }
+
+
+class GunicornLogger(GunicornBaseLogger):
+    """gunicorn's logger (gunicorn.conf.py's ``logger_class``), for an access log it does not
+    write: the app writes one line per request, with its request id (finish_request). Given a
+    logging configuration, gunicorn works out its own access line's fields for every request,
+    and then drops the line at the level of gunicorn_logconfig's ``gunicorn.access``."""
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        if self.access_log.isEnabledFor(logging.INFO):
+            super().access(resp, req, environ, request_time)
 
 
 def init_logging(app: Flask) -> None:

@@ -10,7 +10,9 @@ import subprocess
 import sys
 import traceback
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -325,3 +327,39 @@ def test_full_journey_logs_request_ids_and_never_a_secret(
         line = next(e for e in entries if e.get("path") == path)
         assert line["customer"] == reference
     assert any(str(e.get("stripe_request_id", "")).startswith("req_") for e in entries)
+
+
+def test_log_fields_that_json_cannot_hold_natively_are_written_as_text(
+    logs: CapturedLogs,
+) -> None:
+    logging.getLogger("tests").warning(
+        "odd fields", extra={"when": datetime(2026, 12, 7, tzinfo=UTC), "ids": {1}}
+    )
+    logging.getLogger("tests").warning("a huge count", extra={"huge": 2**70})
+    odd, huge = logs.entries()[-2:]
+    assert odd["when"] == "2026-12-07T00:00:00+00:00"
+    assert odd["ids"] == "{1}"
+    assert huge["huge"] == 2**70
+
+
+def test_gunicorn_access_line_is_written_when_an_operator_asks_for_one(tmp_path: Path) -> None:
+    from gunicorn.config import Config as GunicornConfig  # type: ignore[import-untyped]
+
+    from app.logs import GunicornLogger
+
+    asked = GunicornConfig()
+    asked.set("accesslog", str(tmp_path / "access.log"))
+    request = SimpleNamespace(
+        headers=[], method="GET", path="/pricing", query="", version=(1, 1), uri="/pricing"
+    )
+    response = SimpleNamespace(status="200 OK", headers=[], sent=10, response_length=10)
+    environ = {
+        "REMOTE_ADDR": "127.0.0.1",
+        "REQUEST_METHOD": "GET",
+        "RAW_URI": "/pricing",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+    }
+
+    GunicornLogger(asked).access(response, request, environ, timedelta(milliseconds=3))
+
+    assert '"GET /pricing HTTP/1.1" 200' in (tmp_path / "access.log").read_text()
