@@ -8,6 +8,7 @@ else: no API key, no validation, no plans, credits, limits or alerts.
   keeps, in autocommit.
 - A batch of events reads its customers' ids, writes its events in one INSERT, adds their units
   to the counters in one more, and commits; it answers one result per event.
+- A single event is written as a batch of one, in a transaction of its own.
 
 What Tollgate measures against this floor is its own cost; what the floor measures against the
 bare endpoint is the database's (bench/run.py prints both).
@@ -73,21 +74,32 @@ def check(reference_id: str, feature_key: str) -> Response:
     )
 
 
+@app.post("/api/v1/client/events")
+def event() -> Response:
+    (row,) = _written([json.loads(request.get_data())])
+    result = {"status": "recorded", "eventIdempotencyKey": row[1], "usageUnits": row[4]}
+    return Response(orjson.dumps({"data": result}), status=201, mimetype="application/json")
+
+
 @app.post("/api/v1/client/events/batch")
 def batch() -> Response:
-    events = json.loads(request.get_data())["events"]
-    connection = _connection()
-    if _POSTGRES:
-        connection.autocommit = False
-    try:
-        rows = _write(connection, events)
-    except Exception:
-        connection.rollback()  # so that the thread's next request starts clean
-        raise
+    rows = _written(json.loads(request.get_data())["events"])
     results = [
         {"status": "recorded", "eventIdempotencyKey": row[1], "usageUnits": row[4]} for row in rows
     ]
     return Response(orjson.dumps({"data": results}), mimetype="application/json")
+
+
+def _written(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Write ``events`` in a transaction of their own, on the thread's connection."""
+    connection = _connection()
+    if _POSTGRES:
+        connection.autocommit = False
+    try:
+        return _write(connection, events)
+    except Exception:
+        connection.rollback()  # so that the thread's next request starts clean
+        raise
 
 
 def _write(connection: Any, events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
