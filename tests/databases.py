@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 
 import psycopg
 from sqlalchemy.engine import make_url
@@ -49,3 +50,17 @@ def cut_connections(database_url: str, which: str) -> int:
         ).fetchone()
     assert cut is not None
     return int(cut[0])
+
+
+def change_from_outside(database_url: str, statement: str) -> None:
+    """Run ``statement`` and commit on a connection of its own, as an operator's psql (or
+    sqlite3) session would, behind the app's back."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "postgresql":
+        conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(conninfo, autocommit=True) as connection:
+            connection.execute(statement)
+        return
+    with closing(sqlite3.connect(str(url.database))) as connection:
+        connection.execute(statement)
+        connection.commit()

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from werkzeug.wrappers import Response
 
+from app.accounts.api_keys import READ, WRITE
 from app.api import schemas
 from app.api.openapi_answers import ANSWERS
 from app.catalog import Catalog, current_catalog
@@ -61,6 +62,17 @@ REFUSALS = {
         " Retry-After. Nothing was written, but a batch may have recorded some of its events:"
         " sent again, they answer their first results."
     ),
+}
+# A key with the read scope only, on a call that needs write.
+INSUFFICIENT_SCOPE = (
+    "`insufficient_scope`: the API key has the read scope only, and this call needs write;"
+    " nothing was written."
+)
+# What each scope lets a key do, as the operations say it.
+SCOPE_TEXT = {
+    READ: "Needs an API key with the `read` scope (every key has it).",
+    WRITE: "Needs an API key with the `write` scope; a key with only `read` gets 403"
+    " `insufficient_scope`.",
 }
 # Every call needs a key, and any call may find the database busy.
 ALWAYS = ("401", "503")
@@ -110,22 +122,29 @@ def _operation(
     summary: str,
     operation_id: str,
     *,
+    scope: str,
     answers: dict[str, tuple[str, str]],
     errors: Iterable[str] = (),
     body: type[BaseModel] | None = None,
     params: list[dict[str, Any]] | None = None,
     links: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """An operation: ``answers`` maps each success status to (description, answer schema),
-    ``errors`` the refusals it can send besides ALWAYS (and JSON_BODY, with a ``body``)."""
+    """An operation that needs an API key with ``scope``: ``answers`` maps each success status
+    to (description, answer schema), ``errors`` the refusals it can send besides ALWAYS (and
+    JSON_BODY, with a ``body``; and 403, with the write scope)."""
     responses: dict[str, Any] = {}
     for status, (description, schema) in answers.items():
         responses[status] = {"description": description, "content": _json(_ref(schema))}
         if links and status in links:
             responses[status]["links"] = links[status]
     refusals = {*errors, *ALWAYS, *(JSON_BODY if body is not None else ())}
+    if scope == WRITE:
+        refusals.add("403")
     for status in sorted(refusals):
-        responses[status] = {"description": REFUSALS[status], "content": _json(_ref("Error"))}
+        description = REFUSALS[status]
+        if status == "403" and scope == WRITE:
+            description = INSUFFICIENT_SCOPE + (f" Or {description}" if "403" in errors else "")
+        responses[status] = {"description": description, "content": _json(_ref("Error"))}
     responses["503"]["headers"] = {
         "Retry-After": {
             "description": "Seconds to wait before retrying.",
@@ -135,6 +154,11 @@ def _operation(
     operation: dict[str, Any] = {
         "summary": summary,
         "operationId": operation_id,
+        "description": SCOPE_TEXT[scope],
+        # OpenAPI 3.1 lets a security requirement of a scheme other than OAuth list the roles
+        # it needs: here, the scope.
+        "security": [{"apiKey": [scope]}],
+        "x-required-scope": scope,
         "responses": responses,
     }
     if params:
@@ -267,6 +291,7 @@ def _paths(catalog: Catalog) -> dict[str, dict[str, Any]]:
             "get": _operation(
                 "List the plans of the catalog",
                 "listPlans",
+                scope=READ,
                 answers={"200": ("The catalog.", "Plans")},
             )
         },
@@ -274,6 +299,7 @@ def _paths(catalog: Catalog) -> dict[str, dict[str, Any]]:
             "post": _operation(
                 "Create a customer (safe to repeat with the same reference id)",
                 "createCustomer",
+                scope=WRITE,
                 body=schemas.CustomerIn,
                 answers={
                     "201": ("Created, with its Stripe customer.", "CustomerAnswer"),
@@ -290,6 +316,7 @@ def _paths(catalog: Catalog) -> dict[str, dict[str, Any]]:
             "get": _operation(
                 "A customer with its subscriptions",
                 "getCustomer",
+                scope=READ,
                 params=[customer],
                 answers={"200": customer_answer},
                 errors=("404",),
@@ -299,6 +326,7 @@ def _paths(catalog: Catalog) -> dict[str, dict[str, Any]]:
             "post": _operation(
                 "Start a plan: a checkoutUrl for paid in-advance plans, else active at once",
                 "createSubscription",
+                scope=WRITE,
                 body=schemas.SubscriptionIn,
                 answers={
                     "200": (
@@ -319,6 +347,7 @@ def _paths(catalog: Catalog) -> dict[str, dict[str, Any]]:
             "post": _operation(
                 "Upgrade now (prorated) or downgrade at the end of the period",
                 "changePlan",
+                scope=WRITE,
                 body=schemas.PlanChangeIn,
                 params=[subscription, IDEMPOTENCY_KEY],
                 answers={"200": subscription_answer},
@@ -330,6 +359,7 @@ def _paths(catalog: Catalog) -> dict[str, dict[str, Any]]:
             "post": _operation(
                 "Cancel at the end of the period or at once",
                 "cancelSubscription",
+                scope=WRITE,
                 params=[
                     subscription,
                     {
@@ -349,6 +379,7 @@ def _paths(catalog: Catalog) -> dict[str, dict[str, Any]]:
             "delete": _operation(
                 "Undo a cancellation at the end of the period",
                 "undoCancellation",
+                scope=WRITE,
                 params=[subscription, IDEMPOTENCY_KEY],
                 answers={"200": subscription_answer},
                 errors=("404", "409", *STRIPE),
@@ -359,6 +390,7 @@ def _paths(catalog: Catalog) -> dict[str, dict[str, Any]]:
             "get": _operation(
                 "May the customer use the feature now? With usage, limit and credit balance",
                 "checkEntitlement",
+                scope=READ,
                 params=[
                     customer,
                     feature,
@@ -384,6 +416,7 @@ def _paths(catalog: Catalog) -> dict[str, dict[str, Any]]:
             "post": _operation(
                 "Pre-flight: what recording an event would do, without recording it",
                 "simulateEntitlement",
+                scope=READ,
                 body=schemas.SimulationIn,
                 answers={"200": ("What the event would do.", "SimulationAnswer")},
                 errors=("404", "422"),
@@ -393,6 +426,7 @@ def _paths(catalog: Catalog) -> dict[str, dict[str, Any]]:
             "post": _operation(
                 "Record usage (idempotent on eventIdempotencyKey per customer)",
                 "recordEvent",
+                scope=WRITE,
                 body=schemas.EventIn,
                 answers={
                     "201": ("Recorded.", event_answer),
@@ -410,6 +444,7 @@ def _paths(catalog: Catalog) -> dict[str, dict[str, Any]]:
             "post": _operation(
                 "Record up to 1,000 events; one result per event; safe to retry whole",
                 "recordEvents",
+                scope=WRITE,
                 body=schemas.BatchIn,
                 answers={"200": ("One result per event, in order.", "BatchAnswer")},
                 errors=("422",),
@@ -420,6 +455,7 @@ def _paths(catalog: Catalog) -> dict[str, dict[str, Any]]:
                 **_operation(
                     "Import usage from a CSV file",
                     "importUsage",
+                    scope=WRITE,
                     answers={"200": ("What was recorded, and every rejected row.", "ImportAnswer")},
                     # 400: not UTF-8; 413: over 5 MB; 422: not CSV, or without its columns.
                     errors=("400", "413", "422"),
@@ -438,6 +474,7 @@ def _paths(catalog: Catalog) -> dict[str, dict[str, Any]]:
             "get": _operation(
                 "The customer's credit pools and balances",
                 "listCreditPools",
+                scope=READ,
                 params=[customer],
                 answers={"200": ("The pools.", "CreditPools")},
                 errors=("404",),
@@ -492,7 +529,19 @@ def document() -> dict[str, Any]:
         "paths": _paths(catalog),
         "components": {
             "schemas": _components(catalog),
-            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "apiKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": (
+                        "An API key from `flask api-keys create --name NAME --scope"
+                        " read|write`. Each operation lists the scope it needs: `read` (plans,"
+                        " customers, entitlement checks and simulations, credit balances) or"
+                        " `write` (usage events, new customers, subscriptions), which includes"
+                        " read. Keys created without --scope have write."
+                    ),
+                }
+            },
         },
     }
 

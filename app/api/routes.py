@@ -14,8 +14,9 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+from app.accounts.api_keys import READ
 from app.api.errors import UNKEEPABLE_TEXT, ApiError, error_response, keepable_text
-from app.api.keys import key_hash, key_is_active
+from app.api.keys import key_hash, key_scopes
 from app.billing.gateway import GatewayError
 from app.extensions import csrf, db
 from app.logs import bind_customer
@@ -49,11 +50,27 @@ def _keep_sessions_to_pages(state: BlueprintSetupState) -> None:
     app.session_interface = PagesOnlySessions(app.session_interface, bp.url_prefix or "")
 
 
+# The scope each API view needs (``needs_scope``). A view that declares none is refused to
+# every key: an endpoint fails closed until it says what it needs.
+SCOPE_OF_VIEW: dict[str, str] = {}
+
 # Views that look the key up in their own first query (``g.api_key_hash``) and answer 401 when
 # it is not valid: the entitlement check, so that it costs one round trip rather than two.
+# That query checks only that the key is unrevoked, so it stands for the key check only where
+# the view needs ``read``, which every key has.
 KEY_CHECKED_BY_VIEW: set[str] = set()
 
 V = TypeVar("V", bound=Callable[..., Any])
+
+
+def needs_scope(scope: str) -> Callable[[V], V]:
+    """Declare the scope (``read`` or ``write``) an API view needs of the caller's key."""
+
+    def declare(view: V) -> V:
+        SCOPE_OF_VIEW[f"{bp.name}.{view.__name__}"] = scope
+        return view
+
+    return declare
 
 
 def checks_key_itself(view: V) -> V:
@@ -73,19 +90,37 @@ def log_customer_of_path() -> None:
 
 @bp.before_request
 def authenticate() -> tuple[Response, int] | None:
-    """Every call needs ``Authorization: Bearer <key>`` with an unrevoked key."""
+    """Every call needs ``Authorization: Bearer <key>`` with an unrevoked key that has the
+    scope the call needs."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         return error_response(
             ApiError(401, "unauthorized", "Send your API key as Authorization: Bearer <key>.")
         )
     hashed = key_hash(token.strip())
-    if hashed is not None and request.endpoint in KEY_CHECKED_BY_VIEW:
+    needed = SCOPE_OF_VIEW.get(request.endpoint or "")
+    if hashed is not None and needed == READ and request.endpoint in KEY_CHECKED_BY_VIEW:
         g.api_key_hash = hashed
         return None
-    if hashed is None or not key_is_active(hashed):
+    scopes = None if hashed is None else key_scopes(hashed)
+    if scopes is None:
         return error_response(ApiError(401, "unauthorized", "This API key is not valid."))
+    if needed is None or needed not in scopes:
+        return error_response(insufficient_scope(scopes, needed))
     return None
+
+
+def insufficient_scope(scopes: frozenset[str], needed: str | None) -> ApiError:
+    """The 403 for a key without the scope the call needs (a call that declares none, none
+    may make)."""
+    call = f"{request.method} {request.path}"
+    held = " and ".join(sorted(scopes))
+    has = f"This API key has the {held} scope{'s' if len(scopes) > 1 else ''}"
+    if needed is None:
+        return ApiError(
+            403, "insufficient_scope", f"{has}; {call} declares no scope, so no key may call it."
+        )
+    return ApiError(403, "insufficient_scope", f"{has}; {call} needs {needed}.")
 
 
 @bp.before_request

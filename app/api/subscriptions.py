@@ -8,11 +8,12 @@ from flask import jsonify, request, url_for
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
+from app.accounts.api_keys import READ, WRITE
 from app.accounts.mirror import NEWEST_FIRST, Subscription
 from app.accounts.models import Customer
 from app.accounts.services import find_customer, upsert_api_customer
 from app.api.errors import ApiError, json_body, parse
-from app.api.routes import bp
+from app.api.routes import bp, needs_scope
 from app.api.schemas import CustomerIn, PlanChangeIn, SubscriptionIn
 from app.api.views import customer_view, plan_view, subscription_view
 from app.billing.cancellation import cancel_at_period_end, cancel_now, resume
@@ -97,6 +98,7 @@ def _change(action: Any) -> Subscription:
 
 
 @bp.get("/plans")
+@needs_scope(READ)
 def list_plans() -> tuple[Response, int]:
     """Every plan of the catalog."""
     catalog = current_catalog()
@@ -104,6 +106,7 @@ def list_plans() -> tuple[Response, int]:
 
 
 @bp.post("/customers")
+@needs_scope(WRITE)
 def create_customer() -> tuple[Response, int]:
     """Create the customer and its Stripe customer; the same reference id again is a no-op."""
     body = parse(CustomerIn, json_body())
@@ -118,6 +121,7 @@ def create_customer() -> tuple[Response, int]:
 
 
 @bp.get("/customers/<reference_id>")
+@needs_scope(READ)
 def get_customer(reference_id: str) -> tuple[Response, int]:
     """The customer with its subscriptions."""
     customer = customer_or_404(reference_id)
@@ -125,6 +129,7 @@ def get_customer(reference_id: str) -> tuple[Response, int]:
 
 
 @bp.post("/subscriptions")
+@needs_scope(WRITE)
 def create_subscription() -> tuple[Response, int]:
     """Start a plan: a Checkout URL for paid in-advance plans, else active at once."""
     body = parse(SubscriptionIn, json_body())
@@ -151,6 +156,7 @@ def create_subscription() -> tuple[Response, int]:
 
 
 @bp.post("/subscriptions/<subscription_id>/plan-change")
+@needs_scope(WRITE)
 def change_plan(subscription_id: str) -> tuple[Response, int]:
     """An upgrade now (prorated, invoiced now) or a downgrade at the end of the period."""
     body = parse(PlanChangeIn, json_body())
@@ -174,6 +180,7 @@ def change_plan(subscription_id: str) -> tuple[Response, int]:
 
 
 @bp.post("/subscriptions/cancellation/<subscription_id>")
+@needs_scope(WRITE)
 def cancel_subscription(subscription_id: str) -> tuple[Response, int]:
     """Cancel with ?cancelMode=END_OF_PERIOD or IMMEDIATE."""
     mode = request.args.get("cancelMode", "")
@@ -188,6 +195,7 @@ def cancel_subscription(subscription_id: str) -> tuple[Response, int]:
 
 
 @bp.delete("/subscriptions/cancellation/<subscription_id>/scheduled")
+@needs_scope(WRITE)
 def undo_cancellation(subscription_id: str) -> tuple[Response, int]:
     """Undo a cancellation at period end."""
     subscription = _subscription_or_404(subscription_id)

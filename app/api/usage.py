@@ -8,8 +8,9 @@ from flask import g, jsonify, request
 from pydantic import TypeAdapter, ValidationError
 from werkzeug.wrappers import Response
 
+from app.accounts.api_keys import READ, WRITE
 from app.api.errors import ApiError, describe_validation, json_body, parse, request_body
-from app.api.routes import bp, checks_key_itself
+from app.api.routes import bp, checks_key_itself, needs_scope
 from app.api.schemas import BatchIn, EventIn, SimulationIn
 from app.api.subscriptions import customer_not_found, customer_or_404
 from app.api.views import cost_view, iso
@@ -64,6 +65,7 @@ def result_view(result: UsageResult) -> dict[str, Any]:
 
 
 @bp.get("/entitlements/<reference_id>/<feature_key>")
+@needs_scope(READ)
 @checks_key_itself
 def check_entitlement(reference_id: str, feature_key: str) -> tuple[Response, int]:
     """May the customer use the feature for ``units`` (default 1) now?"""
@@ -101,6 +103,7 @@ def check_entitlement(reference_id: str, feature_key: str) -> tuple[Response, in
 
 
 @bp.post("/entitlements")
+@needs_scope(READ)
 def simulate_entitlement() -> tuple[Response, int]:
     """Pre-flight: what an event would draw and bill, without recording it."""
     body = parse(SimulationIn, json_body())
@@ -143,6 +146,7 @@ def _event_input(event: EventIn) -> UsageEventInput:
 
 
 @bp.post("/events")
+@needs_scope(WRITE)
 def record_usage_event() -> tuple[Response, int]:
     """Record usage; the same eventIdempotencyKey again answers the first result."""
     body = parse(EventIn, json_body())
@@ -171,6 +175,7 @@ def _event_or_error(raw: Any) -> EventIn | ValidationError:
 
 
 @bp.post("/events/batch")
+@needs_scope(WRITE)
 @without_collection
 def record_usage_batch() -> tuple[Response, int]:
     """Up to 1,000 events; one result per event, in order; the whole batch is safe to retry."""
@@ -215,6 +220,7 @@ def record_usage_batch() -> tuple[Response, int]:
 
 
 @bp.post("/usage/import")
+@needs_scope(WRITE)
 @without_collection
 def import_usage() -> tuple[Response, int]:
     """Usage from a CSV file (the body, text/csv): a report of each rejected row and why."""
@@ -240,6 +246,7 @@ def import_usage() -> tuple[Response, int]:
 
 
 @bp.get("/credits/<reference_id>/pools")
+@needs_scope(READ)
 def credit_pools(reference_id: str) -> tuple[Response, int]:
     """The customer's credit pools with their balances."""
     customer = customer_or_404(reference_id)

@@ -7,19 +7,15 @@ notifications, SQLite's data version).
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 from flask import Flask
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 
 from app import create_app
 from app.accounts.mirror import Subscription, SubscriptionStatus
@@ -34,7 +30,7 @@ from app.entitlements.models import LotOrigin
 from app.extensions import db
 from app.stripe_sandbox import Sandbox
 from tests.apps import app_config
-from tests.databases import cut_connections
+from tests.databases import change_from_outside, cut_connections
 from tests.entitlements.helpers import record, run_at_once
 from tests.waiting import wait_until
 
@@ -297,16 +293,10 @@ def test_a_change_made_outside_tollgate_reaches_a_check_answered_from_memory(
     _served_from_memory(cache, lambda: _check(api, enterprise_customer))
     record(app, _customer_id(app, enterprise_customer), "first", "api_calls", 3)
     assert _check(api, enterprise_customer)["usage"]["used"] == 3
-    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
-    fix = "UPDATE usage_counters SET used = 40 WHERE feature_key = 'api_calls'"
-    if url.get_backend_name() == "postgresql":
-        conninfo = url.set(drivername="postgresql").render_as_string(False)
-        with psycopg.connect(conninfo, autocommit=True) as psql:
-            psql.execute(fix)
-    else:
-        with closing(sqlite3.connect(str(url.database))) as sqlite:
-            sqlite.execute(fix)
-            sqlite.commit()
+    change_from_outside(
+        app.config["SQLALCHEMY_DATABASE_URI"],
+        "UPDATE usage_counters SET used = 40 WHERE feature_key = 'api_calls'",
+    )
     seen = _eventually(lambda: _check(api, enterprise_customer), lambda d: d["usage"]["used"] == 40)
     assert seen["usage"]["used"] == 40
 

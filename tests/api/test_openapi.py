@@ -17,20 +17,20 @@ from tests.web import WebClient
 
 # The refusals each operation can send, as docs/api.md's error table has them: every call 401
 # and 503; every JSON body 400, 413 and 415; 402 where Stripe may charge a card, 502 wherever
-# Stripe is called.
+# Stripe is called; 403 on every call that needs the write scope.
 REFUSALS = {
     "listPlans": {"401", "503"},
-    "createCustomer": {"400", "401", "413", "415", "502", "503"},
+    "createCustomer": {"400", "401", "403", "413", "415", "502", "503"},
     "getCustomer": {"401", "404", "503"},
-    "createSubscription": {"400", "401", "402", "404", "409", "413", "415", "502", "503"},
-    "changePlan": {"400", "401", "402", "404", "409", "413", "415", "502", "503"},
-    "cancelSubscription": {"400", "401", "404", "409", "502", "503"},
-    "undoCancellation": {"401", "404", "409", "502", "503"},
+    "createSubscription": {"400", "401", "402", "403", "404", "409", "413", "415", "502", "503"},
+    "changePlan": {"400", "401", "402", "403", "404", "409", "413", "415", "502", "503"},
+    "cancelSubscription": {"400", "401", "403", "404", "409", "502", "503"},
+    "undoCancellation": {"401", "403", "404", "409", "502", "503"},
     "checkEntitlement": {"400", "401", "404", "422", "503"},
     "simulateEntitlement": {"400", "401", "404", "413", "415", "422", "503"},
     "recordEvent": {"400", "401", "403", "404", "409", "413", "415", "422", "503"},
-    "recordEvents": {"400", "401", "413", "415", "422", "503"},
-    "importUsage": {"400", "401", "413", "422", "503"},
+    "recordEvents": {"400", "401", "403", "413", "415", "422", "503"},
+    "importUsage": {"400", "401", "403", "413", "422", "503"},
     "listCreditPools": {"401", "404", "503"},
 }
 # The successes that are not a plain 200.

@@ -33,8 +33,9 @@ class CheckMemory(ABC, Generic[Row]):
 
     def __init__(self) -> None:
         self._entries: dict[Key, _Entry[Row]] = {}
-        # Hashes of API keys found unrevoked: the other API calls' one lookup before they start.
-        self._valid_keys: set[str] = set()
+        # Scopes of API keys found unrevoked, by hash: the other API calls' one lookup before
+        # they start.
+        self._valid_keys: dict[str, frozenset[str]] = {}
         self._lock = threading.Lock()
         self.hits = 0  # checks answered from memory
 
@@ -51,10 +52,10 @@ class CheckMemory(ABC, Generic[Row]):
         self.hits += 1
         return row
 
-    def knows_key(self, key_hash: str) -> bool:
-        """Whether the API key stored as ``key_hash`` was found unrevoked and still is; False
+    def key_scopes(self, key_hash: str) -> frozenset[str] | None:
+        """The scopes of the API key stored as ``key_hash``, found unrevoked and still so; None
         when not known (then ask the database)."""
-        return self._answers_now() and key_hash in self._valid_keys
+        return self._valid_keys.get(key_hash) if self._answers_now() else None
 
     @abstractmethod
     def ticket(self) -> int | None:
@@ -66,12 +67,13 @@ class CheckMemory(ABC, Generic[Row]):
             if self._may_keep(ticket) and self._may_answer_with(row):
                 self._keep(key, row, valid_until)
 
-    def remember_key(self, ticket: int | None, key_hash: str) -> None:
-        """Keep that the API key stored as ``key_hash`` was found unrevoked after ``ticket``
-        was taken, unless anything changed: a revoked or deleted key drops every entry."""
+    def remember_key(self, ticket: int | None, key_hash: str, scopes: frozenset[str]) -> None:
+        """Keep that the API key stored as ``key_hash`` was found unrevoked, with ``scopes``,
+        after ``ticket`` was taken, unless anything changed: a changed or deleted key drops
+        every entry."""
         with self._lock:
             if self._may_keep(ticket):
-                self._valid_keys.add(key_hash)
+                self._valid_keys[key_hash] = scopes
 
     @abstractmethod
     def stop(self) -> None:
