@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import Progress, TaskID, TextColumn
 
 from app.billing.catalog_sync import sync_catalog
-from app.billing.gateway import gateway, gateway_with_key
+from app.billing.gateway import GatewayError, gateway, gateway_with_key
 from app.billing.models import ReconciliationRun, RunStatus
 from app.billing.overage_forwarding import forward_overage
 from app.billing.reconcile import recent_runs, reconcile
@@ -31,7 +31,12 @@ stripe_cli = AppGroup("stripe", help="Connect Tollgate to Stripe.")
 @catalog_cli.command("sync")
 def sync() -> None:
     """Create or update the Stripe products, prices and meters of the catalog (idempotent)."""
-    changes = sync_catalog(current_catalog(), gateway())
+    try:
+        changes = sync_catalog(current_catalog(), gateway())
+    except GatewayError as exc:
+        raise click.ClickException(
+            f"{exc.detail} What was synced before stays; run the sync again to finish it."
+        ) from exc
     for line in changes:
         click.echo(line)
     click.echo(f"Stripe matches the catalog ({len(changes)} change(s)).")

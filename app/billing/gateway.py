@@ -19,6 +19,7 @@ from typing import Any, ParamSpec, TypeVar
 import stripe
 from flask import Flask, current_app, has_request_context
 
+from app.billing.key_permissions import CUSTOMER_MESSAGE, operator_message
 from app.billing.transaction_guard import refuse_inside_write_transaction
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,8 @@ class GatewayError(Exception):
     """Stripe refused or could not be reached; ``str()`` is fit to show the customer.
 
     ``http_status`` is Stripe's answer (401: the key is not accepted, 403: it lacks a
-    permission, None: no answer) and ``detail`` Stripe's own message, for the operator's
-    commands and logs.
+    permission, None: no answer) and ``detail`` Stripe's own message for the operator's
+    commands and logs (for a 403, with the missing permission named: key_permissions.py).
     """
 
     def __init__(
@@ -64,6 +65,12 @@ def _translate_errors(call: Callable[P, T]) -> Callable[P, T]:
             raise GatewayError(
                 exc.user_message or "Your card was declined.", code=exc.code
             ) from exc
+        except stripe.PermissionError as exc:
+            # A restricted key without the permission (403): the customer can do nothing about
+            # it, the operator must grant it, so the log says which at error level.
+            detail = operator_message(call.__name__, exc.user_message or str(exc))
+            log.error("%s", detail, extra={"stripe_request_id": exc.request_id})
+            raise GatewayError(CUSTOMER_MESSAGE, http_status=403, detail=detail) from exc
         except stripe.StripeError as exc:
             log.warning(
                 "Stripe call %s failed: %s",

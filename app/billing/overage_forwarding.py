@@ -106,7 +106,7 @@ def _send(limit: int) -> ForwardReport:
                 at=int(at.timestamp()),
             )
         except GatewayError as exc:
-            error = exc.code or str(exc)
+            error = exc.code or exc.detail  # for the operator: a missing permission named
             report.failed.append((sent, error))
         else:
             report.sent.append(sent)

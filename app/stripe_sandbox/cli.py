@@ -1,4 +1,5 @@
-"""`flask sandbox advance`, `deliver` and `fill` for driving the sandbox by hand."""
+"""`flask sandbox advance`, `deliver`, `fill` and `restricted-key` for driving the sandbox by
+hand."""
 
 from __future__ import annotations
 
@@ -9,6 +10,10 @@ import click
 from flask import Blueprint, current_app
 
 from .fill import FillOptions, fill, report
+from .keys import READ, WRITE
+
+# Stripe's Dashboard offers None, Read or Write per resource; None is the same as leaving it out.
+NONE = "none"
 
 
 def register_commands(bp: Blueprint) -> None:
@@ -64,3 +69,25 @@ def register_commands(bp: Blueprint) -> None:
         click.echo(f"Filled the sandbox in {time.perf_counter() - started:.1f} s.")
         for line in report(summary):
             click.echo(line)
+
+    @bp.cli.command("restricted-key")
+    @click.argument("permissions", nargs=-1, required=True, metavar="GROUP=LEVEL...")
+    def restricted_key(permissions: tuple[str, ...]) -> None:
+        """Make a restricted key, `rk_test_...`, that may only read or write the resource groups
+        given, e.g. `customers=write invoices=read` (LEVEL is read, write or none), and print it."""
+        granted: dict[str, str] = {}
+        for permission in permissions:
+            group, _, level = permission.partition("=")
+            if level not in (READ, WRITE, NONE):
+                raise click.BadParameter(
+                    f"{permission!r}: give GROUP=read, GROUP=write or GROUP=none",
+                    param_hint="GROUP=LEVEL",
+                )
+            if level != NONE:
+                granted[group] = level
+        sandbox = current_app.extensions["stripe_sandbox"]
+        try:
+            key = sandbox.create_restricted_key(granted)
+        except ValueError as exc:  # an unknown group: the message lists the known ones
+            raise click.BadParameter(str(exc), param_hint="GROUP=LEVEL") from exc
+        click.echo(key)

@@ -32,7 +32,7 @@ def setup(url: str) -> None:
             return
         endpoint_id, secret = register_endpoint(url)
     except GatewayError as exc:
-        raise click.ClickException(f"Stripe refused the endpoint: {exc}") from exc
+        raise click.ClickException(f"Stripe refused the endpoint: {exc.detail}") from exc
     click.echo(f"Registered webhook endpoint {endpoint_id} for {url}.")
     click.echo("Stripe shows its signing secret only now. Configure Tollgate with:")
     click.echo(f"  STRIPE_WEBHOOK_SECRET={secret}")
