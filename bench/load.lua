@@ -1,7 +1,7 @@
 -- The requests bench/run.py sends, for wrk (Debian's `wrk` package): wrk's event loop in C
 -- keeps the load generator's own share of the two cores small. Settings come from the
 -- environment, because wrk runs this file's top level before any thread starts:
---   TOLLGATE_BENCH_MODE       check | event | loop | batch; loop alternates a check and one
+--   TOLLGATE_BENCH_MODE       check | healthz | event | loop | batch; loop alternates a check and one
 --                             unit recorded for the same customer, as a product that asks, serves
 --                             and reports does
 --   TOLLGATE_BENCH_KEY        the API key
@@ -52,6 +52,9 @@ function request()
   local key = run .. "-" .. (thread_number or 0) .. "-" .. sent
   if mode == "check" then
     return check_request(customer())
+  elseif mode == "healthz" then
+    -- Tollgate's endpoint that answers fixed JSON: what its request hooks cost by themselves.
+    return wrk.format("GET", "/healthz", headers)
   elseif mode == "loop" then
     -- wrk gives a script no say over which connection sends what, so the pair's two requests
     -- go out one after the other on two connections; with random customers the check still

@@ -394,11 +394,14 @@ def share_of_hits(before: dict[str, float], after: dict[str, float]) -> float:
 def measure_checks(bench: Bench, bare: str, floor: str, tollgate: str, uncached: str) -> None:
     """Checks at peak and paced at half of it, next to the bare endpoint and the floor."""
     bench.warm(bare, floor, tollgate, uncached)
-    bare_peak, floor_peak, check_peak, uncached_peak = in_turn(
+    bare_peak, shell_peak, floor_peak, check_peak, uncached_peak = in_turn(
         bench.runs,
-        *(partial(bench.load, base, "check") for base in (bare, floor, tollgate, uncached)),
+        partial(bench.load, bare, "check"),
+        partial(bench.load, tollgate, "healthz"),
+        *(partial(bench.load, base, "check") for base in (floor, tollgate, uncached)),
     )
     print(line("bare JSON endpoint, peak", bare_peak, None))
+    print(line("Tollgate's /healthz: its request hooks alone", shell_peak, bare_peak))
     print(line("floor: bare + one indexed read, peak", floor_peak, bare_peak))
     print(line("entitlement check, peak", check_peak, bare_peak))
     print(line("entitlement check, cache off, peak", uncached_peak, bare_peak))
