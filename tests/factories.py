@@ -109,6 +109,17 @@ def canceled_customer(
     return _expect(app, made, SubscriptionStatus.CANCELED)
 
 
+def newest_subscription(app: Flask) -> Subscription:
+    """The subscription mirrored last, detached from the session so that a test can read it."""
+    with app.app_context():
+        subscription = db.session.scalars(
+            select(Subscription).order_by(Subscription.id.desc())
+        ).first()
+        assert subscription is not None
+        db.session.expunge(subscription)
+        return subscription
+
+
 def log_in(client: WebClient, customer: MadeCustomer) -> WebClient:
     """Log ``client`` in as ``customer`` through the log-in page."""
     response = client.log_in(customer.email, customer.password)

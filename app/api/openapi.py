@@ -45,7 +45,7 @@ REFUSALS = {
     "409": (
         "The state does not allow it: `already_subscribed`, `idempotency_key_reused`, or a plan"
         " change or cancellation the subscription's state does not allow (`same_plan`,"
-        " `use_checkout`, `cancelling`, `subscription_ended`, `not_cancelling`, ...)."
+        " `use_checkout`, `in_trial`, `cancelling`, `subscription_ended`, `not_cancelling`, ...)."
     ),
     "413": "`too_large`: a body over 6 MB, or a CSV file over 5 MB.",
     "415": "`unsupported_media_type`: send the body with `Content-Type: application/json`.",
@@ -345,7 +345,8 @@ def _paths(catalog: Catalog) -> dict[str, dict[str, Any]]:
         },
         "/subscriptions/{subscriptionId}/plan-change": {
             "post": _operation(
-                "Upgrade now (prorated) or downgrade at the end of the period",
+                "Upgrade now (prorated) or downgrade at the end of the period, between any"
+                " kinds of plan (docs/plan-changes.md)",
                 "changePlan",
                 scope=WRITE,
                 body=schemas.PlanChangeIn,

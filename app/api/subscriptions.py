@@ -22,6 +22,7 @@ from app.billing.changes import (
     ChangeKind,
     apply_upgrade,
     change_kind,
+    check_change,
     intent_or_new,
     plan_of,
     schedule_downgrade,
@@ -143,11 +144,7 @@ def create_subscription() -> tuple[Response, int]:
     try:
         checkout_url = start_plan(customer, plan, urls)
     except AlreadySubscribed as exc:
-        raise ApiError(
-            409,
-            "already_subscribed",
-            f"The customer already has subscription {exc.subscription.stripe_subscription_id}.",
-        ) from None
+        raise _already_subscribed(exc) from None
     db.session.commit()
     if checkout_url is not None:
         return _ok({"checkoutUrl": checkout_url, "subscription": None}, 200)
@@ -163,20 +160,47 @@ def change_plan(subscription_id: str) -> tuple[Response, int]:
     subscription = _subscription_or_404(subscription_id)
     target = plan_or_404(body.changeToPlanId)
     try:
-        kind = change_kind(plan_of(subscription), target)
+        current = plan_of(subscription)
+        if not (current.is_free and subscription.is_live):
+            check_change(subscription, target)  # same plan, ended: refused before the type
+        kind = change_kind(current, target)
     except ChangeError as exc:
-        raise ApiError(409, exc.code, str(exc)) from None
+        raise ApiError(CHANGE_STATUS.get(exc.code, 409), exc.code, str(exc)) from None
     if kind.value.upper() != body.changeType:
         raise ApiError(
             400,
             "change_type_mismatch",
             f"Moving to {target.key} is a{'n' if kind is ChangeKind.UPGRADE else ''} {kind.value}.",
         )
+    if current.is_free and subscription.is_live and current.key != target.key:
+        return _leave_free_plan(subscription, target)
     if kind is ChangeKind.UPGRADE:
         changed = _change(lambda: apply_upgrade(subscription, target, timestamp(), _intent()))
     else:
         changed = _change(lambda: schedule_downgrade(subscription, target, _intent()))
     return _ok(subscription_view(changed))
+
+
+def _leave_free_plan(subscription: Subscription, target: Plan) -> tuple[Response, int]:
+    """From the free plan: a plan billed in arrears needs no card and starts at once (the free
+    subscription ends as it starts, as on the account page); one billed in advance is paid
+    first, through the Checkout that POST /subscriptions gives."""
+    if target.billing != "in_arrears":
+        raise ApiError(
+            409,
+            "use_checkout",
+            f"{target.key} is paid in advance: POST /subscriptions with this planId returns "
+            "its checkoutUrl; the free plan ends when the paid one starts.",
+        )
+    customer = subscription.customer
+    # Never used: an in-arrears plan starts without Checkout.
+    urls = CheckoutUrls(success=url_for("billing.account", _external=True), cancel="")
+    try:
+        start_plan(customer, target, urls)
+    except AlreadySubscribed as exc:
+        raise _already_subscribed(exc) from None
+    db.session.commit()
+    return _ok(subscription_view(_subscriptions_of(customer)[0]))
 
 
 @bp.post("/subscriptions/cancellation/<subscription_id>")
@@ -200,3 +224,11 @@ def undo_cancellation(subscription_id: str) -> tuple[Response, int]:
     """Undo a cancellation at period end."""
     subscription = _subscription_or_404(subscription_id)
     return _ok(subscription_view(_change(lambda: resume(subscription, _intent()))))
+
+
+def _already_subscribed(exc: AlreadySubscribed) -> ApiError:
+    return ApiError(
+        409,
+        "already_subscribed",
+        f"The customer already has subscription {exc.subscription.stripe_subscription_id}.",
+    )

@@ -111,11 +111,20 @@ def confirm_plan_change(plan_key: str) -> Response:
             return render_account({"kind": "checkout", "plan": target})
         if change_kind(current, target) is ChangeKind.UPGRADE:
             preview = preview_upgrade(subscription, target)
-            return render_account({"kind": "upgrade", "plan": target, "preview": preview})
+            return render_account(
+                {
+                    "kind": "upgrade",
+                    "plan": target,
+                    "preview": preview,
+                    "subscription": subscription,
+                }
+            )
     except (ChangeError, GatewayError) as exc:
         flash(str(exc), "error")
         return render_account(status=200 if is_htmx() else 409)
-    return render_account({"kind": "downgrade", "plan": target, "subscription": subscription})
+    return render_account(
+        {"kind": "downgrade", "plan": target, "subscription": subscription, "current": current}
+    )
 
 
 @bp.post("/account/plan/<plan_key>")

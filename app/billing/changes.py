@@ -3,9 +3,12 @@ this module has the cancellations).
 
 Upgrades apply at once, prorated and invoiced now; downgrades (and a yearly plan going monthly)
 wait for the end of the period through a Stripe subscription schedule, so the customer keeps what
-it paid for. Each change re-reads the subscription from Stripe first and syncs the answer back
-through the one sync path. Before its Stripe calls a change only reads the mirror: the sync
-path writes and commits what Stripe answered, so no transaction is open while Stripe works.
+it paid for. A change between a plan billed in advance and one billed in arrears is made in place
+on the same subscription, so access never lapses (docs/plan-changes.md has the rules and their
+hand-worked numbers). Each change re-reads the subscription from Stripe first and syncs the
+answer back through the one sync path. Before its Stripe calls a change only reads the mirror:
+the sync path writes and commits what Stripe answered, so no transaction is open while Stripe
+works.
 
 Every write to Stripe carries an idempotency key that names one intended operation: the
 ``intent`` of the customer's click (a value the form carries, so a double submit of the same
@@ -50,8 +53,22 @@ class ChangeError(Exception):
 
 
 @dataclass(frozen=True)
+class PreviewLine:
+    """One line of the invoice Stripe previews: a proration credit, a charge, usage."""
+
+    description: str
+    amount: int
+    proration: bool
+
+
+@dataclass(frozen=True)
 class UpgradePreview:
-    """What an upgrade costs now, priced at ``proration_date`` so the charge matches."""
+    """What an upgrade costs now, priced at ``proration_date`` so the charge matches.
+
+    ``invoiced_now``: the lines are invoiced (and ``amount_due`` charged) at once; otherwise
+    they wait for the next invoice, at the end of the period (a move to a plan billed in
+    arrears: nothing is due now, the unused time is credited on that invoice).
+    """
 
     plan: Plan
     amount_due: int
@@ -59,6 +76,9 @@ class UpgradePreview:
     proration_date: int
     # During a trial nothing is charged now: the new price applies when the trial ends.
     during_trial: bool = False
+    lines: tuple[PreviewLine, ...] = ()
+    invoiced_now: bool = True
+    total: int = 0
 
 
 _INTENT = re.compile(r"[A-Za-z0-9_-]{8,64}")
@@ -72,7 +92,14 @@ def intent_or_new(value: str | None) -> str:
 
 
 def change_kind(current: Plan, target: Plan) -> ChangeKind:
-    """A higher tier, or the same tier billed yearly instead of monthly, is an upgrade."""
+    """A higher tier, or the same tier billed yearly instead of monthly, is an upgrade.
+
+    Leaving a plan billed in arrears for one billed in advance always waits for the end of the
+    period: the in-arrears fee of the running period is already counted in full (it is metered
+    when the period opens), so switching earlier would bill part of a period twice.
+    """
+    if current.billing == "in_arrears" and target.billing == "in_advance":
+        return ChangeKind.DOWNGRADE
     upgrade = current_catalog().is_upgrade(current, target)
     return ChangeKind.UPGRADE if upgrade else ChangeKind.DOWNGRADE
 
@@ -85,28 +112,59 @@ def plan_of(subscription: Subscription) -> Plan:
     return plan
 
 
-def _check_change(subscription: Subscription, target: Plan) -> Plan:
+def check_change(subscription: Subscription, target: Plan) -> Plan:
+    """The plan the subscription is on, if moving it to ``target`` can be done at all."""
     if not subscription.is_live:
         raise ChangeError("This subscription has ended.", "subscription_ended")
     current = plan_of(subscription)
     if current.key == target.key:
         raise ChangeError(f"You are already on the {target.name} plan.", "same_plan")
     if current.is_free:
-        # A free subscription has no card to charge: a paid plan starts through Checkout.
+        # A free subscription has no card to charge: a paid plan starts as a new subscription
+        # (through Checkout when billed in advance), and the free one ends when it starts.
         raise ChangeError(f"Start the {target.name} plan through checkout.", "use_checkout")
-    if target.billing != current.billing:
+    if (
+        subscription.status is SubscriptionStatus.TRIALING
+        and target.billing == "in_arrears"
+        and change_kind(current, target) is ChangeKind.UPGRADE
+    ):
+        # A trial goes on through a price change (Stripe keeps trial_end), and an in-arrears
+        # plan counts its fee from the start of each period: the trial would be billed.
         raise ChangeError(
-            f"The {target.name} plan is billed differently: cancel, then choose it.",
-            "incompatible_plans",
+            f"The {target.name} plan has no trial: choose it when your trial ends, or cancel "
+            "the trial first.",
+            "in_trial",
         )
     return current
 
 
+def _proration_behavior(target: Plan) -> str:
+    """``always_invoice`` charges an upgrade's difference now (Stripe's recommendation for
+    charging an upgrade at once: the update's API reference). A plan billed in arrears has
+    nothing to charge now: ``create_prorations`` puts the credit for the unused time on the
+    next invoice, the first of the new plan (a credit invoiced now would only become a
+    customer balance that the same invoice consumes)."""
+    return "create_prorations" if target.billing == "in_arrears" else "always_invoice"
+
+
 def _item_changes(
-    stripe_subscription: stripe.Subscription, new_items: list[dict[str, Any]]
+    stripe_subscription: stripe.Subscription,
+    new_items: list[dict[str, Any]],
+    current: Plan,
+    target: Plan,
 ) -> list[dict[str, Any]]:
     """Swap the plan price and replace the metered overage items with the target plan's
-    (``new_items``, as ``subscription_items`` gives them)."""
+    (``new_items``, as ``subscription_items`` gives them).
+
+    Between a plan billed in advance (a licensed price) and one billed in arrears (a metered
+    fee) the plan item itself is replaced: an item keeps its usage type, so the licensed item
+    is deleted (credited for its unused time) and the metered one added, counting from now.
+    No ``clear_usage``: it has no effect on prices with a billing meter (all of Tollgate's),
+    and the usage reported so far this period must be billed anyway.
+    """
+    if current.billing != target.billing:
+        removed = [{"id": item.id, "deleted": True} for item in stripe_subscription.items.data]
+        return removed + [{"price": item["price"]} for item in new_items]
     plan_item_id = plan_item(stripe_subscription).id
     changes: list[dict[str, Any]] = [{"id": plan_item_id, "price": new_items[0]["price"]}]
     changes += [
@@ -119,7 +177,7 @@ def _item_changes(
 
 def preview_upgrade(subscription: Subscription, target: Plan) -> UpgradePreview:
     """Ask Stripe what moving to ``target`` now would invoice."""
-    current = _check_change(subscription, target)
+    current = check_change(subscription, target)
     if change_kind(current, target) is not ChangeKind.UPGRADE:
         raise ChangeError(f"{target.name} is not an upgrade from {current.name}.", "not_upgrade")
     proration_date = timestamp()
@@ -130,13 +188,37 @@ def preview_upgrade(subscription: Subscription, target: Plan) -> UpgradePreview:
         {
             "subscription": subscription.stripe_subscription_id,
             "subscription_details": {
-                "items": _item_changes(stripe_subscription, subscription_items(target)),
-                "proration_behavior": "always_invoice",
+                "items": _item_changes(
+                    stripe_subscription, subscription_items(target), current, target
+                ),
+                "proration_behavior": _proration_behavior(target),
                 "proration_date": proration_date,
             },
         }
     )
-    return UpgradePreview(target, invoice.amount_due, invoice.currency, proration_date)
+    # An update that invoices at once previews that invoice; otherwise Stripe previews the
+    # next one, which carries the prorations created now.
+    invoiced_now = invoice.billing_reason == "subscription_update"
+    return UpgradePreview(
+        target,
+        invoice.amount_due if invoiced_now else 0,
+        invoice.currency,
+        proration_date,
+        lines=tuple(_preview_lines(invoice)),
+        invoiced_now=invoiced_now,
+        total=invoice.total,
+    )
+
+
+def _preview_lines(invoice: stripe.Invoice) -> list[PreviewLine]:
+    """The previewed invoice's lines that move money (metered lines with no usage yet aside)."""
+    lines = []
+    for line in invoice.lines.data:
+        details = line.parent.subscription_item_details if line.parent else None
+        proration = bool(details and details.proration)
+        if line.amount or proration:
+            lines.append(PreviewLine(line.description or "", line.amount, proration))
+    return lines
 
 
 def apply_upgrade(
@@ -147,7 +229,7 @@ def apply_upgrade(
     ``pending_if_incomplete`` makes Stripe keep the old plan until the proration invoice is
     paid: a declined card leaves the subscription exactly as it was.
     """
-    current = _check_change(subscription, target)
+    current = check_change(subscription, target)
     if change_kind(current, target) is not ChangeKind.UPGRADE:
         raise ChangeError(f"{target.name} is not an upgrade from {current.name}.", "not_upgrade")
     stripe_subscription = gateway().retrieve_subscription(subscription.stripe_subscription_id)
@@ -160,8 +242,8 @@ def apply_upgrade(
     updated = gateway().update_subscription(
         subscription.stripe_subscription_id,
         {
-            "items": _item_changes(stripe_subscription, new_items),
-            "proration_behavior": "always_invoice",
+            "items": _item_changes(stripe_subscription, new_items, current, target),
+            "proration_behavior": _proration_behavior(target),
             "proration_date": proration_date,
             "payment_behavior": "pending_if_incomplete",
         },
@@ -194,7 +276,7 @@ def _mirror_upgrade(subscription: Subscription) -> Subscription:
 
 def schedule_downgrade(subscription: Subscription, target: Plan, intent: str) -> Subscription:
     """Change to ``target`` when the current period ends, through a subscription schedule."""
-    current = _check_change(subscription, target)
+    current = check_change(subscription, target)
     if change_kind(current, target) is not ChangeKind.DOWNGRADE:
         raise ChangeError(f"{target.name} is not a downgrade from {current.name}.", "not_downgrade")
     if subscription.cancel_at_period_end:

@@ -318,10 +318,14 @@ def test_following_the_links_reaches_the_customer_and_its_subscription(
         link = links["createSubscription", "201", name]
         body = bodies.get(link["operationId"], {})
         answer = _follow(api, document, link, subscribed, response.json(), body)
-        if name == "ChangePlan":
-            # It reached the subscription; free and in-arrears plans change only by cancelling.
+        if name == "ChangePlan" and plan == "free":
+            # It reached the subscription; a plan paid in advance starts through Checkout.
             assert answer.status_code == 409, answer.text
-            assert answer.json()["error"]["code"] in ("use_checkout", "incompatible_plans")
+            assert answer.json()["error"]["code"] == "use_checkout"
+        elif name == "ChangePlan":
+            # In arrears to in advance: scheduled for the end of the period.
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["data"]["scheduledChange"]["planId"] == "starter_monthly"
         else:
             assert answer.status_code in (200, 201), (name, answer.text)
     cancelled = _follow(
@@ -417,7 +421,7 @@ def test_answers_match_the_documented_schemas(
         (
             "POST",
             f"/subscriptions/{enterprise['id']}/plan-change",
-            {"json": {"changeToPlanId": "pro_monthly", "changeType": "DOWNGRADE"}},
+            {"json": {"changeToPlanId": "enterprise_monthly", "changeType": "DOWNGRADE"}},
             409,
         ),
         (

@@ -186,3 +186,68 @@ def test_cancellation_in_both_modes_and_undo(
         == 409
     )
     assert api.post("/subscriptions/cancellation/sub_nope?cancelMode=IMMEDIATE").status_code == 404
+
+
+def _plan_change(api: httpx.Client, subscription_id: str, plan: str, kind: str) -> httpx.Response:
+    return api.post(
+        f"/subscriptions/{subscription_id}/plan-change",
+        json={"changeToPlanId": plan, "changeType": kind},
+    )
+
+
+def test_plan_change_between_in_advance_and_in_arrears_in_place(
+    api: httpx.Client, server: str, sandbox: Sandbox
+) -> None:
+    subscription_id = _active_pro(api, server, sandbox)
+    up = _plan_change(api, subscription_id, "enterprise_monthly", "UPGRADE")
+    assert up.status_code == 200, up.text
+    # The same subscription, changed in place: no gap in access.
+    assert (up.json()["data"]["id"], up.json()["data"]["planId"]) == (
+        subscription_id,
+        "enterprise_monthly",
+    )
+    assert _plan_change(api, subscription_id, "pro_monthly", "UPGRADE").status_code == 400
+    down = _plan_change(api, subscription_id, "pro_monthly", "DOWNGRADE")
+    assert down.status_code == 200, down.text
+    data = down.json()["data"]
+    assert (data["planId"], data["scheduledChange"]["planId"]) == (
+        "enterprise_monthly",
+        "pro_monthly",
+    )
+
+
+def test_plan_change_from_free(api: httpx.Client) -> None:
+    _customer(api)
+    free_id = _subscribe(api, "free").json()["data"]["subscription"]["id"]
+    paid = _plan_change(api, free_id, "pro_monthly", "UPGRADE")
+    assert paid.status_code == 409
+    assert paid.json()["error"]["code"] == "use_checkout"
+    assert "POST /subscriptions" in paid.json()["error"]["message"]
+    arrears = _plan_change(api, free_id, "enterprise_monthly", "UPGRADE")
+    assert arrears.status_code == 200, arrears.text
+    assert arrears.json()["data"]["planId"] == "enterprise_monthly"
+    subscriptions = api.get("/customers/cust-1").json()["data"]["subscriptions"]
+    assert sorted((s["planId"], s["status"]) for s in subscriptions) == [
+        ("enterprise_monthly", "active"),
+        ("free", "canceled"),
+    ]
+    ended = _plan_change(api, free_id, "enterprise_monthly", "UPGRADE")
+    assert (ended.status_code, ended.json()["error"]["code"]) == (409, "subscription_ended")
+
+
+@pytest.mark.parametrize(
+    ("plan", "kind", "status", "code"),
+    [
+        ("platinum", "UPGRADE", 404, "plan_not_found"),
+        ("pro_monthly", "UPGRADE", 409, "same_plan"),
+        ("enterprise_monthly", "SIDEWAYS", 400, "invalid_request"),
+    ],
+)
+def test_plan_change_bad_input_changes_nothing(
+    api: httpx.Client, server: str, sandbox: Sandbox, plan: str, kind: str, status: int, code: str
+) -> None:
+    subscription_id = _active_pro(api, server, sandbox)
+    response = _plan_change(api, subscription_id, plan, kind)
+    assert (response.status_code, response.json()["error"]["code"]) == (status, code)
+    subscription = api.get("/customers/cust-1").json()["data"]["subscriptions"][0]
+    assert (subscription["planId"], subscription["scheduledChange"]) == ("pro_monthly", None)

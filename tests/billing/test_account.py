@@ -14,23 +14,13 @@ from app.billing.gateway import gateway
 from app.entitlements.models import CreditLedgerEntry, LedgerKind
 from app.extensions import db
 from app.stripe_sandbox import Sandbox
-from tests.factories import active_customer, log_in, trialing_customer
+from tests.factories import active_customer, log_in, newest_subscription, trialing_customer
 from tests.journeys import FAILING_CARD, advance_days, click, form_value, press
 from tests.web import WebClient, visible_text
 
 
 def _account(client: WebClient) -> str:
     return visible_text(client.get("/account").text)
-
-
-def _subscription(app: Flask) -> Subscription:
-    with app.app_context():
-        subscription = db.session.scalars(
-            select(Subscription).order_by(Subscription.id.desc())
-        ).first()
-        assert subscription is not None
-        db.session.expunge(subscription)
-        return subscription
 
 
 def _post(client: WebClient, action: str, data: dict[str, str] | None = None, htmx: bool = False):
@@ -112,7 +102,7 @@ def test_upgrade_only_stripe_heard_of_still_tops_up_credits_once(
 ) -> None:
     # The upgrade reached Stripe, then the process stopped before writing anything of it: only
     # Stripe's webhooks tell Tollgate, some of them twice.
-    stripe_subscription_id = _subscription(synced).stripe_subscription_id
+    stripe_subscription_id = newest_subscription(synced).stripe_subscription_id
     with synced.app_context():
         plan_item = gateway().retrieve_subscription(stripe_subscription_id)["items"].data[0]
         pro = gateway().prices_by_lookup_key(["pro_monthly"])["pro_monthly"]
@@ -146,7 +136,7 @@ def test_declined_upgrade_keeps_the_plan_and_says_why(
     fragment = visible_text(response.text)
     assert "Your card was declined, so your plan was not changed." in fragment
     assert "Starter" in fragment
-    assert _subscription(synced).plan_key == "starter_monthly"
+    assert newest_subscription(synced).plan_key == "starter_monthly"
 
 
 def test_downgrade_is_scheduled_shown_and_applied_at_renewal(
@@ -159,14 +149,14 @@ def test_downgrade_is_scheduled_shown_and_applied_at_renewal(
     text = _account(client)
     assert "Your plan changes to Starter (monthly) on" in text
     assert "Pro" in text
-    assert _subscription(synced).plan_key == "pro_monthly"
+    assert newest_subscription(synced).plan_key == "pro_monthly"
 
     advance_days(sandbox, 31)
     text = _account(client)
     assert "Starter" in text
     assert "$19 / month" in text
     assert "Your plan changes to" not in text
-    subscription = _subscription(synced)
+    subscription = newest_subscription(synced)
     assert subscription.plan_key == "starter_monthly"
     assert subscription.scheduled_plan_key is None
 
@@ -181,7 +171,7 @@ def test_scheduled_downgrade_can_be_undone(
     assert "You keep your current plan." in fragment
     assert "Your plan changes to" not in fragment
     advance_days(sandbox, 31)
-    assert _subscription(synced).plan_key == "pro_monthly"
+    assert newest_subscription(synced).plan_key == "pro_monthly"
     assert "$49 / month" in _account(client)
 
 
@@ -210,14 +200,14 @@ def test_cancel_at_period_end_then_resume(
     # Its credits do not come back next period: the plan is not renewing.
     assert "Your plan ends with this period, and its credits with it." in fragment
     assert "200,000 more on" not in fragment
-    assert _subscription(synced).cancel_at_period_end
+    assert newest_subscription(synced).cancel_at_period_end
     _post(active_starter, "/account/resume")
     text = _account(active_starter)
     assert "Your plan will renew as before." in text
     assert "Renews" in text
     assert "200,000 more on" in text
     advance_days(sandbox, 31)
-    assert _subscription(synced).status.value == "active"
+    assert newest_subscription(synced).status.value == "active"
 
 
 def test_cancel_resume_cancel_within_a_second_keeps_tollgate_and_stripe_equal(
@@ -229,7 +219,7 @@ def test_cancel_resume_cancel_within_a_second_keeps_tollgate_and_stripe_equal(
         ("/account/cancel", {"mode": "period_end"}),
     ]:
         assert _post(active_starter, action, data).status_code == 302
-    mirrored = _subscription(synced)
+    mirrored = newest_subscription(synced)
     with synced.app_context():
         in_stripe = gateway().retrieve_subscription(mirrored.stripe_subscription_id)
     assert in_stripe.cancel_at_period_end is True
@@ -253,7 +243,7 @@ def test_same_cancel_form_posted_twice_is_one_change(
             is False
         ]
     assert len(changes) == 1
-    assert _subscription(synced).cancel_at_period_end is True
+    assert newest_subscription(synced).cancel_at_period_end is True
 
 
 def test_cancelling_with_a_scheduled_downgrade_says_it_drops_it(
@@ -271,7 +261,7 @@ def test_cancelling_with_a_scheduled_downgrade_says_it_drops_it(
     assert "Your plan changes to Starter" not in text
     advance_days(sandbox, 31)
     # Resumed, it renews on the plan it had, as the page said.
-    assert _subscription(synced).plan_key == "pro_monthly"
+    assert newest_subscription(synced).plan_key == "pro_monthly"
 
 
 def test_cancel_at_period_end_ends_access_when_the_period_ends(
@@ -279,7 +269,7 @@ def test_cancel_at_period_end_ends_access_when_the_period_ends(
 ) -> None:
     _post(active_starter, "/account/cancel", {"mode": "period_end"})
     advance_days(sandbox, 31)
-    assert _subscription(synced).status.value == "canceled"
+    assert newest_subscription(synced).status.value == "canceled"
     assert "Your plan has ended" in _account(active_starter)
 
 
@@ -290,13 +280,13 @@ def test_cancel_now_needs_confirmation_then_ends_the_plan(
     assert "Your plan ends immediately" in confirm
     refused = _post(active_starter, "/account/cancel", {"mode": "now"})
     assert refused.status_code == 400
-    assert _subscription(synced).status.value == "active"
+    assert newest_subscription(synced).status.value == "active"
     _post(active_starter, "/account/cancel", {"mode": "now", "confirm": "yes"})
     text = _account(active_starter)
     assert "Your plan is cancelled." in text
     assert "Your plan has ended" in text
     assert "0 tokens left" in text
-    assert _subscription(synced).status.value == "canceled"
+    assert newest_subscription(synced).status.value == "canceled"
     # The operator's ledger says why the credits went: taken back, not expired.
     with synced.app_context():
         last = db.session.scalars(
@@ -310,10 +300,10 @@ def test_trialing_customer_can_cancel_and_the_trial_ends(client: WebClient, sync
     log_in(client, trialing_customer(synced, "pro_monthly"))
     assert "Trial: 14 days left" in _account(client)
     _post(client, "/account/cancel", {"mode": "now", "confirm": "yes"})
-    assert _subscription(synced).status.value == "canceled"
+    assert newest_subscription(synced).status.value == "canceled"
     with synced.app_context():
         stripe_subscription = gateway().retrieve_subscription(
-            _subscription(synced).stripe_subscription_id
+            newest_subscription(synced).stripe_subscription_id
         )
         assert stripe_subscription.status == "canceled"
 

@@ -4,7 +4,7 @@ so a preview always shows what the update will charge."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..context import Ctx
@@ -21,6 +21,11 @@ class Change:
     invoice_lines: list[dict[str, Any]] | None
     period: tuple[int, int]
     anchor: int | None
+    # Usage of metered items removed during the period, up to their removal: billed with the
+    # next invoice (now under always_invoice), whatever the proration behavior.
+    usage: list[dict[str, Any]] = field(default_factory=list)
+    # Metered items added during the period count the meter from `at` on (item id: since).
+    usage_since: dict[str, int] = field(default_factory=dict)
 
 
 def period_end(sub: dict[str, Any]) -> int:
@@ -48,12 +53,29 @@ def plan_change(
             for line in proration_lines(ctx, old, new, at, _period(old or new))
         ]
     start, end = _period(sub["items"]["data"][0])
+    # A metered price replaced or removed mid-period bills what its meter counted while it was
+    # on the subscription; the price that replaces it counts from now on, so no usage is
+    # billed twice or lost.
+    usage = [
+        cycle_line(ctx, old, _period(old), sub["customer"], (old["current_period_start"], at))
+        for old, new in changes
+        if old is not None
+        and is_metered(old)
+        and (new is None or new["price"]["id"] != old["price"]["id"])
+    ]
+    usage_since = {
+        new["id"]: at
+        for old, new in changes
+        if new is not None
+        and is_metered(new)
+        and (old is None or new["price"]["id"] != old["price"]["id"])
+    }
     # always_invoice bills the prorations at once, with any still pending from earlier.
     immediate = None
     if behavior == "always_invoice" and prorations:
-        immediate = sub.get("_pending_lines", []) + prorations
+        immediate = sub.get("_pending_lines", []) + prorations + usage
     first = min((line["period"]["start"] for line in prorations), default=start)
-    return Change(items, prorations, immediate, (first, end), None)
+    return Change(items, prorations, immediate, (first, end), None, usage, usage_since)
 
 
 def _reset_period(
@@ -95,7 +117,11 @@ def apply_change(sub: dict[str, Any], change: Change, behavior: str) -> None:
     sub["items"]["data"] = change.items
     if change.anchor is not None:
         sub["billing_cycle_anchor"] = change.anchor
+    if change.usage_since:
+        sub["_usage_since"] = {**sub.get("_usage_since", {}), **change.usage_since}
     if change.invoice_lines is not None:
         sub.pop("_pending_lines", None)
-    elif behavior == "create_prorations" and change.prorations:
-        sub["_pending_lines"] = sub.get("_pending_lines", []) + change.prorations
+        return
+    waiting = change.prorations if behavior == "create_prorations" else []
+    if waiting or change.usage:
+        sub["_pending_lines"] = sub.get("_pending_lines", []) + waiting + change.usage

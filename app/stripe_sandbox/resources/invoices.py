@@ -88,10 +88,21 @@ def create_preview(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
     start = period_end(sub)
     end = next_period_end(sub["billing_cycle_anchor"], items[0]["price"]["recurring"], start)
     pending = sub.get("_pending_lines", []) + (planned.prorations if behavior != "none" else [])
-    lines = pending + [
-        cycle_line(ctx, i, (start, end), sub["customer"], (i["current_period_start"], start))
-        for i in items
-    ]
+    since = planned.usage_since
+    lines = (
+        pending
+        + planned.usage
+        + [
+            cycle_line(
+                ctx,
+                i,
+                (start, end),
+                sub["customer"],
+                (max(i["current_period_start"], since.get(i["id"], 0)), start),
+            )
+            for i in items
+        ]
+    )
     return create_invoice(ctx, sub, "subscription_cycle", lines, (start, end), preview=True)
 
 

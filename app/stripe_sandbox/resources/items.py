@@ -112,6 +112,17 @@ def planned_items(
             raise StripeError(
                 f"Invalid subscription_item id: {spec['id']}", param=f"items[{n}][id]"
             )
+        if spec.get("clear_usage") and not (
+            spec.get("deleted") and old["price"]["recurring"]["usage_type"] == "metered"
+        ):
+            # Allowed only when deleting a metered item; with a billing meter (every metered
+            # price since API 2025-03-31) it has no effect: usage lives on the meter (SDK
+            # reference: items[].clear_usage, subscription_items.delete).
+            raise StripeError(
+                "clear_usage is allowed only when deleting an item whose price's usage_type "
+                "is metered.",
+                param=f"items[{n}][clear_usage]",
+            )
         if spec.get("deleted"):
             del after[old["id"]]
             changes.append((old, None))

@@ -164,13 +164,14 @@ def cycle_line(
     price, name = item["price"], product_name(ctx, item["price"])
     if is_metered(item):
         billed = usage_period or period
-        used = usage(ctx, customer_id, price["recurring"]["meter"], *billed)
+        counted = (max(billed[0], usage_since(ctx, item)), billed[1])
+        used = usage(ctx, customer_id, price["recurring"]["meter"], *counted)
         quantity = int(used.to_integral_value(ROUND_HALF_UP))
         return line(
             ctx,
             item,
             price_amount(price, used),
-            billed,
+            counted,
             f"{quantity} {TIMES} {name}",
             quantity=quantity,
         )
@@ -185,6 +186,14 @@ def cycle_line(
         f"{quantity} {TIMES} {name}",
         quantity=quantity,
     )
+
+
+def usage_since(ctx: Ctx, item: dict[str, Any]) -> int:
+    """When a metered item started counting: a price added during a period counts the meter's
+    usage from then on, the usage before belongs to the item it replaced (kept on the
+    subscription as `_usage_since`, by item id, since items show no private keys)."""
+    sub = ctx.store.get(item["subscription"]) or {}
+    return int(sub.get("_usage_since", {}).get(item["id"], 0))
 
 
 def is_metered(item: dict[str, Any]) -> bool:

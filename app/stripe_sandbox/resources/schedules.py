@@ -16,7 +16,7 @@ from .changes import period_end
 from .common import assign, change, refuse_unsupported, retrieve
 from .items import build_item
 from .lifecycle import cancel_subscription
-from .periods import period_boundary
+from .periods import cycle_line, period_boundary
 
 
 def create(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
@@ -173,7 +173,9 @@ def apply_schedule(ctx: Ctx, sub: dict[str, Any]) -> None:
     if upcoming is not None:
         sub = ctx.fetch("subscription", sub["id"])
         before = snapshot(sub)
-        sub["items"]["data"] = _phase_items(ctx, sub, upcoming)
+        items = _phase_items(ctx, sub, upcoming)
+        _bill_outgoing_usage(ctx, sub, items, at)
+        sub["items"]["data"] = items
         ctx.save(sub)
         ctx.emit("customer.subscription.updated", sub, before)
         _set_current_phase(schedule, at)
@@ -184,6 +186,31 @@ def apply_schedule(ctx: Ctx, sub: dict[str, Any]) -> None:
         if schedule["end_behavior"] == "cancel":
             change(ctx, sub, "customer.subscription.updated", cancel_at_period_end=True)
         _release(ctx, schedule, "subscription_schedule.completed")
+
+
+def _bill_outgoing_usage(
+    ctx: Ctx, sub: dict[str, Any], items: list[dict[str, Any]], at: int
+) -> None:
+    # The renewal that follows a phase change bills the period that just ended: the usage of
+    # metered prices the new phase drops is billed on it too, and metered prices the phase
+    # brings count from the phase's start, so the ended period's usage is billed once.
+    old_ids, new_ids = {i["id"] for i in sub["items"]["data"]}, {i["id"] for i in items}
+    outgoing = [
+        cycle_line(
+            ctx,
+            old,
+            (old["current_period_start"], old["current_period_end"]),
+            sub["customer"],
+            (old["current_period_start"], at),
+        )
+        for old in sub["items"]["data"]
+        if old["id"] not in new_ids and _metered(old["price"])
+    ]
+    if outgoing:
+        sub["_pending_lines"] = sub.get("_pending_lines", []) + outgoing
+    incoming = {i["id"]: at for i in items if i["id"] not in old_ids and _metered(i["price"])}
+    if incoming:
+        sub["_usage_since"] = {**sub.get("_usage_since", {}), **incoming}
 
 
 def _metered(price: dict[str, Any]) -> bool:

@@ -127,6 +127,8 @@ def _update_once_paid(ctx: Ctx, sub: dict[str, Any], planned: Change) -> dict[st
         "items": planned.items,
         "anchor": planned.anchor,
     }
+    # Names only the pending update's new items, so it matters once (if ever) they apply.
+    sub["_usage_since"] = {**sub.get("_usage_since", {}), **planned.usage_since}
     ctx.save(sub)
     if finalize_and_pay(ctx, invoice) is not None:
         sub = ctx.fetch("subscription", sub["id"])
