@@ -43,6 +43,7 @@ TAKEN_AS_THEY_ARE = (
     "STRIPE_API_BASE",
     "STRIPE_SANDBOX_PATH",
     "STRIPE_SANDBOX_FAULTS",
+    "TOLLGATE_PORTAL_ALLOWS",
     "RATELIMIT_STORAGE_URI",
     "TOLLGATE_QUEUE_URL",
     "TOLLGATE_QUEUE_NAME",
@@ -138,6 +139,11 @@ class Config:
     # timeouts, dropped connections; app/stripe_sandbox/faults.py): "0.2", or "0.2:timeout,lost"
     # for those kinds only. Empty (the default) or "0": none.
     STRIPE_SANDBOX_FAULTS = ""
+    # What customers may also do in Stripe's billing portal besides changing their card, billing
+    # address and tax IDs: "plan_changes", "cancel", both comma separated, or nothing (the
+    # default: Tollgate's account page does those). `flask stripe setup` applies it
+    # (app/billing/portal.py).
+    TOLLGATE_PORTAL_ALLOWS: str | None = None
     # How long a past_due subscription keeps its features while Stripe retries the payment.
     PAST_DUE_GRACE_DAYS = 7
     # Entitlement checks answered from memory while nothing they read changed

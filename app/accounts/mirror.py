@@ -1,5 +1,5 @@
-"""Local mirrors of Stripe's subscriptions, invoices, charges, refunds and disputes; Stripe stays
-the system of record."""
+"""Local mirrors of Stripe's subscriptions, invoices, charges, refunds and disputes, and of the
+billing details customers keep in Stripe's portal; Stripe stays the system of record."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, backref, mapped_column, relationship
 
 from app.accounts.models import Customer, utcnow
 from app.extensions import Base, UTCDateTime, value_enum
@@ -233,3 +233,53 @@ class Dispute(Base):
     reason: Mapped[str] = mapped_column(String(64))
     evidence_due_by: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class BillingAddress(Base):
+    """A customer's billing address in Stripe (``customer.address``), which the customer keeps
+    in the billing portal; the account page shows it."""
+
+    __tablename__ = "billing_addresses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), unique=True)
+    line1: Mapped[str | None] = mapped_column(String(255))
+    line2: Mapped[str | None] = mapped_column(String(255))
+    city: Mapped[str | None] = mapped_column(String(255))
+    state: Mapped[str | None] = mapped_column(String(255))
+    postal_code: Mapped[str | None] = mapped_column(String(32))
+    country: Mapped[str | None] = mapped_column(String(2))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    # The account page reads ``customer.billing_address`` (accounts/models.py stays unaware).
+    customer: Mapped[Customer] = relationship(
+        backref=backref("billing_address", uselist=False, cascade="all, delete-orphan")
+    )
+
+    @property
+    def lines(self) -> list[str]:
+        """The address as it is written on an envelope, without the empty parts."""
+        town = " ".join(part for part in (self.postal_code, self.city) if part)
+        parts = (self.line1, self.line2, town, self.state, self.country)
+        return [part for part in parts if part]
+
+
+class TaxId(Base):
+    """One of a customer's tax IDs in Stripe (VAT number, EIN...), printed on its invoices."""
+
+    __tablename__ = "tax_ids"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stripe_tax_id: Mapped[str] = mapped_column(String(255), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    type: Mapped[str] = mapped_column(String(32))
+    value: Mapped[str] = mapped_column(String(255))
+    country: Mapped[str | None] = mapped_column(String(2))
+    # Stripe's check of the number: pending, verified, unverified or unavailable.
+    verification_status: Mapped[str | None] = mapped_column(String(32))
+    created: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    # The account page reads ``customer.tax_ids``, oldest first.
+    customer: Mapped[Customer] = relationship(
+        backref=backref("tax_ids", order_by="TaxId.created", cascade="all, delete-orphan")
+    )

@@ -28,7 +28,8 @@ from app.billing.changes import (
 )
 from app.billing.checkout import ensure_stripe_customer, live_subscription
 from app.billing.checkout_routes import begin_plan
-from app.billing.gateway import GatewayError, gateway
+from app.billing.gateway import GatewayError
+from app.billing.portal import open_portal_session
 from app.billing.routes import bp
 from app.catalog import Plan, current_catalog
 from app.extensions import db
@@ -191,15 +192,16 @@ def resume_plan() -> Response:
 @bp.post("/account/billing-portal")
 @login_required
 def billing_portal() -> Response:
-    """Stripe's billing portal, to change the card."""
+    """Stripe's billing portal, on Tollgate's configuration: card, billing address, tax IDs,
+    invoices (portal.py)."""
     try:
         stripe_customer_id = ensure_stripe_customer(current_user.customer)
         db.session.commit()
-        portal = gateway().create_portal_session(
+        portal_url = open_portal_session(
             stripe_customer_id, url_for("billing.account", _external=True)
         )
     except GatewayError as exc:
         db.session.rollback()
         flash(str(exc), "error")
         return redirect(url_for("billing.account"))
-    return redirect(portal.url, code=303)
+    return redirect(portal_url, code=303)

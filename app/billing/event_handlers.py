@@ -31,11 +31,13 @@ from app.billing.payments import (
 )
 from app.billing.sync import (
     fetch_customer,
+    fetch_tax_id_customer,
     sync_checkout_session,
     sync_customer,
     sync_invoice,
     sync_scheduled_subscription,
     sync_subscription,
+    sync_tax_id_customer,
 )
 
 
@@ -52,6 +54,7 @@ SUBSCRIPTION = Handler(fetch_subscription, sync_subscription)
 INVOICE = Handler(fetch_invoice, sync_invoice)
 SCHEDULE = Handler(fetch_schedule_subscription, sync_scheduled_subscription)
 CUSTOMER = Handler(fetch_customer, sync_customer)
+TAX_ID = Handler(fetch_tax_id_customer, sync_tax_id_customer)
 CHARGE = Handler(fetch_charge, sync_charge)
 REFUND = Handler(fetch_refund, sync_refund)
 DISPUTE = Handler(fetch_dispute, sync_dispute)
@@ -79,8 +82,13 @@ HANDLERS: dict[str, Handler] = {
     "invoice.payment_succeeded": INVOICE,
     # A failed charge: the re-read subscription is past_due, which shows the pay-now banner.
     "invoice.payment_failed": INVOICE,
-    # A customer's email, name or address changed (in Stripe's dashboard or portal).
+    # A customer's email, name, address or default card changed (in Stripe's dashboard or
+    # portal); it is re-read with its tax IDs.
     "customer.updated": CUSTOMER,
+    # A tax ID added, changed (verified) or removed in the portal: its customer is re-read.
+    "customer.tax_id.created": TAX_ID,
+    "customer.tax_id.updated": TAX_ID,
+    "customer.tax_id.deleted": TAX_ID,
     # Payments, for the back office's revenue, refunds, disputes and geography.
     "charge.succeeded": CHARGE,
     "charge.failed": CHARGE,

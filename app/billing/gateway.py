@@ -294,6 +294,63 @@ class StripeGateway:
         )
 
     @_translate_errors
+    def open_portal(
+        self, stripe_customer_id: str, return_url: str, configuration_id: str | None
+    ) -> stripe.billing_portal.Session:
+        """A billing-portal session on Tollgate's portal configuration (None: the account's
+        default one)."""
+        params: dict[str, Any] = {"customer": stripe_customer_id, "return_url": return_url}
+        if configuration_id is not None:
+            params["configuration"] = configuration_id
+        return self.client.v1.billing_portal.sessions.create(params)  # type: ignore[arg-type]
+
+    @_translate_errors
+    def portal_configurations(self) -> list[stripe.billing_portal.Configuration]:
+        """Every active billing-portal configuration of the account."""
+        found = self.client.v1.billing_portal.configurations.list({"active": True, "limit": 100})
+        return list(found.auto_paging_iter())
+
+    @_translate_errors
+    def create_portal_configuration(
+        self, params: dict[str, Any], idempotency_key: str
+    ) -> stripe.billing_portal.Configuration:
+        """Create a billing-portal configuration."""
+        return self.client.v1.billing_portal.configurations.create(
+            params,  # type: ignore[arg-type]
+            {"idempotency_key": idempotency_key},
+        )
+
+    @_translate_errors
+    def update_portal_configuration(
+        self, configuration_id: str, params: dict[str, Any]
+    ) -> stripe.billing_portal.Configuration:
+        """Change a billing-portal configuration (what is sent replaces what it names)."""
+        return self.client.v1.billing_portal.configurations.update(
+            configuration_id,
+            params,  # type: ignore[arg-type]
+        )
+
+    @_translate_errors
+    def retrieve_customer_details(self, customer_id: str) -> stripe.Customer:
+        """A customer as Stripe has it now, with its default card for invoices and its tax IDs
+        (which Stripe sends only when asked)."""
+        return self.client.v1.customers.retrieve(
+            customer_id, {"expand": ["invoice_settings.default_payment_method", "tax_ids"]}
+        )
+
+    @_translate_errors
+    def tax_id_owner(self, tax_id: str) -> str | None:
+        """The Stripe customer a tax ID belongs to; None when Stripe has no such tax ID (any
+        more: a deleted one is gone)."""
+        try:
+            found = self.client.v1.tax_ids.retrieve(tax_id)
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status == 404:
+                return None
+            raise
+        return optional_id(found.customer)
+
+    @_translate_errors
     def retrieve_invoice(self, invoice_id: str) -> stripe.Invoice:
         """An invoice as Stripe has it now, with its payments (which name its PaymentIntent)."""
         return self.client.v1.invoices.retrieve(invoice_id, {"expand": ["payments"]})

@@ -18,12 +18,14 @@ import stripe
 from sqlalchemy import func, inspect, select
 
 from app.accounts.mirror import (
+    BillingAddress,
     Charge,
     Dispute,
     Invoice,
     Refund,
     Subscription,
     SubscriptionStatus,
+    TaxId,
 )
 from app.accounts.models import Customer, utcnow
 from app.accounts.services import normalize_email
@@ -358,8 +360,28 @@ def _grant_paid_period(subscription: Subscription, stripe_invoice: stripe.Invoic
 
 
 def fetch_customer(customer_id: str) -> stripe.Customer:
-    """A customer as Stripe has it now."""
-    return gateway().retrieve_customer(customer_id)
+    """A customer as Stripe has it now, with its default card and tax IDs."""
+    return gateway().retrieve_customer_details(customer_id)
+
+
+def fetch_tax_id_customer(tax_id: str) -> stripe.Customer | None:
+    """The customer a tax ID belongs to, as Stripe has it now; None when neither Stripe nor the
+    mirror knows whose it is (deleted before Tollgate heard of it: nothing to undo)."""
+    owner = gateway().tax_id_owner(tax_id)
+    if owner is None:
+        # Deleted: the mirror still says whose it was.
+        owner = db.session.scalar(
+            select(Customer.stripe_customer_id)
+            .join(TaxId, TaxId.customer_id == Customer.id)
+            .where(TaxId.stripe_tax_id == tax_id)
+        )
+        db.session.rollback()  # the read is done: nothing is held while Stripe is called
+    return None if owner is None else fetch_customer(owner)
+
+
+def sync_tax_id_customer(stripe_customer: stripe.Customer | None) -> Customer | None:
+    """Mirror the customer whose tax IDs changed (see fetch_tax_id_customer)."""
+    return sync_customer(stripe_customer) if stripe_customer is not None else None
 
 
 def sync_customer(stripe_customer: stripe.Customer, *, adopt: bool = False) -> Customer | None:
@@ -394,7 +416,50 @@ def sync_customer(stripe_customer: stripe.Customer, *, adopt: bool = False) -> C
     if stripe_customer.invoice_settings is not None:
         mirror_default_card(customer, stripe_customer.invoice_settings.default_payment_method)
     db.session.flush()
+    _mirror_billing_address(customer, address)
+    # Stripe sends tax IDs only when asked (fetch_customer asks; an import's list does not).
+    tax_ids = getattr(stripe_customer, "tax_ids", None)
+    if tax_ids is not None:
+        _mirror_tax_ids(customer, tax_ids.data)
     return customer
+
+
+def _mirror_billing_address(customer: Customer, address: stripe.Customer.Address | None) -> None:
+    """The customer's billing address as Stripe has it; none when Stripe has none."""
+    row = db.session.scalar(select(BillingAddress).where(BillingAddress.customer_id == customer.id))
+    parts = {name: getattr(address, name, None) or None for name in ADDRESS_PARTS}
+    if not any(parts.values()):
+        if row is not None:
+            db.session.delete(row)
+        return
+    if row is None:
+        row = BillingAddress(customer_id=customer.id)
+        db.session.add(row)
+    for name, value in parts.items():
+        setattr(row, name, value)
+    db.session.flush()
+
+
+ADDRESS_PARTS = ("line1", "line2", "city", "state", "postal_code", "country")
+
+
+def _mirror_tax_ids(customer: Customer, tax_ids: list[stripe.TaxId]) -> None:
+    """The customer's tax IDs become exactly those Stripe has."""
+    current = {tax_id.id: tax_id for tax_id in tax_ids}
+    rows = db.session.scalars(select(TaxId).where(TaxId.customer_id == customer.id)).all()
+    for row in rows:
+        if row.stripe_tax_id not in current:
+            db.session.delete(row)
+    for stripe_tax_id in current.values():
+        row = mirrored_row(TaxId, stripe_tax_id=stripe_tax_id.id)
+        row.customer_id = customer.id
+        row.type = stripe_tax_id.type
+        row.value = stripe_tax_id.value
+        row.country = stripe_tax_id.country
+        verification = stripe_tax_id.verification
+        row.verification_status = verification.status if verification is not None else None
+        row.created = to_datetime(stripe_tax_id.created)
+    db.session.flush()
 
 
 def _match_customer(stripe_customer: stripe.Customer) -> Customer | None:

@@ -12,9 +12,11 @@ from .resources import (
     intents,
     invoices,
     payments,
+    portal,
     refunds,
     schedules,
     subscriptions,
+    tax_ids,
 )
 
 ROUTES = [
@@ -31,8 +33,10 @@ ROUTES = [
         disputes,
         payments,
         billing,
+        portal,
+        tax_ids,
         events,
     )
     for route in module.ROUTES
 ]
-EXPANSIONS = checkout.EXPANSIONS | intents.EXPANSIONS
+EXPANSIONS = checkout.EXPANSIONS | intents.EXPANSIONS | tax_ids.EXPANSIONS

@@ -19,6 +19,8 @@ _CLOCK_OFFSET_KEY = "clock_offset"
 # Every event type the sandbox sends; each is one the SDK knows (tests/stripe_sandbox/test_shapes).
 EVENT_TYPES = frozenset(
     {
+        "billing_portal.configuration.created",
+        "billing_portal.configuration.updated",
         "charge.dispute.closed",
         "charge.dispute.created",
         "charge.dispute.funds_reinstated",
@@ -36,6 +38,8 @@ EVENT_TYPES = frozenset(
         "customer.subscription.pending_update_expired",
         "customer.subscription.trial_will_end",
         "customer.subscription.updated",
+        "customer.tax_id.created",
+        "customer.tax_id.deleted",
         "customer.updated",
         "invoice.created",
         "invoice.finalized",

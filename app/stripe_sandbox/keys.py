@@ -41,6 +41,12 @@ RESOURCE_GROUPS: dict[str, tuple[str, str]] = {
     "/v1/billing/meters": ("billing.meters", "billing_meter"),
     "/v1/billing/meter_events": ("billing.meter_events", "billing_meter_event"),
     "/v1/billing_portal/sessions": ("billing_portal.sessions", "billing_portal_session"),
+    "/v1/billing_portal/configurations": (
+        "billing_portal.configurations",
+        "billing_portal_configuration",
+    ),
+    # Stripe grants a customer's tax IDs with the customer (the Customers row of a key).
+    "/v1/tax_ids": ("customers", "customer"),
     "/v1/events": ("events", "event"),
     "/v1/webhook_endpoints": ("webhook_endpoints", "webhook"),
     "/v1/test_helpers/test_clocks": ("test_clocks", "test_clock"),

@@ -197,6 +197,22 @@ SHAPES: dict[str, dict[str, Any]] = {
     "billing.meter_event_summary": fields(
         "aggregated_value end_time id livemode meter object start_time", livemode=False
     ),
+    "billing_portal.configuration": fields(
+        "active application business_profile created default_return_url features id "
+        "is_default livemode login_page metadata name object updated",
+        active=True,
+        business_profile=fields("headline privacy_policy_url terms_of_service_url"),
+        is_default=False,
+        login_page=fields("enabled url", enabled=False),
+        **_META,
+    ),
+    "tax_id": fields(
+        "country created customer customer_account id livemode object owner type value "
+        "verification",
+        livemode=False,
+        owner=fields("customer customer_account type", type="customer"),
+        verification=fields("status verified_address verified_name", status="unavailable"),
+    ),
     "billing_portal.session": fields(
         "configuration created customer customer_account flow id livemode locale object "
         "on_behalf_of return_url url",

@@ -11,7 +11,9 @@ from .amounts import money
 from .cli import register_commands
 from .context import Ctx
 from .errors import StripeError
-from .resources import billing, checkout
+from .resources import checkout
+from .resources.portal import ADDRESS_FORM, portal_action, portal_view
+from .resources.tax_ids import TAX_ID_TYPES
 from .sandbox import Sandbox
 
 
@@ -74,34 +76,19 @@ def create_blueprint(sandbox: Sandbox) -> Blueprint:
     def portal_page(portal_id: str) -> tuple[str, int]:
         error = notice = None
         if request.method == "POST":
-            form = request.form
             try:
-                if form.get("action") == "card":
-                    sandbox.run(
-                        billing.portal_change_card,
-                        portal_id,
-                        form.get("card_number", ""),
-                        form.get("expiry", ""),
-                    )
-                    notice = "Your payment method was updated."
-                else:
-                    sandbox.run(
-                        billing.portal_set_cancel,
-                        portal_id,
-                        form.get("subscription", ""),
-                        form.get("action") == "cancel",
-                    )
-                    notice = "Your subscription was updated."
+                notice = sandbox.run(portal_action, portal_id, request.form.to_dict())
             except StripeError as exc:
                 error = exc.message
-        session, subscriptions = load(_portal_view, portal_id)
+        view = load(portal_view, portal_id)
         return render_template(
             "stripe_sandbox/portal.html",
-            session=session,
-            subscriptions=subscriptions,
+            **view,
             error=error,
             notice=notice,
             money=money,
+            address_form=ADDRESS_FORM,
+            tax_id_types=sorted(TAX_ID_TYPES),
         ), 402 if error else 200
 
     @bp.route("/invoices/<invoice_id>")
@@ -119,11 +106,3 @@ def _checkout_view(ctx: Ctx, session_id: str) -> tuple[dict[str, Any], list[dict
     # Stripe's page shows the known customer's email, as a field already filled in.
     customer = ctx.store.get(session["customer"]) if session["customer"] else None
     return session, items, (customer or {}).get("email") or ""
-
-
-def _portal_view(ctx: Ctx, portal_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    session = ctx.fetch("billing_portal.session", portal_id)
-    customer = ctx.fetch("customer", session["customer"])
-    method_id = customer["invoice_settings"]["default_payment_method"]
-    session = {**session, "card": ctx.store.get(method_id) if method_id else None}
-    return session, billing.portal_subscriptions(ctx, portal_id)

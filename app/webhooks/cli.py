@@ -1,4 +1,5 @@
-"""``flask stripe setup`` registers Tollgate's webhook endpoint; ``flask webhooks retry``."""
+"""``flask stripe setup`` registers Tollgate's webhook endpoint and configures the billing
+portal; ``flask webhooks retry``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from flask.cli import AppGroup
 
 from app.billing.cli import stripe_cli
 from app.billing.gateway import GatewayError
+from app.billing.portal import PortalSettingError, set_up_portal
 from app.webhooks.endpoint import register_endpoint, update_endpoint
 from app.webhooks.retries import failed_event_ids, replay_events, retry_due_events
 
@@ -18,10 +20,14 @@ from app.webhooks.retries import failed_event_ids, replay_events, retry_due_even
     help="Public URL of /stripe/webhook, e.g. https://billing.example.com/stripe/webhook",
 )
 def setup(url: str) -> None:
-    """Register Tollgate's webhook endpoint with Stripe and print its signing secret; an
-    endpoint already registered for the URL is sent every event type Tollgate now handles."""
+    """Configure Stripe's billing portal for Tollgate, then register Tollgate's webhook endpoint
+    and print its signing secret; re-run, both are brought up to date (an endpoint already
+    registered for the URL is sent every event type Tollgate now handles)."""
     if not url.startswith(("https://", "http://")):
         raise click.BadParameter("give the full URL, starting with https://", param_hint="--url")
+    # The portal first: a setting Stripe refuses stops the command before the endpoint's
+    # secret, which Stripe shows once, could be printed and lost.
+    _set_up_portal()
     try:
         updated = update_endpoint(url)
         if updated is not None:
@@ -36,6 +42,27 @@ def setup(url: str) -> None:
     click.echo(f"Registered webhook endpoint {endpoint_id} for {url}.")
     click.echo("Stripe shows its signing secret only now. Configure Tollgate with:")
     click.echo(f"  STRIPE_WEBHOOK_SECRET={secret}")
+
+
+def _set_up_portal() -> None:
+    try:
+        done = set_up_portal()
+    except PortalSettingError as exc:
+        raise click.ClickException(f"{exc} Nothing was changed.") from exc
+    except GatewayError as exc:
+        raise click.ClickException(
+            f"Stripe refused the billing-portal configuration: {exc.detail} Nothing was changed."
+        ) from exc
+    verb = "Created" if done.created else "Updated"
+    allowed = ["card", "billing address", "name", "tax IDs", "invoice history"]
+    if done.options.plan_changes:
+        allowed.append("plan changes")
+    if done.options.cancel:
+        allowed.append("cancelling at period end")
+    click.echo(
+        f"{verb} billing-portal configuration {done.configuration_id}: "
+        f"customers may change {', '.join(allowed)}."
+    )
 
 
 webhooks_cli = AppGroup("webhooks", help="The log of Stripe's events.")

@@ -246,6 +246,45 @@ def billing_portal_session(w: World, full: bool) -> list[Raw]:
     return _raw(w.client.v1.billing_portal.sessions.create(params=params))
 
 
+def billing_portal_configuration(w: World, full: bool) -> list[Raw]:
+    configurations = w.client.v1.billing_portal.configurations
+    if not full:
+        return _raw(
+            configurations.create(params={"features": {"invoice_history": {"enabled": True}}})
+        )
+    made = configurations.create(
+        params={
+            "business_profile": {"headline": "Acme", "privacy_policy_url": "https://a.test/p"},
+            "default_return_url": "http://app.test/account",
+            "features": {
+                "customer_update": {"enabled": True, "allowed_updates": ["address", "tax_id"]},
+                "invoice_history": {"enabled": True},
+                "payment_method_update": {"enabled": True},
+                "subscription_cancel": {
+                    "enabled": True,
+                    "mode": "at_period_end",
+                    "cancellation_reason": {"enabled": True, "options": ["too_expensive"]},
+                },
+            },
+            "metadata": {"app": "tollgate"},
+            "name": "Tollgate",
+        }
+    )
+    updated = configurations.update(
+        made.id, params={"features": {"invoice_history": {"enabled": False}}}
+    )
+    return _raw(made, updated, configurations.retrieve(made.id))
+
+
+def tax_id(w: World, full: bool) -> list[Raw]:
+    cus = w.client.v1.customers.create()
+    value = "DE123456789" if full else "12-3456789"
+    made = w.client.v1.customers.tax_ids.create(
+        cus.id, params={"type": "eu_vat" if full else "us_ein", "value": value}
+    )
+    return _raw(made, w.client.v1.tax_ids.retrieve(made.id))
+
+
 def webhook_endpoint(w: World, full: bool) -> list[Raw]:
     params: stripe.params.WebhookEndpointCreateParams = {
         "url": "http://app.test/hook",
@@ -451,6 +490,8 @@ BUILDERS: dict[str, Callable[[World, bool], list[Raw]]] = {
     "billing.meter_event": billing_meter_event,
     "billing.meter_event_summary": billing_meter_event_summary,
     "billing_portal.session": billing_portal_session,
+    "billing_portal.configuration": billing_portal_configuration,
+    "tax_id": tax_id,
     "webhook_endpoint": webhook_endpoint,
     "event": event,
     "test_helpers.test_clock": test_clock,

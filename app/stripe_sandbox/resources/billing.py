@@ -1,4 +1,4 @@
-"""Billing meters, meter events and the customer portal."""
+"""Billing meters and meter events (the customer portal is portal.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from decimal import Decimal
 from typing import Any
 
 import stripe.params.billing as bsp
-import stripe.params.billing_portal as psp
 
 from ..context import DAY, Ctx
 from ..errors import StripeError
@@ -15,12 +14,8 @@ from ..listing import paginate
 from ..router import Route
 from ..shapes import skeleton
 from ..store import new_id
-from .catalog import update_customer
 from .common import lister, refuse_unsupported, retrieve
-from .lifecycle import attempt_payment
-from .payments import attach_card
 from .periods import counted_usage
-from .subscriptions import update as update_subscription
 
 # Meter events may be at most 35 days old (docs: "Record usage with the API").
 _MAX_EVENT_AGE = 35 * DAY
@@ -153,58 +148,6 @@ def _summary(meter: str, customer: str, start: int, end: int, total: Decimal) ->
     }
 
 
-def create_portal_session(ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
-    """POST /v1/billing_portal/sessions."""
-    refuse_unsupported(params, ("customer", "return_url", "locale"))
-    customer = ctx.fetch("customer", params.get("customer", ""), "customer")
-    session = skeleton(
-        "billing_portal.session",
-        new_id("bps", 24),
-        ctx.now(customer["test_clock"]),
-    )
-    session.update(
-        configuration="bpc_sandbox_default",
-        customer=customer["id"],
-        locale=params.get("locale"),
-        return_url=params.get("return_url"),
-        url=f"{ctx.base_url}/sandbox/portal/{session['id']}",
-    )
-    return ctx.save(session)
-
-
-def portal_subscriptions(ctx: Ctx, portal_id: str) -> list[dict[str, Any]]:
-    """The customer's subscriptions that the portal page lists."""
-    session = ctx.fetch("billing_portal.session", portal_id)
-    return [
-        s
-        for s in ctx.store.all("subscription")
-        if s["customer"] == session["customer"] and s["status"] != "canceled"
-    ]
-
-
-def portal_change_card(ctx: Ctx, portal_id: str, number: str, expiry: str) -> None:
-    """Portal: a new default card for the customer and its subscriptions; retry what's due."""
-    session = ctx.fetch("billing_portal.session", portal_id)
-    customer = ctx.fetch("customer", session["customer"])
-    method = attach_card(ctx, customer, number, expiry)["id"]
-    update_customer(ctx, {"invoice_settings": {"default_payment_method": method}}, customer["id"])
-    for sub in portal_subscriptions(ctx, portal_id):
-        update_subscription(ctx, {"default_payment_method": method}, sub["id"])
-        for invoice in ctx.store.all("invoice"):
-            if (
-                invoice["status"] == "open"
-                and invoice["parent"]["subscription_details"]["subscription"] == sub["id"]
-            ):
-                attempt_payment(ctx, invoice)
-
-
-def portal_set_cancel(ctx: Ctx, portal_id: str, sub_id: str, cancel: bool) -> None:
-    """Portal: cancel at period end, or take that back."""
-    if sub_id not in {s["id"] for s in portal_subscriptions(ctx, portal_id)}:
-        raise StripeError("This subscription does not belong to the portal's customer.")
-    update_subscription(ctx, {"cancel_at_period_end": cancel}, sub_id)
-
-
 ROUTES = [
     Route("POST", "/v1/billing/meters", bsp.MeterCreateParams, create_meter),
     Route(
@@ -221,5 +164,4 @@ ROUTES = [
         list_event_summaries,
     ),
     Route("POST", "/v1/billing/meter_events", bsp.MeterEventCreateParams, create_meter_event),
-    Route("POST", "/v1/billing_portal/sessions", psp.SessionCreateParams, create_portal_session),
 ]
