@@ -49,10 +49,11 @@ class AccountOverview:
 
 
 def plan_choices(current: Plan) -> list[PlanChoice]:
-    """The plans a customer on ``current`` can change to from the account page."""
+    """The plans a customer on ``current`` can change to from the account page: every other
+    one (changes.py says how each is made)."""
     choices = []
     for plan in current_catalog().plans.values():
-        if plan.key == current.key or (plan.billing != current.billing and not current.is_free):
+        if plan.key == current.key:
             continue
         if plan.tier == current.tier:
             label = f"Switch to {plan.interval}ly"

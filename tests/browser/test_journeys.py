@@ -220,3 +220,58 @@ def test_log_out_then_log_in_returns_to_the_account(page: Page, journey: Journey
     expect(page.get_by_role("heading", name="Your account")).to_be_visible()
     expect(page.locator("#plan-status")).to_have_text("Trial: 14 days left")
     journey.step("logged-in")
+
+
+def test_pro_moves_to_enterprise_in_place_with_the_unused_time_credited(
+    page: Page, journey: Journey, sandbox: Sandbox
+) -> None:
+    start_trial(page, journey, "Pro")
+    end_trial(sandbox)
+    go_to_account(page, journey, "Active")
+
+    page.get_by_role("button", name="Upgrade to Enterprise (monthly)").click()
+    # Billed in arrears: nothing now, and the next invoice credits what is left of Pro.
+    expect(page.locator("#amount-due")).to_have_text("$0")
+    credit = page.locator("#preview-lines tr.credit")
+    expect(credit).to_contain_text("Unused time on Pro")
+    expect(credit).to_contain_text("-$")
+    journey.step("enterprise-preview")
+    page.get_by_role("button", name="Confirm the change to Enterprise").click()
+    expect(page.get_by_role("heading", name="Enterprise", exact=True)).to_be_visible()
+    expect(page.locator("#plan-status")).to_have_text("Active")
+    journey.step("on-enterprise")
+
+
+def test_billing_address_and_tax_id_given_in_the_portal_show_on_the_account(
+    page: Page, journey: Journey, sandbox: Sandbox
+) -> None:
+    start_trial(page, journey, "Starter")
+    go_to_account(page, journey, "Trial: 14 days left")
+    expect(page.locator("#billing-address")).to_have_text("None given")
+
+    page.get_by_role("button", name="Change card or billing details").click()
+    # Tollgate's configuration: details, tax IDs and invoices, but no cancelling here.
+    expect(page.get_by_role("button", name="Cancel plan")).to_have_count(0)
+    page.get_by_label("Line1").fill("1 rue de Rivoli")
+    page.get_by_label("City").fill("Paris")
+    page.get_by_label("Postal code").fill("75001")
+    page.get_by_label("Country").fill("FR")
+    page.get_by_role("button", name="Save").click()
+    page.get_by_label("Type").select_option("eu_vat")
+    page.get_by_label("Tax ID").fill("FR12345678901")
+    page.get_by_role("button", name="Add tax ID").click()
+    expect(page.get_by_text("FR12345678901")).to_be_visible()
+    journey.step("portal")
+
+    page.get_by_role("link", name="Return").click()
+    # The webhooks arrive in the background: the page shows them once they have.
+    wait_until(
+        lambda: not sandbox.pending_deliveries(),
+        timeout=10,
+        failure="the sandbox did not deliver its webhooks",
+    )
+    page.reload()
+    expect(page.locator("#billing-address")).to_contain_text("1 rue de Rivoli")
+    expect(page.locator("#billing-address")).to_contain_text("Paris")
+    expect(page.locator("#billing-tax-ids")).to_contain_text("FR12345678901")
+    journey.step("account-with-details")
