@@ -227,7 +227,10 @@ def apply_upgrade(
     """Move to ``target`` now, priced at the previewed ``proration_date``.
 
     ``pending_if_incomplete`` makes Stripe keep the old plan until the proration invoice is
-    paid: a declined card leaves the subscription exactly as it was.
+    paid: a declined card leaves the subscription exactly as it was. A move to a plan billed in
+    arrears invoices nothing now, so it has no payment to wait for, and it is sent without:
+    Stripe's pending updates take new prices and quantities, not the items such a move deletes
+    (its pending updates reference).
     """
     current = check_change(subscription, target)
     if change_kind(current, target) is not ChangeKind.UPGRADE:
@@ -239,14 +242,16 @@ def apply_upgrade(
         # the update again would change its items under the same key, which Stripe refuses.
         return _mirror_upgrade(subscription)
     release_schedule(stripe_subscription)
+    change: dict[str, Any] = {
+        "items": _item_changes(stripe_subscription, new_items, current, target),
+        "proration_behavior": _proration_behavior(target),
+        "proration_date": proration_date,
+    }
+    if target.billing == "in_advance":
+        change["payment_behavior"] = "pending_if_incomplete"
     updated = gateway().update_subscription(
         subscription.stripe_subscription_id,
-        {
-            "items": _item_changes(stripe_subscription, new_items, current, target),
-            "proration_behavior": _proration_behavior(target),
-            "proration_date": proration_date,
-            "payment_behavior": "pending_if_incomplete",
-        },
+        change,
         idempotency_key=f"tollgate-upgrade-{subscription.stripe_subscription_id}-"
         f"{target.key}-{intent}",
     )
