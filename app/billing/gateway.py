@@ -285,15 +285,6 @@ class StripeGateway:
         return self.client.v1.subscription_schedules.release(schedule_id)
 
     @_translate_errors
-    def create_portal_session(
-        self, stripe_customer_id: str, return_url: str
-    ) -> stripe.billing_portal.Session:
-        """A Stripe billing-portal session where the customer changes its card."""
-        return self.client.v1.billing_portal.sessions.create(
-            {"customer": stripe_customer_id, "return_url": return_url}
-        )
-
-    @_translate_errors
     def open_portal(
         self, stripe_customer_id: str, return_url: str, configuration_id: str | None
     ) -> stripe.billing_portal.Session:
@@ -331,14 +322,6 @@ class StripeGateway:
         )
 
     @_translate_errors
-    def retrieve_customer_details(self, customer_id: str) -> stripe.Customer:
-        """A customer as Stripe has it now, with its default card for invoices and its tax IDs
-        (which Stripe sends only when asked)."""
-        return self.client.v1.customers.retrieve(
-            customer_id, {"expand": ["invoice_settings.default_payment_method", "tax_ids"]}
-        )
-
-    @_translate_errors
     def tax_id_owner(self, tax_id: str) -> str | None:
         """The Stripe customer a tax ID belongs to; None when Stripe has no such tax ID (any
         more: a deleted one is gone)."""
@@ -358,9 +341,9 @@ class StripeGateway:
     @_translate_errors
     def retrieve_customer(self, customer_id: str) -> stripe.Customer:
         """A customer as Stripe has it now (a deleted one answers ``deleted: true``), with its
-        default card for invoices."""
+        default card for invoices and its tax IDs (which Stripe sends only when asked)."""
         return self.client.v1.customers.retrieve(
-            customer_id, {"expand": ["invoice_settings.default_payment_method"]}
+            customer_id, {"expand": ["invoice_settings.default_payment_method", "tax_ids"]}
         )
 
     @_translate_errors

@@ -361,7 +361,7 @@ def _grant_paid_period(subscription: Subscription, stripe_invoice: stripe.Invoic
 
 def fetch_customer(customer_id: str) -> stripe.Customer:
     """A customer as Stripe has it now, with its default card and tax IDs."""
-    return gateway().retrieve_customer_details(customer_id)
+    return gateway().retrieve_customer(customer_id)
 
 
 def fetch_tax_id_customer(tax_id: str) -> stripe.Customer | None:

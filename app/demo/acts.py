@@ -183,7 +183,7 @@ def change_card(stage: Stage, persona: Persona, number: str) -> None:
     stripe_customer_id = stage.customer(persona).stripe_customer_id
     assert stripe_customer_id is not None
     db.session.commit()
-    portal = gateway().create_portal_session(stripe_customer_id, stage.links.account)
+    portal = gateway().open_portal(stripe_customer_id, stage.links.account, None)
     page = stage.web.post(
         urlsplit(portal.url).path,
         data={"action": "card", "card_number": number, "expiry": _expiry(persona)},
